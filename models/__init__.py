@@ -1,0 +1,1 @@
+"""Shipped PAFU models (package data of ``pafu_cli.models``); see README.md here."""

@@ -1,0 +1,77 @@
+"""Public demosaicking API: a Bayer mosaic array in, an RGB array out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bayer import check_pattern
+from .models import PafuModel, resolve_model
+
+
+def _as_float(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind in "iu":
+        return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
+    if a.dtype.kind != "f":
+        raise TypeError(f"expected a numeric image array, got dtype {a.dtype}")
+    return a.astype(np.float32, copy=False)
+
+
+def receptive_margin(model: PafuModel) -> int:
+    """Pixels (at the model's input resolution) that influence one output quad/pixel."""
+    sel = sum((w.shape[2] - 1) // 2 for w in model.selector_weights)
+    return max(sel, (model.bank.shape[3] - 1) // 2)
+
+
+def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = False):
+    """Demosaick (and, with a denoising model, denoise) a Bayer mosaic.
+
+    Parameters
+    ----------
+    cfa : array_like (H, W)
+        The mosaic. Float values are expected in [0, 1] (black 0, white 1);
+        integer arrays are divided by their dtype's maximum.
+    pattern : {"RGGB", "BGGR", "GRBG", "GBRG"}
+        Colours of the top-left 2x2 tile, in raster order.
+    model : None, str, path or PafuModel
+        None picks the shipped default noise-free model; a name picks another
+        shipped model (see ``pafu models``).
+    return_selection : bool
+        Also return the kernel index chosen for every 2x2 quad.
+
+    Returns
+    -------
+    rgb : ndarray (H, W, 3) float32
+        Not clipped. With ``return_selection``, also an (ceil(H/2), ceil(W/2))
+        int32 array of kernel indices, aligned with the RGGB-shifted quads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pafu_cli import demosaick
+    >>> from pafu_cli.analytic import bilinear_demosaick_model
+    >>> rgb = demosaick(np.full((6, 8), 0.5), "GRBG", model=bilinear_demosaick_model())
+    >>> rgb.shape, float(rgb.min()), float(rgb.max())
+    ((6, 8, 3), 0.5, 0.5)
+    """
+    pattern = check_pattern(pattern)
+    x = _as_float(cfa)
+    if x.ndim != 2:
+        raise ValueError(f"a Bayer mosaic must be 2-D (H, W), got shape {x.shape}")
+    if min(x.shape) < 2:
+        raise ValueError(f"a Bayer mosaic needs at least 2x2 samples, got {x.shape}")
+    m = resolve_model(model, "demosaick")
+    margin = 2 * receptive_margin(m)
+    from .bayer import to_packed_rggb
+
+    packed, (top, left) = to_packed_rggb(x, pattern, margin)
+    from . import engine
+
+    rgb, idx = engine.run(m, packed)
+    h, w = x.shape
+    rgb = rgb[top : top + h, left : left + w]
+    if not return_selection:
+        return np.ascontiguousarray(rgb)
+    q0, q1 = top // 2, left // 2
+    sel = idx[q0 : q0 + (h + 1) // 2, q1 : q1 + (w + 1) // 2]
+    return np.ascontiguousarray(rgb), np.ascontiguousarray(sel)

@@ -1,0 +1,56 @@
+"""Public super-resolution API: an image array in, an image s times larger out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .demosaick import _as_float
+from .models import resolve_model
+
+SCALES = (2, 3, 4)
+
+
+def upscale(image, scale: int, model=None, return_selection: bool = False):
+    """Upscale an image by 2, 3 or 4 with a PAFU model.
+
+    Selection and filtering run on the low-resolution image and produce 3 s^2
+    channels, which depth-to-space turns into the s-times larger image.
+
+    Parameters
+    ----------
+    image : array_like (H, W, 3) or (H, W)
+        Float in [0, 1], or integers (divided by the dtype's maximum). A
+        one-channel image is processed as grey RGB and returned as (sH, sW).
+    scale : {2, 3, 4}
+    model : None, str, path or PafuModel
+        None picks the shipped default for ``scale``.
+    return_selection : bool
+        Also return the (H, W) int32 kernel index of every input pixel.
+
+    Returns
+    -------
+    ndarray (sH, sW, 3) or (sH, sW) float32, not clipped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pafu_cli import upscale
+    >>> from pafu_cli.analytic import nearest_upscale_model
+    >>> upscale(np.eye(2), 2, model=nearest_upscale_model(2))[0].tolist()
+    [1.0, 1.0, 0.0, 0.0]
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale {scale} is not supported; expected one of 2, 3, 4")
+    x = _as_float(image)
+    grey = x.ndim == 2
+    if grey:
+        x = np.repeat(x[..., None], 3, axis=2)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {np.shape(image)}")
+    m = resolve_model(model, "upscale", scale)
+    from . import engine
+
+    out, idx = engine.run(m, x)
+    if grey:
+        out = out.mean(axis=2, dtype=np.float32)
+    return (out, idx) if return_selection else out

@@ -1,0 +1,1 @@
+"""Training of PAFU models (needs the optional ``train`` extra: PyTorch)."""

@@ -1,0 +1,152 @@
+"""Training data synthesis from ordinary RGB images (NumPy only).
+
+- Super-resolution pairs: HR images (optionally shrunk first, for scale
+  augmentation) mod-cropped, LR made with MATLAB-compatible bicubic on uint8.
+- Bayer mosaics of all four layouts, phase-shifted to RGGB as inference does,
+  with optional heteroskedastic Gaussian noise, variance ``a * x + b``.
+- Random crops with the 8 flips/rotations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..bayer import PATTERNS, RED_OFFSET, mosaic
+from ..resize import imresize, modcrop
+
+IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def list_images(folders) -> list:
+    """Sorted image files of the given folders."""
+    files = []
+    for d in folders:
+        files += sorted(p for p in Path(d).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise FileNotFoundError(f"no training images in {', '.join(map(str, folders))}")
+    return files
+
+
+def split_files(files, val_every: int = 10):
+    """Deterministic train/validation split: every ``val_every``-th file validates."""
+    val = [f for i, f in enumerate(files) if i % val_every == val_every - 1]
+    train = [f for i, f in enumerate(files) if i % val_every != val_every - 1]
+    return train, val
+
+
+def read_rgb8(path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    im = iio.imread(path)
+    if im.ndim == 2:
+        im = np.repeat(im[..., None], 3, axis=2)
+    return np.ascontiguousarray(im[..., :3]).astype(np.uint8)
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an (H, W, ...) array, k in 0..7."""
+    if k & 4:
+        a = a[:, ::-1]
+    return np.rot90(a, k & 3, axes=(0, 1))
+
+
+@dataclasses.dataclass
+class SRPairs:
+    """Pre-computed (LR, HR) uint8 pairs for one scale."""
+
+    lr: list
+    hr: list
+
+    @classmethod
+    def build(cls, files, scale: int, shrink=(1.0,)):
+        lr, hr = [], []
+        for f in files:
+            im = read_rgb8(f)
+            for z in shrink:
+                h = im if z == 1.0 else imresize(im, z)
+                h = modcrop(h, scale)
+                if min(h.shape[:2]) < 8 * scale:
+                    continue
+                hr.append(h)
+                lr.append(imresize(h, 1.0 / scale))
+        return cls(lr, hr)
+
+    def sample(self, rng, batch: int, lr_patch: int, scale: int):
+        """(B, 3, p, p) LR and (B, 3, sp, sp) HR float32 batches in [0, 1]."""
+        weights = np.array([a.shape[0] * a.shape[1] for a in self.lr], np.float64)
+        picks = rng.choice(len(self.lr), size=batch, p=weights / weights.sum())
+        xs, ys = [], []
+        for i in picks:
+            lr, hr = self.lr[i], self.hr[i]
+            y0 = rng.integers(0, lr.shape[0] - lr_patch + 1)
+            x0 = rng.integers(0, lr.shape[1] - lr_patch + 1)
+            lp = lr[y0 : y0 + lr_patch, x0 : x0 + lr_patch]
+            hp = hr[y0 * scale : (y0 + lr_patch) * scale, x0 * scale : (x0 + lr_patch) * scale]
+            k = int(rng.integers(8))
+            xs.append(dihedral(lp, k))
+            ys.append(dihedral(hp, k))
+        to = lambda a: np.ascontiguousarray(np.stack(a).transpose(0, 3, 1, 2), np.float32) / 255
+        return to(xs), to(ys)
+
+
+@dataclasses.dataclass
+class NoiseRange:
+    """Heteroskedastic noise ``N(0, a x + b)`` with ``a``, ``sqrt(b)`` drawn uniformly."""
+
+    a_max: float = 0.0
+    sigma_max: float = 0.0  # sqrt(b), in [0, 1] units
+    p_clean: float = 0.0  # share of clean patches
+
+    @property
+    def enabled(self) -> bool:
+        return self.a_max > 0 or self.sigma_max > 0
+
+    def apply(self, rng, cfa: np.ndarray) -> np.ndarray:
+        if not self.enabled or rng.random() < self.p_clean:
+            return cfa
+        a = rng.uniform(0, self.a_max)
+        sigma = rng.uniform(0, self.sigma_max)
+        var = np.maximum(a * cfa + sigma * sigma, 0)
+        noisy = cfa + rng.standard_normal(cfa.shape).astype(np.float32) * np.sqrt(var)
+        return np.clip(noisy, 0, 1).astype(np.float32)
+
+
+@dataclasses.dataclass
+class BayerImages:
+    """RGB images from which RGGB-phased mosaics and their ground truth are cut."""
+
+    images: list
+
+    @classmethod
+    def build(cls, files):
+        return cls([read_rgb8(f) for f in files])
+
+    def sample(self, rng, batch: int, patch: int, noise: NoiseRange):
+        """(B, 1, p, p) RGGB mosaics and (B, 3, p, p) ground truth, float32 in [0, 1].
+
+        Each patch is mosaicked with a random one of the four layouts and then
+        phase-shifted to RGGB by dropping its first row and/or column, exactly
+        the shift inference applies.
+        """
+        weights = np.array([a.shape[0] * a.shape[1] for a in self.images], np.float64)
+        picks = rng.choice(len(self.images), size=batch, p=weights / weights.sum())
+        xs, ys = [], []
+        for i in picks:
+            im = self.images[i]
+            y0 = rng.integers(0, im.shape[0] - patch - 1)
+            x0 = rng.integers(0, im.shape[1] - patch - 1)
+            crop = dihedral(im[y0 : y0 + patch + 1, x0 : x0 + patch + 1], int(rng.integers(8)))
+            crop = crop.astype(np.float32) / 255
+            pattern = PATTERNS[int(rng.integers(4))]
+            cfa = mosaic(crop, pattern)
+            ry, rx = RED_OFFSET[pattern]
+            cfa = cfa[ry : ry + patch, rx : rx + patch]
+            gt = crop[ry : ry + patch, rx : rx + patch]
+            xs.append(noise.apply(rng, cfa))
+            ys.append(gt)
+        x = np.ascontiguousarray(np.stack(xs)[:, None], np.float32)
+        y = np.ascontiguousarray(np.stack(ys).transpose(0, 3, 1, 2), np.float32)
+        return x, y

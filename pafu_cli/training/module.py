@@ -1,0 +1,138 @@
+"""The PAFU as a PyTorch module, for training; exports to :class:`PafuModel`.
+
+Training follows Kokkinos et al. (arXiv 1911.10581): straight-through
+Gumbel-softmax selection (forward one-hot, backward through the soft
+probabilities), all n kernel responses computed as one convolution with
+n x C_out outputs, and a decorrelation penalty ``||Wf Wf^T - I||_F^2`` on the
+normalised flattened kernels. Inference is an argmax, as in the Numba engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models import LAYOUTS, PafuModel, expected_out_channels
+
+
+class PafuNet(nn.Module):
+    """Selector CNN + kernel bank.
+
+    Parameters
+    ----------
+    task : "demosaick" or "upscale"
+    scale : SR factor (1 for demosaick)
+    n_kernels : size of the bank
+    kernel_sizes : odd support of each kernel (mixed sizes allowed)
+    width, depth : selector: ``depth - 1`` 3x3 conv + ReLU layers of ``width``
+        channels, then a 1x1 conv to ``n_kernels`` logits
+    """
+
+    def __init__(self, task, scale, n_kernels=16, kernel_sizes=None, width=16, depth=3):
+        super().__init__()
+        self.task, self.scale = task, scale
+        self.in_channels = 4 if task == "demosaick" else 3
+        self.out_channels = expected_out_channels(task, scale)
+        self.shuffle = 2 if task == "demosaick" else scale
+        sizes = list(kernel_sizes or [5] * n_kernels)
+        if len(sizes) != n_kernels or any(k % 2 == 0 for k in sizes):
+            raise ValueError(f"need {n_kernels} odd kernel sizes, got {sizes}")
+        self.big_k = max(sizes)
+        self.register_buffer("kernel_sizes", torch.tensor(sizes, dtype=torch.int32))
+        mask = torch.zeros(n_kernels, 1, 1, self.big_k, self.big_k)
+        for z, k in enumerate(sizes):
+            m = (self.big_k - k) // 2
+            mask[z, :, :, m : m + k, m : m + k] = 1
+        self.register_buffer("mask", mask)
+        self.bank = nn.Parameter(
+            torch.zeros(n_kernels, self.out_channels, self.in_channels, self.big_k, self.big_k)
+        )
+        layers, c = [], self.in_channels
+        for _ in range(depth - 1):
+            layers.append(nn.Conv2d(c, width, 3))
+            c = width
+        layers.append(nn.Conv2d(c, n_kernels, 1))
+        self.selector = nn.ModuleList(layers)
+        self.register_buffer("in_mean", torch.full((self.in_channels,), 0.5))
+        self.register_buffer("in_scale", torch.full((self.in_channels,), 2.0))
+
+    @property
+    def n_kernels(self):
+        return self.bank.shape[0]
+
+    def masked_bank(self):
+        return self.bank * self.mask
+
+    def prepare(self, x):
+        """Network input from a batch: RGGB mosaics (B,1,H,W) are packed into quads."""
+        return F.pixel_unshuffle(x, 2) if self.task == "demosaick" else x
+
+    def logits(self, x):
+        h = (x - self.in_mean.view(1, -1, 1, 1)) * self.in_scale.view(1, -1, 1, 1)
+        for i, conv in enumerate(self.selector):
+            r = (conv.kernel_size[0] - 1) // 2
+            if r:
+                h = F.pad(h, (r, r, r, r), mode="reflect")
+            h = conv(h)
+            if i < len(self.selector) - 1:
+                h = F.relu(h)
+        return h
+
+    def responses(self, x):
+        """All kernels at all pixels: (B, n, C_out, H, W)."""
+        r = (self.big_k - 1) // 2
+        w = self.masked_bank().reshape(-1, self.in_channels, self.big_k, self.big_k)
+        y = F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), w)
+        b, _, h, wd = y.shape
+        return y.view(b, self.n_kernels, self.out_channels, h, wd)
+
+    def forward(self, batch, tau=1.0, mode="gumbel"):
+        """Output image (B, 3, sH, sW) and the one-hot selection weights.
+
+        ``mode``: "gumbel" (straight-through Gumbel-softmax, training),
+        "argmax" (inference, as the Numba engine).
+        """
+        x = self.prepare(batch)
+        logits = self.logits(x)
+        if mode == "gumbel":
+            u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
+            g = -torch.log(-torch.log(u))
+            soft = F.softmax((logits + g) / tau, dim=1)
+            hard = F.one_hot(soft.argmax(1), self.n_kernels).permute(0, 3, 1, 2).to(soft.dtype)
+            sel = hard - soft.detach() + soft
+        else:
+            sel = F.one_hot(logits.argmax(1), self.n_kernels).permute(0, 3, 1, 2).to(logits.dtype)
+        y = (self.responses(x) * sel.unsqueeze(2)).sum(1)
+        return F.pixel_shuffle(y, self.shuffle), sel
+
+    def decorrelation(self):
+        """``||Wf Wf^T - I||_F^2`` over the normalised, flattened (padded) kernels."""
+        wf = self.masked_bank().flatten(1)
+        wf = wf / wf.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        gram = wf @ wf.t()
+        eye = torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
+        return ((gram - eye) ** 2).sum()
+
+    def selector_parameters(self):
+        return list(self.selector.parameters())
+
+    def to_model(self, name="", description="", provenance=None) -> PafuModel:
+        """Export to the ``.npz`` model format's in-memory form."""
+        ws = tuple(c.weight.detach().cpu().numpy().astype(np.float32) for c in self.selector)
+        bs = tuple(c.bias.detach().cpu().numpy().astype(np.float32) for c in self.selector)
+        return PafuModel(
+            task=self.task,
+            scale=self.scale if self.task == "upscale" else 1,
+            input_layout=LAYOUTS[self.task],
+            selector_weights=ws,
+            selector_biases=bs,
+            selector_input_mean=self.in_mean.cpu().numpy().astype(np.float32),
+            selector_input_scale=self.in_scale.cpu().numpy().astype(np.float32),
+            bank=self.masked_bank().detach().cpu().numpy().astype(np.float32),
+            kernel_sizes=self.kernel_sizes.cpu().numpy().astype(np.int32),
+            name=name,
+            description=description,
+            provenance=provenance or {},
+        )
