@@ -68,6 +68,14 @@ DEFAULT_MODELS = {
     ("demosaick", 1): "demosaick",
 }
 DENOISE_MODEL = "demosaick_denoise"
+# Hand-made banks selectable by name (see pafu_cli.analytic).
+ANALYTIC_MODELS = {
+    "demosaick": {"bilinear": lambda a, s: a.bilinear_demosaick_model()},
+    "upscale": {
+        "nearest": lambda a, s: a.nearest_upscale_model(s),
+        "bilinear": lambda a, s: a.bilinear_upscale_model(s),
+    },
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,6 +321,10 @@ def resolve_model(model, task: str, scale: int = 1) -> PafuModel:
     else:
         if model is None:
             model = DEFAULT_MODELS[(task, scale)]
+        if str(model) in ANALYTIC_MODELS.get(task, ()):
+            from . import analytic
+
+            return ANALYTIC_MODELS[task][str(model)](analytic, scale)
         p = Path(str(model))
         if not p.suffix and not p.exists():
             candidate = models_dir() / f"{model}.npz"

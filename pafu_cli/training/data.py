@@ -53,6 +53,14 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
     return np.rot90(a, k & 3, axes=(0, 1))
 
 
+def _pick(rng, shapes, batch: int, patch: int) -> np.ndarray:
+    """Indices of ``batch`` images large enough for ``patch``, drawn by area."""
+    weights = np.array([h * w if min(h, w) >= patch else 0 for h, w in shapes], np.float64)
+    if weights.sum() == 0:
+        raise ValueError(f"no training image is at least {patch} px on both sides")
+    return rng.choice(len(shapes), size=batch, p=weights / weights.sum())
+
+
 @dataclasses.dataclass
 class SRPairs:
     """Pre-computed (LR, HR) uint8 pairs for one scale."""
@@ -76,8 +84,7 @@ class SRPairs:
 
     def sample(self, rng, batch: int, lr_patch: int, scale: int):
         """(B, 3, p, p) LR and (B, 3, sp, sp) HR float32 batches in [0, 1]."""
-        weights = np.array([a.shape[0] * a.shape[1] for a in self.lr], np.float64)
-        picks = rng.choice(len(self.lr), size=batch, p=weights / weights.sum())
+        picks = _pick(rng, [a.shape[:2] for a in self.lr], batch, lr_patch)
         xs, ys = [], []
         for i in picks:
             lr, hr = self.lr[i], self.hr[i]
@@ -131,13 +138,12 @@ class BayerImages:
         phase-shifted to RGGB by dropping its first row and/or column, exactly
         the shift inference applies.
         """
-        weights = np.array([a.shape[0] * a.shape[1] for a in self.images], np.float64)
-        picks = rng.choice(len(self.images), size=batch, p=weights / weights.sum())
+        picks = _pick(rng, [a.shape[:2] for a in self.images], batch, patch + 1)
         xs, ys = [], []
         for i in picks:
             im = self.images[i]
-            y0 = rng.integers(0, im.shape[0] - patch - 1)
-            x0 = rng.integers(0, im.shape[1] - patch - 1)
+            y0 = rng.integers(0, im.shape[0] - patch)
+            x0 = rng.integers(0, im.shape[1] - patch)
             crop = dihedral(im[y0 : y0 + patch + 1, x0 : x0 + patch + 1], int(rng.integers(8)))
             crop = crop.astype(np.float32) / 255
             pattern = PATTERNS[int(rng.integers(4))]

@@ -63,7 +63,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 100
     val_every: int = 10
-    init_noise: float = 0.005
+    init_noise: float = 0.001
 
     def default_patch(self):
         if self.patch:
