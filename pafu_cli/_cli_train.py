@@ -26,7 +26,7 @@ import click
 @click.option("--lr-selector", default=2e-3, show_default=True)
 @click.option("--tau", nargs=2, type=float, default=(1.0, 0.1), show_default=True,
               help="Gumbel temperature: start and end (geometric schedule).")
-@click.option("--decorrelation", default=1e-3, show_default=True, help="Weight of ||Wf Wf^T - I||^2.")
+@click.option("--decorrelation", default=1e-5, show_default=True, help="Weight of ||Wf Wf^T - I||^2.")
 @click.option("--alternate/--no-alternate", default=True, show_default=True,
               help="Update selector 1 step, bank 3 steps, in turn.")
 @click.option("--refit/--no-refit", default=True, show_default=True,
@@ -34,12 +34,14 @@ import click
 @click.option("--noise", nargs=2, type=float, default=(0.0, 0.0), show_default=True,
               help="Demosaick: max shot-noise gain a and max read-noise sigma (0..1 units).")
 @click.option("--noise-p-clean", default=0.0, show_default=True, help="Share of noise-free patches.")
+@click.option("--selector-pretrain", default=500, show_default=True,
+              help="Initialisation: selector steps learning the k-means patch clusters.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean,
-              seed, threads, checkpoint):
+              selector_pretrain, seed, threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
     \b
@@ -60,7 +62,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, seed=seed, threads=threads,
-        checkpoint=checkpoint,
+        checkpoint=checkpoint, selector_pretrain=selector_pretrain,
     )
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")

@@ -42,8 +42,9 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
     Returns
     -------
     rgb : ndarray (H, W, 3) float32
-        Not clipped. With ``return_selection``, also an (ceil(H/2), ceil(W/2))
-        int32 array of kernel indices, aligned with the RGGB-shifted quads.
+        Not clipped. With ``return_selection``, also the int32 kernel index of
+        every RGGB-shifted 2x2 quad that covers part of the image (one more row
+        or column than ceil(H/2), ceil(W/2) when the shift splits a quad).
 
     Examples
     --------
@@ -72,6 +73,7 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
     rgb = rgb[top : top + h, left : left + w]
     if not return_selection:
         return np.ascontiguousarray(rgb)
+    # Quads that hold at least one sample of the original image.
     q0, q1 = top // 2, left // 2
-    sel = idx[q0 : q0 + (h + 1) // 2, q1 : q1 + (w + 1) // 2]
+    sel = idx[q0 : (top + h - 1) // 2 + 1, q1 : (left + w - 1) // 2 + 1]
     return np.ascontiguousarray(rgb), np.ascontiguousarray(sel)

@@ -49,7 +49,7 @@ class TrainConfig:
     lr_selector: float = 2e-3
     tau0: float = 1.0
     tau1: float = 0.1
-    decorrelation: float = 1e-3
+    decorrelation: float = 1e-5
     alternate: bool = True
     refit: bool = True
     refit_batches: int = 200
@@ -64,6 +64,8 @@ class TrainConfig:
     log_every: int = 100
     val_every: int = 10
     init_noise: float = 0.001
+    kmeans_samples: int = 40000
+    selector_pretrain: int = 500
 
     def default_patch(self):
         if self.patch:
@@ -101,9 +103,23 @@ def _crop(t, m):
     return t[..., m:-m, m:-m] if m else t
 
 
-def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float = 1e-4):
-    """Least-squares bank given the selector's argmax choices (in place).
+def kernel_errors(net: PafuNet, x, yb):
+    """(B, n, H, W): squared error of every kernel's response at every pixel."""
+    tgt = F.pixel_unshuffle(yb, net.shuffle)
+    return ((net.responses(x) - tgt.unsqueeze(1)) ** 2).sum(2)
 
+
+def oracle_choice(net: PafuNet, x, yb):
+    """Per pixel, the kernel whose response is closest (l2) to the target."""
+    return kernel_errors(net, x, yb).argmin(1)
+
+
+def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float = 1e-4,
+               assign: str = "selector"):
+    """Least-squares bank given per-pixel choices (in place).
+
+    ``assign``: "selector" (the selector's argmax, as at inference), "oracle"
+    (each pixel's best kernel, a k-planes step) or "random".
     Returns the number of samples each kernel was fitted on.
     """
     n, co, ci, k = net.n_kernels, net.out_channels, net.in_channels, net.big_k
@@ -117,7 +133,12 @@ def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float =
         for _ in range(batches):
             xb, yb = sampler(rng)
             x = net.prepare(xb)
-            idx = net.logits(x).argmax(1)
+            if assign == "oracle":
+                idx = oracle_choice(net, x, yb)
+            elif assign == "random":
+                idx = torch.randint(0, n, x.shape[:1] + x.shape[2:])
+            else:
+                idx = net.logits(x).argmax(1)
             feats = F.unfold(F.pad(x, (r, r, r, r), mode="reflect"), k)
             b, _, h, w = x.shape
             feats = feats.view(b, f, h, w)
@@ -180,26 +201,64 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float = 0.0) -> float
     return float(np.mean(scores))
 
 
+def _patch_features(net: PafuNet, x):
+    """(B*H*W, f) mean-removed input patches of the kernel size (structure, not level)."""
+    k = net.big_k
+    r = (k - 1) // 2
+    p = F.unfold(F.pad(x, (r, r, r, r), mode="reflect"), k)  # (B, C*k*k, L)
+    b, _, L = p.shape
+    p = p.view(b, net.in_channels, k * k, L)
+    p = p - p.mean(2, keepdim=True)
+    return p.reshape(b, -1, L).permute(0, 2, 1).reshape(b * L, -1)
+
+
+def _kmeans(feats, n, rng, iters=20):
+    g = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
+    centers = feats[torch.randperm(len(feats), generator=g)[:n]].clone()
+    for _ in range(iters):
+        lab = torch.cdist(feats, centers).argmin(1)
+        for z in range(n):
+            members = feats[lab == z]
+            if len(members):
+                centers[z] = members.mean(0)
+            else:  # re-seed an empty cluster at the worst-fitted sample
+                centers[z] = feats[torch.cdist(feats, centers).min(1).values.argmax()]
+    return centers
+
+
 def _init_bank(net: PafuNet, sampler, rng, cfg):
-    """Start every kernel at the best single linear filter (least squares), plus noise."""
-    sizes = net.kernel_sizes.tolist()
-    saved = [list(c.parameters()) for c in net.selector]
+    """Input-defined initial partition (a learned, RAISR-like hash).
+
+    k-means on mean-removed input patches gives ``n`` clusters that depend on
+    the input only (edge orientation and strength), the selector learns to
+    predict them (cross-entropy), and the bank is the least-squares fit per
+    cluster given the selector's argmax. Identical starting kernels instead let
+    straight-through Gumbel training collapse onto one or two kernels, and a
+    partition by best kernel (k-planes) splits on target noise, which the
+    selector cannot predict (see README, ablation).
+    """
+    n = net.n_kernels
     with torch.no_grad():
-        last = net.selector[-1]
-        w0, b0 = last.weight.clone(), last.bias.clone()
-        last.weight.zero_()
-        last.bias.zero_()
-        last.bias[int(np.argmax(sizes))] = 1.0  # everything to the largest kernel
-        refit_bank(net, sampler, rng, max(20, cfg.refit_batches // 5))
-        base = net.bank.data[int(np.argmax(sizes))].clone()
-        last.weight.copy_(w0)
-        last.bias.copy_(b0)
-        g = torch.Generator().manual_seed(cfg.seed)
-        scale = cfg.init_noise * base.abs().max()
-        for z in range(net.n_kernels):
-            net.bank.data[z] = base + scale * torch.randn(base.shape, generator=g)
-        net.bank.data *= net.mask
-    del saved
+        feats = []
+        while sum(len(f) for f in feats) < cfg.kmeans_samples:
+            xb, _ = sampler(rng)
+            f = _patch_features(net, net.prepare(xb))
+            feats.append(f[torch.randperm(len(f))[: len(f) // 8]])
+        feats = torch.cat(feats)[: cfg.kmeans_samples]
+        centers = _kmeans(feats, n, rng)
+    opt = torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector)
+    m = _margin(net) // net.shuffle
+    for _ in range(cfg.selector_pretrain):
+        xb, _ = sampler(rng)
+        x = net.prepare(xb)
+        with torch.no_grad():
+            lab = torch.cdist(_patch_features(net, x), centers).argmin(1)
+            lab = lab.view(x.shape[0], x.shape[2], x.shape[3])
+        loss = F.cross_entropy(_crop(net.logits(x), m), _crop(lab, m))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    refit_bank(net, sampler, rng, max(20, cfg.refit_batches // 4), assign="selector")
 
 
 def train(cfg: TrainConfig, command: str = "") -> dict:
@@ -230,7 +289,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         log.info("resumed from %s at step %d", ckpt, step)
     else:
         _init_bank(net, sampler, rng, cfg)
-        log.info("init (single LS kernel, argmax): val %.3f dB", evaluate(net, val_files[:8], cfg))
+        log.info("init (k-means partition + LS bank, argmax): val %.3f dB", evaluate(net, val_files, cfg))
     m = _margin(net)
     sched = [torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.iters, eta_min=o.param_groups[0]["lr"] * 0.05)
              for o in (opt_sel, opt_bank)]

@@ -28,14 +28,21 @@ class PafuNet(nn.Module):
     kernel_sizes : odd support of each kernel (mixed sizes allowed)
     width, depth : selector: ``depth - 1`` 3x3 conv + ReLU layers of ``width``
         channels, then a 1x1 conv to ``n_kernels`` logits
+    channels : (in, out) for ``task="generic"`` (a plain same-size filter, used
+        by the SAD toy experiment; not exportable)
     """
 
-    def __init__(self, task, scale, n_kernels=16, kernel_sizes=None, width=16, depth=3):
+    def __init__(self, task, scale, n_kernels=16, kernel_sizes=None, width=16, depth=3,
+                 channels=None):
         super().__init__()
         self.task, self.scale = task, scale
-        self.in_channels = 4 if task == "demosaick" else 3
-        self.out_channels = expected_out_channels(task, scale)
-        self.shuffle = 2 if task == "demosaick" else scale
+        if task == "generic":
+            self.in_channels, self.out_channels = channels
+            self.shuffle = 1
+        else:
+            self.in_channels = 4 if task == "demosaick" else 3
+            self.out_channels = expected_out_channels(task, scale)
+            self.shuffle = 2 if task == "demosaick" else scale
         sizes = list(kernel_sizes or [5] * n_kernels)
         if len(sizes) != n_kernels or any(k % 2 == 0 for k in sizes):
             raise ValueError(f"need {n_kernels} odd kernel sizes, got {sizes}")

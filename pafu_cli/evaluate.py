@@ -1,0 +1,78 @@
+"""Quality tables with the standard protocols (the numbers in README).
+
+Super-resolution (EDSR/BasicSR convention, as ``ANCHORS.md``): HR 8-bit RGB
+mod-cropped to a multiple of s, LR = MATLAB bicubic on uint8 (our
+:func:`pafu_cli.resize.imresize`, bit-exact with ``Set5_LR``), Y-PSNR (BT.601)
+with s pixels shaved; Set14's one-channel ``bridge`` is scored on its grey value.
+
+Demosaicking: ground truth 8-bit sRGB as float in [0, 1], RGGB mosaic, optional
+N(0, sigma^2) noise on the mosaic (sigma in 0..255 units, seeded with
+``1000 * sigma + image index``), clipped to [0, 1]; output clipped, rounded to
+uint8; CPSNR with the 10-pixel ``imcpsnr`` border (b10) and on the whole image (b0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .bayer import mosaic
+from .metrics import cpsnr, to_uint8, y_psnr
+from .resize import imresize, modcrop
+
+GREY_IMAGES = {"bridge"}
+
+
+def _images(folder):
+    import imageio.v3 as iio
+
+    for p in sorted(Path(folder).glob("*.png")):
+        im = iio.imread(p)
+        if im.ndim == 2:
+            im = np.repeat(im[..., None], 3, axis=2)
+        yield p.stem, im[..., :3]
+
+
+def sr_scores(folder, scale: int, model, ensemble: bool = False) -> dict:
+    """Per-image Y-PSNR of ``model`` (a PafuModel or a name) on one test set."""
+    from .models import resolve_model
+    from .pipeline import upscale_array
+
+    m = resolve_model(model, "upscale", scale)
+    scores = {}
+    for name, im in _images(folder):
+        hr = modcrop(im, scale)
+        lr = imresize(hr, 1.0 / scale).astype(np.float32) / 255
+        out, _ = upscale_array(lr, scale, m, ensemble=ensemble)
+        scores[name] = y_psnr(out, hr.astype(np.float64) / 255, scale, grey=name in GREY_IMAGES)
+    return scores
+
+
+def bicubic_sr_scores(folder, scale: int) -> dict:
+    """The same protocol for MATLAB bicubic upscaling (the baseline)."""
+    scores = {}
+    for name, im in _images(folder):
+        hr = modcrop(im, scale)
+        lr = imresize(hr, 1.0 / scale)
+        out = imresize(lr.astype(np.float64) / 255, scale)
+        scores[name] = y_psnr(out, hr.astype(np.float64) / 255, scale, grey=name in GREY_IMAGES)
+    return scores
+
+
+def demosaick_scores(folder, model, sigma: float = 0.0) -> dict:
+    """Per-image (CPSNR b10, CPSNR b0) on one test set; ``sigma`` in 0..255 units."""
+    from .demosaick import demosaick
+    from .models import resolve_model
+
+    m = resolve_model(model, "demosaick")
+    scores = {}
+    for i, (name, im) in enumerate(_images(folder)):
+        gt = im.astype(np.float32) / 255
+        cfa = mosaic(gt, "RGGB")
+        if sigma:
+            rng = np.random.default_rng(int(1000 * sigma) + i)
+            cfa = np.clip(cfa + rng.normal(0, sigma / 255, cfa.shape), 0, 1).astype(np.float32)
+        out8 = to_uint8(demosaick(cfa, "RGGB", model=m))
+        scores[name] = (cpsnr(out8, im, 10), cpsnr(out8, im, 0))
+    return scores

@@ -1,0 +1,389 @@
+"""File input and output: the only module that imports rawpy and imageio.
+
+RAW files are read with rawpy (LibRaw); every array is copied out before the
+file is closed, because rawpy's arrays are views into LibRaw memory. Images are
+read and written with ``imageio.v3`` (TIFF through tifffile). Writes are atomic:
+a temporary file in the destination folder, then :func:`os.replace`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .bayer import PATTERNS
+from .errors import InputError, OutputError
+
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+WRITE_FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}
+RAW_EXTENSIONS = (
+    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".rw2", ".orf",
+    ".pef", ".kdc", ".dcr", ".raf", ".srw", ".3fr", ".fff", ".iiq", ".mos", ".mrw", ".x3f",
+    ".erf", ".mef", ".raw", ".rwl", ".gpr", ".k25", ".dc2",
+)
+# A mosaic whose samples are mostly exact zeros, or whose last rows are all
+# zero, is what LibRaw returns for a file whose image data is missing: it does
+# not raise for those (see shared/raw/SOURCES.md, truncated/).
+_EMPTY_ZERO_SHARE = 0.5
+# Metadata-only files can also decode to LibRaw's stale buffer contents (a
+# previous file's pixels), so the file size is checked first: even lossy raw
+# data needs well over half a bit per pixel.
+_MIN_BYTES_PER_PIXEL = 1 / 16
+_EMPTY_ROW_SHARE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class RawData:
+    """A Bayer RAW file's mosaic and the metadata needed to render it.
+
+    Colour-indexed arrays follow LibRaw's order R, G, B, G2.
+    """
+
+    path: str
+    cfa: np.ndarray  # (H, W) uint16, the visible area, copied
+    pattern: str  # "RGGB", "BGGR", "GRBG" or "GBRG" at cfa[0, 0]
+    black: np.ndarray  # (4,) float32 black level per colour
+    white: float  # white level (raw units, before black subtraction)
+    camera_wb: np.ndarray  # (4,) as-shot multipliers (0 or -1: missing)
+    daylight_wb: np.ndarray  # (4,) daylight multipliers
+    color_matrix: np.ndarray  # (3, 4) camera -> sRGB from the file (zeros if none)
+    rgb_xyz_matrix: np.ndarray  # (4, 3) LibRaw's built-in camera matrix (zeros if none)
+    flip: int  # LibRaw orientation code: 0, 3, 5 or 6
+    is_dng: bool
+    iso: float | None = None
+
+
+@contextlib.contextmanager
+def _quiet_libraw():
+    """Silence LibRaw's own C-level warnings on fd 2 ("data corrupted at ...");
+    the problem is reported once, as an InputError, instead."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _libraw_errors():
+    import rawpy
+
+    return (rawpy.LibRawError, rawpy.NotSupportedError)
+
+
+def raw_pixel_count(path) -> int:
+    """Visible pixels of a RAW file, from its header only (nothing is decoded)."""
+    import rawpy
+
+    _check_file(path)
+    try:
+        with _quiet_libraw(), rawpy.imread(str(path)) as raw:
+            s = raw.sizes
+            return int(s.width) * int(s.height)
+    except _libraw_errors() as e:
+        raise InputError(_raw_reason(path, e)) from None
+
+
+def _raw_reason(path, e) -> str:
+    import rawpy
+
+    name = type(e).__name__
+    if isinstance(e, (rawpy.LibRawFileUnsupportedError, rawpy.NotSupportedError)):
+        why = "unsupported format or not a RAW file (LibRaw cannot decode it)"
+    elif isinstance(e, (rawpy.LibRawIOError, rawpy.LibRawDataError)):
+        why = "truncated or no image data (LibRaw: input/data error)"
+    else:
+        why = f"LibRaw cannot read it ({name}: {e})"
+    return f"{path}: {why}"
+
+
+def _pattern(raw, path) -> str:
+    import rawpy
+
+    if raw.raw_type != rawpy.RawType.Flat:
+        if Path(path).suffix.lower() == ".dng":
+            raise InputError(
+                f"{path}: already demosaicked (LinearRaw DNG, no colour filter mosaic); "
+                "open it in an image editor instead"
+            )
+        raise InputError(
+            f"{path}: not a 2x2 Bayer sensor (LibRaw decodes it to a multi-channel image "
+            "without a colour filter mosaic)"
+        )
+    full = raw.raw_pattern
+    if full is None or full.shape != (2, 2):
+        shape = "none" if full is None else "x".join(map(str, full.shape))
+        if full is not None and full.shape == (6, 6):
+            raise InputError(f"{path}: X-Trans sensor (6x6 colour filter) is not supported; "
+                             "pafu demosaicks 2x2 Bayer mosaics only")
+        raise InputError(f"{path}: not a 2x2 Bayer sensor (colour filter pattern {shape})")
+    desc = raw.color_desc.decode("ascii", "replace")
+    idx = raw.raw_colors_visible[:2, :2]
+    try:
+        pattern = "".join(desc[int(i)] for i in idx.ravel())
+    except IndexError:
+        pattern = "?"
+    if pattern not in PATTERNS:
+        raise InputError(f"{path}: not a 2x2 Bayer sensor (colours {pattern!r}, "
+                         f"description {desc!r}); expected one of {', '.join(PATTERNS)}")
+    return pattern
+
+
+def _check_not_empty(cfa: np.ndarray, black: np.ndarray, path) -> None:
+    n = cfa.size
+    zeros = n - np.count_nonzero(cfa)
+    if cfa.max() <= black.min() or zeros > _EMPTY_ZERO_SHARE * n:
+        raise InputError(f"{path}: truncated or no image data (the decoded mosaic is "
+                         f"{100 * zeros / n:.1f}% zeros); the file is damaged or metadata-only")
+    tail = max(1, int(_EMPTY_ROW_SHARE * cfa.shape[0]))
+    if not np.any(cfa[-tail:]):
+        raise InputError(f"{path}: truncated (the last {tail} rows of the mosaic are empty); "
+                         "the file is damaged")
+
+
+def read_raw(path) -> RawData:
+    """Read a Bayer RAW file (any format LibRaw knows) and copy out what rendering needs.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    RawData
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable, unsupported, truncated, already demosaicked,
+        X-Trans or other non-Bayer files, with a one-line message naming the file.
+    """
+    import rawpy
+
+    path = str(path)
+    _check_file(path)
+    try:
+        with _quiet_libraw(), rawpy.imread(path) as raw:
+            # Metadata first: postprocess() would change pattern and flip.
+            pattern = _pattern(raw, path)
+            if raw.num_colors != 3:
+                raise InputError(f"{path}: {raw.num_colors}-colour sensor is not supported "
+                                 "(pafu needs an RGB Bayer mosaic)")
+            n_raw = int(raw.sizes.raw_width) * int(raw.sizes.raw_height)
+            size = os.path.getsize(path)
+            if size < n_raw * _MIN_BYTES_PER_PIXEL:
+                raise InputError(f"{path}: truncated or no image data ({size} bytes for a "
+                                 f"{raw.sizes.raw_width}x{raw.sizes.raw_height} sensor); "
+                                 "the file is damaged or metadata-only")
+            cfa = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+            other = getattr(raw, "other", None)
+            iso = float(getattr(other, "iso_speed", 0.0) or 0.0) if other is not None else 0.0
+            data = RawData(
+                path=path,
+                cfa=cfa,
+                pattern=pattern,
+                black=np.array(raw.black_level_per_channel, np.float32).copy(),
+                white=float(raw.white_level),
+                camera_wb=np.array(raw.camera_whitebalance, np.float32).copy(),
+                daylight_wb=np.array(raw.daylight_whitebalance, np.float32).copy(),
+                color_matrix=np.array(raw.color_matrix, np.float32).copy(),
+                rgb_xyz_matrix=np.array(raw.rgb_xyz_matrix, np.float32).copy(),
+                flip=int(raw.sizes.flip),
+                is_dng=Path(path).suffix.lower() == ".dng",
+                iso=iso if iso > 0 else None,
+            )
+    except _libraw_errors() as e:
+        raise InputError(_raw_reason(path, e)) from None
+    if cfa.ndim != 2 or min(cfa.shape) < 2:
+        raise InputError(f"{path}: truncated or no image data (mosaic shape {cfa.shape})")
+    _check_not_empty(cfa, data.black, path)
+    return data
+
+
+def _check_file(path) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file")
+    if p.is_dir():
+        raise InputError(f"{path}: is a folder, not a file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+
+
+def image_shape(path) -> tuple:
+    """Shape of an image file from its header where the format allows (else decodes)."""
+    import imageio.v3 as iio
+
+    _check_file(path)
+    try:
+        if Path(path).suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(str(path)) as tif:
+                return tuple(int(s) for s in tif.series[0].shape)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        # From bytes: imageio leaves a file handle open when a path fails.
+        return tuple(int(s) for s in iio.improps(data).shape)
+    except Exception as e:  # backends raise OSError, ValueError, SyntaxError, ...
+        raise InputError(f"{path}: not a readable image ({_short(e)})") from None
+
+
+def _short(e) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+
+
+def read_image(path) -> np.ndarray:
+    """Read a PNG, TIFF or JPEG image as stored: (H, W), (H, W, C) with C in 1..4.
+
+    Integer images keep their dtype (uint8 or uint16); float TIFFs become float32.
+
+    Raises
+    ------
+    InputError
+        Missing, empty, unreadable or multi-page files, and unsupported dtypes.
+    """
+    import imageio.v3 as iio
+
+    path = str(path)
+    _check_file(path)
+    try:
+        suffix = Path(path).suffix.lower()
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            img = tifffile.imread(path)
+        else:
+            img = _read_other(path, iio)
+    except Exception as e:  # backends raise OSError, ValueError, SyntaxError, ...
+        raise InputError(f"{path}: not a readable image ({_short(e)})") from None
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4) or img.size == 0:
+        raise InputError(f"{path}: unsupported image layout {img.shape}; expected (H, W) or "
+                         "(H, W, 1..4) (multi-page TIFFs are not supported)")
+    if img.dtype == np.uint8 or img.dtype == np.uint16:
+        return img
+    if img.dtype.kind == "f":
+        img = img.astype(np.float32)
+        if not np.all(np.isfinite(img)):
+            raise InputError(f"{path}: float image contains NaN or Inf values")
+        return img
+    if img.dtype == bool:
+        return img.astype(np.uint8) * np.uint8(255)
+    raise InputError(f"{path}: unsupported sample type {img.dtype}; use 8- or 16-bit "
+                     "integers or 32-bit float")
+
+
+def _read_other(path, iio):
+    from . import _png
+
+    with open(path, "rb") as fh:
+        data = fh.read()
+    head = _png.header(data)
+    # Pillow drops 8 of the 16 bits of colour PNGs: decode those ourselves.
+    if head is not None and head[2] == 16 and head[3] in (2, 4, 6):
+        return _png.decode16(data)
+    return iio.imread(data)
+
+
+def write_image(path, image: np.ndarray, overwrite: bool = False) -> None:
+    """Write an integer image atomically; the extension picks PNG, TIFF or JPEG.
+
+    The data goes to a temporary file in the destination folder, which is then
+    renamed over ``path``: an interrupted run never leaves a truncated file
+    under the final name.
+
+    Parameters
+    ----------
+    path : str or Path
+    image : ndarray (H, W) or (H, W, C), uint8 or uint16 (JPEG: uint8)
+    overwrite : bool
+        Replace an existing file; otherwise an existing ``path`` is an error.
+
+    Raises
+    ------
+    OutputError
+        Unknown extension, existing file without ``overwrite``, unwritable folder.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    fmt = WRITE_FORMATS.get(ext)
+    if fmt is None:
+        raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r}; "
+                          "use .png, .tif/.tiff or .jpg")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"write_image needs uint8 or uint16, got {image.dtype}")
+    if fmt == "jpeg" and image.dtype != np.uint8:
+        raise OutputError(f"{path}: JPEG holds 8 bits only; use --bits 8 or a .png/.tif output")
+    if fmt == "jpeg" and image.ndim == 3 and image.shape[2] in (2, 4):
+        raise OutputError(f"{path}: JPEG has no alpha channel; use a .png or .tif output")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: file exists; use --overwrite to replace it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: output folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{ext}", dir=folder)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write to {folder} ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _encode(fh, image, fmt)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        if not overwrite and path.exists():
+            raise OutputError(f"{path}: file appeared while writing; use --overwrite to replace it")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _encode(fh, image: np.ndarray, fmt: str) -> None:
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if fmt == "tiff":
+        import tifffile
+
+        photometric = "rgb" if channels in (3, 4) else "minisblack"
+        extras = {"extrasamples": ["unassalpha"]} if channels in (2, 4) else {}
+        import io as _stdio
+
+        buf = _stdio.BytesIO()
+        tifffile.imwrite(buf, image, photometric=photometric, planarconfig="contig",
+                         compression="zlib", **extras)
+        fh.write(buf.getbuffer())
+        return
+    if fmt == "png":
+        from . import _png
+
+        fh.write(_png.encode(image))
+        return
+    import imageio.v3 as iio
+
+    kwargs = {"quality": 95} if fmt == "jpeg" else {}
+    fh.write(iio.imwrite("<bytes>", image, extension=f".{fmt.replace('jpeg', 'jpg')}", **kwargs))

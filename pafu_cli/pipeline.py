@@ -1,0 +1,396 @@
+"""File-to-file jobs behind ``pafu demosaick`` and ``pafu upscale``.
+
+Images are processed in row bands with a margin wider than the model's
+receptive field, so each band's result equals the whole-image result bit for
+bit while the float32 working set stays near :data:`BAND_PIXELS` pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import io, render
+from .demosaick import demosaick, receptive_margin
+from .errors import InputError, ModelError
+from .models import DENOISE_MODEL, PafuModel, resolve_model
+from .superres import upscale
+
+log = logging.getLogger("pafu")
+
+BAND_PIXELS = 1 << 20
+# Denoise "auto": ISO at or above which a file counts as noisy, and the noise
+# level (sigma relative to the 99th percentile, see render.noise_level) above
+# which it counts as noisy whatever its ISO.
+DENOISE_ISO = 3200
+DENOISE_NOISE = 0.012
+WB_CHOICES = ("camera", "daylight", "auto")
+DENOISE_CHOICES = ("auto", "off", "on")
+# Bytes per pixel held for a whole image, on top of one band's float32 work.
+_RAW_BYTES_PER_PIXEL = 2 + 6 + 6 + 6 + 2
+_BAND_BYTES_PER_PIXEL = 160
+_UPSCALE_BYTES_PER_OUT_PIXEL = 4 * 3 * 2 + 2 * 4
+
+
+@dataclasses.dataclass(frozen=True)
+class DemosaickOptions:
+    """Options of ``pafu demosaick`` (see the command's help)."""
+
+    model: object = None
+    denoise: str = "auto"
+    pattern: str | None = None
+    wb: str = "camera"
+    auto_bright: bool = True
+    bright: float = 1.0
+    gamma: str = "srgb"
+    bits: int | None = None
+    selection_map: str | None = None
+    overwrite: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class UpscaleOptions:
+    """Options of ``pafu upscale``."""
+
+    scale: int = 2
+    model: object = None
+    ensemble: bool = False
+    bits: int | None = None
+    selection_map: str | None = None
+    overwrite: bool = False
+
+
+def memory_limit() -> int:
+    """Bytes one job may use: ``PAFU_MEMORY_LIMIT`` (e.g. ``2G``), else 80% of available."""
+    env = os.environ.get("PAFU_MEMORY_LIMIT", "").strip()
+    if env:
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        mult = units.get(env[-1].upper(), 1)
+        return int(float(env.rstrip("kKmMgG")) * mult)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 8 // 10
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def check_memory(path, needed: int, what: str) -> None:
+    """Refuse an image whose processing would need more than :func:`memory_limit`."""
+    limit = memory_limit()
+    if needed > limit:
+        raise InputError(f"{path}: image too large for memory ({what} needs about "
+                         f"{needed / 2**30:.1f} GiB, {limit / 2**30:.1f} GiB available); "
+                         "crop or downscale it first")
+
+
+def _out_path_check(path, overwrite: bool) -> None:
+    if path is not None and Path(path).exists() and not overwrite:
+        from .errors import OutputError
+
+        raise OutputError(f"{path}: file exists; use --overwrite to replace it")
+
+
+def selection_picture(idx: np.ndarray, n_kernels: int) -> np.ndarray:
+    """Colour-code kernel indices (any shape (H, W)) as an (H, W, 3) uint8 picture.
+
+    Kernel k gets hue ``k * 0.618...`` (golden-ratio steps), so neighbouring
+    indices get clearly different colours; the mapping depends only on k.
+    """
+    k = np.arange(max(n_kernels, 1))
+    hue = (k * 0.6180339887) % 1.0
+    sat, val = 0.75, 0.95
+    i = np.floor(hue * 6).astype(int) % 6
+    f = hue * 6 - np.floor(hue * 6)
+    p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
+    table = np.select(
+        [i[:, None] == j for j in range(6)],
+        [np.stack([val + 0 * f, t, p + 0 * f], 1), np.stack([q, val + 0 * f, p + 0 * f], 1),
+         np.stack([p + 0 * f, val + 0 * f, t], 1), np.stack([p + 0 * f, q, val + 0 * f], 1),
+         np.stack([t, p + 0 * f, val + 0 * f], 1), np.stack([val + 0 * f, p + 0 * f, q], 1)],
+    )
+    lut = np.round(table * 255).astype(np.uint8)
+    return lut[np.clip(idx, 0, len(lut) - 1)]
+
+
+def _to_bits(x01: np.ndarray, bits: int) -> np.ndarray:
+    top = 255 if bits == 8 else 65535
+    out = np.clip(x01, 0, 1) * np.float32(top)
+    np.rint(out, out=out)
+    return out.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+# --- demosaick ---------------------------------------------------------------
+
+
+def _band_rows(h: int, w: int) -> int:
+    rows = max(16, BAND_PIXELS // max(w, 1))
+    return min(h + (h % 2), rows + rows % 2)
+
+
+def demosaick_bands(get_rows, h: int, w: int, pattern: str, model: PafuModel, want_sel: bool):
+    """Yield ``(r0, r1, rgb, sel)`` for row bands of an (h, w) mosaic.
+
+    ``get_rows(a, b)`` returns rows a..b-1 of the model input (float32, [0, 1]);
+    ``a`` is always even so the pattern is unchanged. ``sel`` is the (r1-r0, w)
+    kernel index of every pixel (or None).
+    """
+    margin = 2 * receptive_margin(model) + 2
+    margin += margin % 2
+    rows = _band_rows(h, w)
+    ry, rx = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}[pattern]
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        a, b = max(0, r0 - margin), min(h, r1 + margin)
+        x = get_rows(a, b)
+        rgb, idx = demosaick(x, pattern, model=model, return_selection=True)
+        sel = None
+        if want_sel:
+            qy = np.minimum((np.arange(r0 - a, r1 - a) + ry) // 2, idx.shape[0] - 1)
+            qx = np.minimum((np.arange(w) + rx) // 2, idx.shape[1] - 1)
+            sel = idx[qy[:, None], qx[None, :]]
+        yield r0, r1, rgb[r0 - a : r1 - a], sel
+
+
+def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample):
+    if opts.model is not None:
+        m = resolve_model(opts.model, "demosaick")
+        log.info("%s: model %s", where, m.name)
+        return m
+    if opts.denoise == "off":
+        return resolve_model(None, "demosaick")
+    if opts.denoise == "on":
+        return resolve_model(DENOISE_MODEL, "demosaick")
+    noise = render.noise_level(scaled_sample, pattern)
+    noisy = (iso is not None and iso >= DENOISE_ISO) or noise >= DENOISE_NOISE
+    iso_txt = f"ISO {iso:.0f}" if iso else "ISO unknown"
+    if noisy:
+        try:
+            m = resolve_model(DENOISE_MODEL, "demosaick")
+        except ModelError as e:
+            log.warning("%s: noisy (%s, noise %.4f) but the denoising model is unavailable "
+                        "(%s); using the noise-free model", where, iso_txt, noise, e)
+            return resolve_model(None, "demosaick")
+        log.info("%s: denoise auto -> on (%s, noise estimate %.4f): model %s",
+                 where, iso_txt, noise, m.name)
+        return m
+    m = resolve_model(None, "demosaick")
+    log.info("%s: denoise auto -> off (%s, noise estimate %.4f): model %s",
+             where, iso_txt, noise, m.name)
+    return m
+
+
+def _white_balance(raw, wb: str, maximum: float):
+    cam = raw.camera_wb
+    day = raw.daylight_wb if np.all(raw.daylight_wb[:3] > 0) else np.ones(4, np.float32)
+    if wb == "auto" or (wb == "camera" and cam[0] == -1):
+        if wb == "camera":
+            log.info("%s: no as-shot white balance; using automatic (grey world)", raw.path)
+        return render.grey_world(raw.cfa, raw.pattern, raw.black, maximum), False
+    if wb == "camera" and cam[0] > 0 and cam[2] > 0:
+        return cam, True
+    if wb == "camera":
+        log.info("%s: no as-shot white balance; using daylight", raw.path)
+    return day, False
+
+
+def render_raw(raw, opts: DemosaickOptions):
+    """Render a :class:`io.RawData` the way LibRaw does, with a PAFU demosaick inside.
+
+    Returns
+    -------
+    out : ndarray (H', W', 3) uint8 or uint16, oriented
+    sel : ndarray (H', W', 3) uint8 selection picture, or None
+    """
+    cfa, pattern = raw.cfa, raw.pattern
+    h, w = cfa.shape
+    maximum = render.white_point(cfa, pattern, raw.black, raw.white)
+    pre_mul, cam_used = _white_balance(raw, opts.wb, maximum)
+    scale = render.wb_scale(pre_mul, maximum)
+    cy, cx = (h // 2) & ~1, (w // 2) & ~1
+    sample = cfa[max(0, cy - 512) : cy + 512, max(0, cx - 512) : cx + 512]
+    sample = render.scale_mosaic(sample, pattern, raw.black, scale) / np.float32(65535)
+    model = _choose_model(raw.path, pattern, raw.iso, opts, sample)
+    matrix = render.camera_to_srgb(raw.color_matrix, raw.rgb_xyz_matrix, raw.is_dng, cam_used)
+    # LibRaw's own 1-pixel frame makes the bilinear bank reproduce LINEAR exactly.
+    frame = render.libraw_border(cfa, pattern, raw.black, scale) if model.name == "bilinear" else None
+
+    def rows(a, b):
+        x = render.scale_mosaic(cfa[a:b], pattern, raw.black, scale)
+        return np.multiply(x, np.float32(1 / 65535), out=x)
+
+    rgb16 = np.empty((h, w, 3), np.uint16)
+    sel = np.empty((h, w), np.uint16) if opts.selection_map else None
+    for r0, r1, rgb, band_sel in demosaick_bands(rows, h, w, pattern, model, sel is not None):
+        q = render.quantise(np.multiply(rgb, np.float32(65535), dtype=np.float32))
+        if frame is not None:
+            ys, xs, vals = frame
+            inside = (ys >= r0) & (ys < r1)
+            q[ys[inside] - r0, xs[inside]] = vals[inside]
+        rgb16[r0:r1] = render.apply_matrix(q, matrix)
+        if sel is not None:
+            sel[r0:r1] = band_sel
+    gamma = render.GAMMAS[opts.gamma]
+    white = 0x2000 << 3
+    if opts.auto_bright:
+        white = render.auto_white(render.histogram(rgb16), h * w)
+    curve = render.gamma_curve(gamma, int(white / opts.bright))
+    lut = (curve >> 8).astype(np.uint8) if (opts.bits or 8) == 8 else curve
+    out = np.empty(rgb16.shape, lut.dtype)
+    for r0 in range(0, h, 256):
+        out[r0 : r0 + 256] = lut[rgb16[r0 : r0 + 256]]
+    del rgb16
+    out = render.orient(out, raw.flip)
+    pic = None
+    if sel is not None:
+        pic = render.orient(selection_picture(sel, model.n_kernels), raw.flip)
+    return out, pic
+
+
+def demosaick_file(src, dst, opts: DemosaickOptions) -> None:
+    """``pafu demosaick`` for one file: a RAW file, or a one-channel mosaic PNG/TIFF."""
+    _out_path_check(dst, opts.overwrite)
+    _out_path_check(opts.selection_map, opts.overwrite)
+    ext = Path(src).suffix.lower()
+    if ext in (".jpg", ".jpeg"):
+        raise InputError(f"{src}: a JPEG cannot hold a Bayer mosaic (lossy); give a RAW file "
+                         "or a one-channel PNG/TIFF mosaic")
+    if ext in io.IMAGE_EXTENSIONS:
+        out, pic = _demosaick_mosaic_image(src, opts)
+    else:
+        if opts.pattern:
+            log.warning("%s: --pattern is ignored for RAW files (the file says its pattern)", src)
+        n = io.raw_pixel_count(src)
+        check_memory(src, n * (_RAW_BYTES_PER_PIXEL + (2 if opts.selection_map else 0))
+                     + BAND_PIXELS * _BAND_BYTES_PER_PIXEL, "demosaicking")
+        raw = io.read_raw(src)
+        log.info("%s: %dx%d %s, black %s, white %g, flip %d", src, raw.cfa.shape[1],
+                 raw.cfa.shape[0], raw.pattern, raw.black.tolist(), raw.white, raw.flip)
+        out, pic = render_raw(raw, opts)
+    if opts.bits == 16 and out.dtype == np.uint8:
+        out = out.astype(np.uint16) * np.uint16(257)
+    io.write_image(dst, out, overwrite=opts.overwrite)
+    if pic is not None:
+        io.write_image(opts.selection_map, pic, overwrite=opts.overwrite)
+
+
+def _demosaick_mosaic_image(src, opts: DemosaickOptions):
+    if not opts.pattern:
+        raise InputError(f"{src}: a mosaic image needs --pattern RGGB|BGGR|GRBG|GBRG")
+    shape = io.image_shape(src)
+    check_memory(src, shape[0] * shape[1] * 40 + BAND_PIXELS * _BAND_BYTES_PER_PIXEL,
+                 "demosaicking")
+    img = io.read_image(src)
+    if img.ndim != 2:
+        raise InputError(f"{src}: has {img.shape[2]} channels; a mosaic image must have one "
+                         "(or give a RAW file)")
+    if min(img.shape) < 2:
+        raise InputError(f"{src}: a mosaic needs at least 2x2 samples, got {img.shape}")
+    top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)
+    sample = img[:1024, :1024].astype(np.float32) / top
+    model = _choose_model(src, opts.pattern, None, opts, sample)
+    h, w = img.shape
+    bits = opts.bits or (8 if img.dtype == np.uint8 else 16)
+    out = np.empty((h, w, 3), np.uint8 if bits == 8 else np.uint16)
+    sel = np.empty((h, w), np.uint16) if opts.selection_map else None
+
+    def rows(a, b):
+        return img[a:b].astype(np.float32) / top
+
+    for r0, r1, rgb, band_sel in demosaick_bands(rows, h, w, opts.pattern, model, sel is not None):
+        out[r0:r1] = _to_bits(rgb, bits)
+        if sel is not None:
+            sel[r0:r1] = band_sel
+    pic = selection_picture(sel, model.n_kernels) if sel is not None else None
+    return out, pic
+
+
+# --- upscale -----------------------------------------------------------------
+
+_DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]
+
+
+def _transform(x, k, f):
+    y = x[:, ::-1] if f else x
+    return np.rot90(y, k)
+
+
+def _untransform(y, k, f):
+    y = np.rot90(y, -k)
+    return y[:, ::-1] if f else y
+
+
+def upscale_bands(x: np.ndarray, scale: int, model: PafuModel, want_sel: bool):
+    """Upscale (H, W, 3) or (H, W) float32 in row bands: (out, sel or None)."""
+    h, w = x.shape[:2]
+    margin = receptive_margin(model) + 1
+    rows = max(8, BAND_PIXELS // (max(w, 1) * scale * scale))
+    out = np.empty((h * scale, w * scale) + x.shape[2:], np.float32)
+    sel = np.empty((h, w), np.int32) if want_sel else None
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        a, b = max(0, r0 - margin), min(h, r1 + margin)
+        y, idx = upscale(np.ascontiguousarray(x[a:b]), scale, model=model, return_selection=True)
+        out[r0 * scale : r1 * scale] = y[(r0 - a) * scale : (r1 - a) * scale]
+        if sel is not None:
+            sel[r0:r1] = idx[r0 - a : r1 - a]
+    return out, sel
+
+
+def upscale_array(img: np.ndarray, scale: int, model: PafuModel, ensemble: bool = False,
+                  want_sel: bool = False):
+    """Upscale an image array (float32 in [0, 1]; (H, W), (H, W, 2..4)); alpha plainly.
+
+    Returns float32 (sH, sW[, C]) unclipped, and the (H, W) kernel index or None.
+    """
+    alpha = None
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        img, alpha = img[..., :-1], img[..., -1]
+        if img.shape[2] == 1:
+            img = img[..., 0]
+    if ensemble:
+        acc = None
+        sel = None
+        for k, f in _DIHEDRAL:
+            y, s = upscale_bands(np.ascontiguousarray(_transform(img, k, f)), scale, model,
+                                 want_sel and k == 0 and not f)
+            y = _untransform(y, k, f)
+            acc = y.copy() if acc is None else np.add(acc, y, out=acc)
+            sel = s if s is not None else sel
+        out = acc * np.float32(1 / 8)
+    else:
+        out, sel = upscale_bands(img, scale, model, want_sel)
+    if alpha is not None:
+        a, _ = upscale_bands(alpha, scale, resolve_model("bilinear", "upscale", scale), False)
+        out = np.concatenate([out if out.ndim == 3 else out[..., None], a[..., None]], axis=2)
+    return out, sel
+
+
+def upscale_file(src, dst, opts: UpscaleOptions) -> None:
+    """``pafu upscale`` for one file."""
+    _out_path_check(dst, opts.overwrite)
+    _out_path_check(opts.selection_map, opts.overwrite)
+    shape = io.image_shape(src)
+    if len(shape) >= 2:
+        n_out = shape[0] * shape[1] * opts.scale ** 2
+        per = _UPSCALE_BYTES_PER_OUT_PIXEL + (12 if opts.ensemble else 0)
+        check_memory(src, n_out * per + BAND_PIXELS * _BAND_BYTES_PER_PIXEL, "upscaling")
+    model = resolve_model(opts.model, "upscale", opts.scale)
+    img = io.read_image(src)
+    top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)
+    x = img.astype(np.float32) / top
+    out, sel = upscale_array(x, opts.scale, model, opts.ensemble, bool(opts.selection_map))
+    bits = opts.bits or (8 if img.dtype == np.uint8 else 16)
+    if Path(dst).suffix.lower() in (".jpg", ".jpeg") and opts.bits is None:
+        bits = 8
+    io.write_image(dst, _to_bits(out, bits), overwrite=opts.overwrite)
+    if sel is not None:
+        big = np.repeat(np.repeat(sel, opts.scale, axis=0), opts.scale, axis=1)
+        io.write_image(opts.selection_map, selection_picture(big, model.n_kernels),
+                       overwrite=opts.overwrite)

@@ -1,0 +1,86 @@
+"""Plain-NumPy references of every engine kernel (slow, obvious, test-only)."""
+
+import numpy as np
+
+
+def conv2d(x, w, b, relu):
+    """x (H, W, Ci); w (Co, Ci, k, k) PyTorch order; reflected borders."""
+    k = w.shape[2]
+    r = (k - 1) // 2
+    xp = np.pad(x.astype(np.float64), ((r, r), (r, r), (0, 0)), mode="reflect")
+    h, wd = x.shape[:2]
+    out = np.zeros((h, wd, w.shape[0])) + b
+    for dy in range(k):
+        for dx in range(k):
+            out += xp[dy : dy + h, dx : dx + wd] @ w[:, :, dy, dx].T.astype(np.float64)
+    return np.maximum(out, 0) if relu else out
+
+
+def select(model, x):
+    f = (x - model.selector_input_mean) * model.selector_input_scale
+    n = len(model.selector_weights)
+    for i, (w, b) in enumerate(zip(model.selector_weights, model.selector_biases)):
+        f = conv2d(f, w, b, relu=i < n - 1)
+    return np.argmax(f, axis=2).astype(np.int32), f
+
+
+def apply_bank(x, idx, bank):
+    """bank (n, Co, Ci, K, K); every pixel uses kernel idx[y, x]."""
+    k = bank.shape[3]
+    r = (k - 1) // 2
+    h, w = x.shape[:2]
+    xp = np.pad(x.astype(np.float64), ((r, r), (r, r), (0, 0)), mode="reflect")
+    sel = bank[idx].astype(np.float64)  # (H, W, Co, Ci, K, K)
+    out = np.zeros((h, w, bank.shape[1]))
+    for dy in range(k):
+        for dx in range(k):
+            out += np.einsum("hwoc,hwc->hwo", sel[..., dy, dx], xp[dy : dy + h, dx : dx + w])
+    return out
+
+
+def depth_to_space(y, s):
+    h, w, cs = y.shape
+    c = cs // (s * s)
+    return y.reshape(h, w, c, s, s).transpose(0, 3, 1, 4, 2).reshape(h * s, w * s, c)
+
+
+def pack_bayer(m):
+    return np.stack([m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2]], axis=2)
+
+
+def bilinear_demosaick(cfa, pattern):
+    """Textbook bilinear demosaicking: zero-filled colour planes convolved with
+    the standard kernels, borders by CFA-preserving reflection."""
+    from pafu_cli.bayer import channel_map
+
+    g = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]]) / 4
+    rb = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4
+    h, w = cfa.shape
+    cp = np.pad(cfa.astype(np.float64), 2, mode="reflect")
+    cm = np.pad(channel_map(pattern, (h, w)), 2, mode="reflect")
+    out = np.zeros((h, w, 3))
+    for c, k in ((0, rb), (1, g), (2, rb)):
+        plane = np.where(cm == c, cp, 0.0)
+        for dy in range(3):
+            for dx in range(3):
+                out[..., c] += k[dy, dx] * plane[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    return out
+
+
+def bilinear_upscale(img, s):
+    """Half-pixel-centre bilinear upscaling, reflected borders, separable."""
+
+    def axis(a, ax):
+        n = a.shape[ax]
+        pos = (np.arange(n * s) + 0.5) / s - 0.5
+        i0 = np.floor(pos).astype(int)
+        f = pos - i0
+        ap = np.pad(a, [(1, 1) if d == ax else (0, 0) for d in range(a.ndim)], mode="reflect")
+        lo = np.take(ap, i0 + 1, axis=ax)
+        hi = np.take(ap, i0 + 2, axis=ax)
+        shp = [1] * a.ndim
+        shp[ax] = -1
+        f = f.reshape(shp)
+        return lo * (1 - f) + hi * f
+
+    return axis(axis(img.astype(np.float64), 0), 1)

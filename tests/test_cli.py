@@ -1,0 +1,291 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rawpy
+from click.testing import CliRunner
+
+from pafu_cli import __version__, analytic, io, models
+from pafu_cli.cli import main
+
+BAD_FILES = {
+    "truncated/exiftool_CanonRaw.cr2": "unsupported format",
+    "truncated/exiftool_CanonRaw.cr3": "truncated or no image data",
+    "truncated/exiftool_DNG.dng": "truncated or no image data",
+    "truncated/exiftool_FujiFilm.raf": "truncated or no image data",
+    "truncated/exiftool_Nikon.nef": "truncated or no image data",
+    "truncated/exiftool_Panasonic.rw2": "truncated or no image data",
+    "unsupported/gopro_hero6_GOPR0024.gpr": "unsupported format",
+    "linear/canon_eos6d_photoprism.dng": "already demosaicked",
+    "linear/lg_h815_sample_1mp_skia.dng": "already demosaicked",
+    "linear/nikon_d500_magicknet.dng": "already demosaicked",
+    "nonbayer/kodak_c330_kimageformats.raw": "not a 2x2 Bayer sensor",
+    "derived/xtrans_cfa_metadata.dng": "X-Trans sensor",
+}
+# 8-bit bt709 + auto-bright render vs rawpy LINEAR: (max, mean) abs difference allowed.
+MATCH = {
+    "bayer/canon_eos550d_colorchart_tinydng.dng": (0, 0.0),
+    "bayer/google_pixel7_pigallery2.dng": (0, 0.0),
+    "bayer/canon_eosd30_rawsamples_boostgil.crw": (1, 0.001),
+    "derived/cfa_BGGR.dng": (1, 0.001),
+    "derived/cfa_GBRG.dng": (1, 0.001),
+    "derived/cfa_GRBG.dng": (1, 0.001),
+    "derived/cfa_RGGB.dng": (1, 0.001),
+    "derived/odd_activearea_top1.dng": (1, 0.001),
+    "derived/orient6_RGGB.dng": (1, 0.001),
+}
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def rawpy_linear(path, bits=8, gamma=(2.222, 4.5)):
+    with rawpy.imread(str(path)) as raw:
+        return raw.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR,
+                               use_camera_wb=True, output_bps=bits, gamma=gamma)
+
+
+def one_error_line(result, *needles):
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    for n in needles:
+        assert n in lines[0]
+
+
+def test_version():
+    r = run("--version")
+    assert r.exit_code == 0 and r.output.startswith(f"pafu {__version__} (Python ")
+
+
+def test_help_has_examples():
+    for cmd in ("demosaick", "upscale"):
+        r = run(cmd, "--help")
+        assert r.exit_code == 0 and f"$ pafu {cmd}" in r.output
+
+
+def test_sample_matches_rawpy_linear(tmp_path, sample_dng):
+    out = tmp_path / "chart.png"
+    r = run("demosaick", "--model", "bilinear", "--gamma", "bt709", sample_dng, out)
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(io.read_image(out), rawpy_linear(sample_dng))
+
+
+def test_sample_16bit_tiff_srgb(tmp_path, sample_dng):
+    out = tmp_path / "chart.tif"
+    assert run("demosaick", "-m", "bilinear", sample_dng, out).exit_code == 0
+    got = io.read_image(out)
+    ref = rawpy_linear(sample_dng, 16, (2.4, 12.92))
+    assert got.dtype == np.uint16 and got.shape == ref.shape
+    d = np.abs(got.astype(int) - ref)
+    assert d.max() <= 4 and d.mean() < 0.001
+
+
+@pytest.mark.parametrize("name", sorted(MATCH))
+def test_shared_files_match_rawpy_linear(tmp_path, shared_raw, name):
+    out = tmp_path / "o.png"
+    r = run("demosaick", "-m", "bilinear", "--gamma", "bt709", shared_raw / name, out)
+    assert r.exit_code == 0, r.output
+    got, ref = io.read_image(out), rawpy_linear(shared_raw / name)
+    assert got.shape == ref.shape
+    d = np.abs(got.astype(int) - ref)
+    assert d.max() <= MATCH[name][0] and d.mean() <= MATCH[name][1]
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_raw_files(tmp_path, shared_raw, name):
+    out = tmp_path / "o.png"
+    r = run("demosaick", "-m", "bilinear", shared_raw / name, out)
+    one_error_line(r, str(shared_raw / name), BAD_FILES[name])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_options_change_the_render(tmp_path, sample_dng):
+    outs = {}
+    for key, opts in {"base": [], "noab": ["--no-auto-bright"], "bright": ["--bright", "2"],
+                      "day": ["--wb", "daylight"], "lin": ["--linear"]}.items():
+        p = tmp_path / f"{key}.{'tif' if key == 'lin' else 'png'}"
+        assert run("demosaick", "-m", "bilinear", *opts, sample_dng, p).exit_code == 0
+        outs[key] = io.read_image(p).astype(float)
+    assert outs["noab"].mean() < outs["base"].mean() < outs["bright"].mean()
+    assert outs["lin"].max() > 255 and outs["lin"].mean() / 257 < outs["noab"].mean()
+    day, base = outs["day"].mean(axis=(0, 1)), outs["base"].mean(axis=(0, 1))
+    assert not np.allclose(day, base, atol=2)
+
+
+def test_selection_map_and_verbose(tmp_path, sample_dng):
+    sel = tmp_path / "sel.png"
+    r = run("-v", "demosaick", "-m", "bilinear", "--selection-map", sel, sample_dng, tmp_path / "o.png")
+    assert r.exit_code == 0 and "model bilinear" in r.stderr
+    pic = io.read_image(sel)
+    assert pic.shape == (1156, 1734, 3) and len(np.unique(pic.reshape(-1, 3), axis=0)) == 1
+
+
+def test_denoise_auto_reports_choice(tmp_path, sample_dng, monkeypatch):
+    for name in ("demosaick", "demosaick_denoise"):
+        models.save_model(analytic.bilinear_demosaick_model(), tmp_path / f"{name}.npz")
+    monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
+    r = run("-v", "demosaick", sample_dng, tmp_path / "a.png")
+    assert r.exit_code == 0 and "denoise auto -> off" in r.stderr, r.stderr
+    r = run("-v", "demosaick", "--denoise", "on", "-m", "bilinear", sample_dng, tmp_path / "b.png")
+    assert r.exit_code == 2 and "either --model or --denoise on" in r.stderr
+
+
+def test_mosaic_image_keeps_value_space(tmp_path, rng):
+    cfa = rng.integers(1000, 60000, size=(12, 10)).astype(np.uint16)
+    io.write_image(tmp_path / "m.png", cfa)
+    r = run("demosaick", "--pattern", "GRBG", "-m", "bilinear", tmp_path / "m.png", tmp_path / "o.png")
+    assert r.exit_code == 0, r.output
+    out = io.read_image(tmp_path / "o.png")
+    assert out.dtype == np.uint16 and out.shape == (12, 10, 3)
+    np.testing.assert_array_equal(out[0, 1::2, 0], cfa[0, 1::2])  # red samples kept
+    np.testing.assert_array_equal(out[1, 0::2, 2], cfa[1, 0::2])  # blue samples kept
+    r = run("demosaick", "--pattern", "GRBG", "-m", "bilinear", "--bits", "8",
+            tmp_path / "m.png", tmp_path / "o8.png")
+    assert io.read_image(tmp_path / "o8.png").dtype == np.uint8
+    one_error_line(run("demosaick", "-m", "bilinear", tmp_path / "m.png", tmp_path / "x.png"),
+                   "needs --pattern")
+
+
+def test_upscale_nearest_grey_rgb_alpha(tmp_path, rng):
+    rgba = rng.integers(0, 255, size=(6, 5, 4)).astype(np.uint8)
+    io.write_image(tmp_path / "a.png", rgba)
+    r = run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "b.png")
+    assert r.exit_code == 0, r.output
+    out = io.read_image(tmp_path / "b.png")
+    assert out.shape == (12, 10, 4)
+    np.testing.assert_array_equal(out[..., :3], rgba[..., :3].repeat(2, 0).repeat(2, 1))
+    grey = rng.integers(0, 65535, size=(5, 4)).astype(np.uint16)
+    io.write_image(tmp_path / "g.tif", grey)
+    assert run("upscale", "-s", "3", "-m", "nearest", tmp_path / "g.tif", tmp_path / "g3.tif").exit_code == 0
+    np.testing.assert_array_equal(io.read_image(tmp_path / "g3.tif"), grey.repeat(3, 0).repeat(3, 1))
+
+
+def test_upscale_ensemble_and_selection(tmp_path, rng):
+    img = rng.integers(0, 255, size=(7, 6, 3)).astype(np.uint8)
+    io.write_image(tmp_path / "a.png", img)
+    r = run("upscale", "-s", "2", "-m", "bilinear", "--ensemble", "--selection-map",
+            tmp_path / "s.png", tmp_path / "a.png", tmp_path / "e.png")
+    assert r.exit_code == 0, r.output
+    assert run("upscale", "-s", "2", "-m", "bilinear", tmp_path / "a.png", tmp_path / "p.png").exit_code == 0
+    e, p = io.read_image(tmp_path / "e.png").astype(int), io.read_image(tmp_path / "p.png").astype(int)
+    assert e.shape == p.shape == (14, 12, 3) and np.abs(e - p).max() <= 1  # bilinear is symmetric
+    assert io.read_image(tmp_path / "s.png").shape == (14, 12, 3)
+
+
+def test_batch_skip_overwrite_and_failures(tmp_path, rng):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        io.write_image(src / f"im{i}.png", rng.integers(0, 255, size=(4, 4, 3)).astype(np.uint8))
+    (src / "broken.png").write_text("nope")
+    out = tmp_path / "out"
+    r = run("upscale", "-s", "2", "-m", "nearest", src, out)
+    assert r.exit_code == 1
+    assert "2 written, 0 skipped (exist), 1 failed" in r.stderr and "broken.png" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["im0.png", "im1.png"]
+    r = run("upscale", "-s", "2", "-m", "nearest", src / "im0.png", src / "im1.png", out)
+    assert r.exit_code == 0 and "0 written, 2 skipped" in r.stderr
+    r = run("upscale", "-s", "2", "-m", "nearest", "--overwrite", "--jobs", "2",
+            str(src / "im*.png"), out)
+    assert r.exit_code == 0 and "2 written, 0 skipped" in r.stderr, r.output
+
+
+def test_single_output_not_overwritten(tmp_path, rng):
+    io.write_image(tmp_path / "a.png", rng.integers(0, 255, size=(4, 4)).astype(np.uint8))
+    io.write_image(tmp_path / "b.png", np.zeros((2, 2), np.uint8))
+    one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "b.png"),
+                   "exists; use --overwrite")
+    assert io.read_image(tmp_path / "b.png").shape == (2, 2)
+
+
+@pytest.mark.parametrize("args", [["-s", "5"], ["-s", "2", "--bits", "12"], ["-s", "2", "--jobs", "0"]])
+def test_bad_option_values_exit_2(tmp_path, args):
+    r = run("upscale", *args, tmp_path / "a.png", tmp_path / "b.png")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_bad_demosaick_options_exit_2(tmp_path, sample_dng):
+    for args in (["--gamma", "foo"], ["--wb", "tungsten"], ["--pattern", "RGBG"]):
+        assert run("demosaick", *args, sample_dng, tmp_path / "o.png").exit_code == 2
+
+
+def _bad_models(tmp_path):
+    up = analytic.nearest_upscale_model(2)
+    models.save_model(up, tmp_path / "up2.npz")
+    nan = analytic.bilinear_demosaick_model()
+    bank = nan.bank.copy()
+    bank[0, 0, 0, 1, 1] = np.nan
+    import dataclasses
+
+    models.save_model(dataclasses.replace(nan, bank=bank), tmp_path / "nan.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    np.savez(tmp_path / "pickled.npz", bank=np.array([{"a": 1}], dtype=object))
+    return {"up2.npz": "is a upscale model", "nan.npz": "NaN", "text.npz": "not a readable .npz",
+            "pickled.npz": "pickled"}
+
+
+def test_bad_model_files(tmp_path, sample_dng):
+    for name, reason in _bad_models(tmp_path).items():
+        r = run("demosaick", "-m", tmp_path / name, sample_dng, tmp_path / "o.png")
+        one_error_line(r, name, reason)
+    r = run("upscale", "-s", "3", "-m", tmp_path / "up2.npz", sample_dng, tmp_path / "o.png")
+    assert r.exit_code == 1
+    models.save_model(analytic.nearest_upscale_model(2), tmp_path / "x2.npz")
+    io.write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    one_error_line(run("upscale", "-s", "3", "-m", tmp_path / "x2.npz", tmp_path / "a.png",
+                       tmp_path / "o.png"), "upscales x2, x3 was asked for")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_other_input_errors(tmp_path):
+    (tmp_path / "empty.dng").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    (tmp_path / "nothing").mkdir()
+    one_error_line(run("demosaick", tmp_path / "empty.dng", tmp_path / "o.png"), "empty file")
+    one_error_line(run("upscale", "-s", "2", tmp_path / "text.png", tmp_path / "o.png"),
+                   "not a readable image")
+    one_error_line(run("upscale", "-s", "2", tmp_path / "missing.png", tmp_path / "o.png"),
+                   "no such file")
+    one_error_line(run("upscale", "-s", "2", tmp_path / "nothing", tmp_path / "out"), "holds no")
+    io.write_image(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png",
+                       tmp_path / "no" / "dir" / "o.png"), "does not exist")
+    one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "text.png",
+                       tmp_path / "a.png" / "sub"), "cannot create the output folder")
+
+
+def test_too_large_for_memory(tmp_path, sample_dng):
+    r = run("demosaick", "-m", "bilinear", sample_dng, tmp_path / "o.png",
+            env={"PAFU_MEMORY_LIMIT": "1M"})
+    one_error_line(r, "image too large for memory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    def boom(fh, image, fmt):
+        fh.write(b"\x89PNG partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io, "_encode", boom)
+    with pytest.raises(KeyboardInterrupt):
+        io.write_image(tmp_path / "o.png", np.zeros((2, 2), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_subprocess(tmp_path, sample_dng):
+    exe = Path(sys.executable).parent / "pafu"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pafu_cli"]
+    out = tmp_path / "chart.png"
+    p = subprocess.run(cmd + ["-q", "demosaick", "-m", "bilinear", str(sample_dng), str(out)],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert p.returncode == 0, p.stderr
+    assert io.read_image(out).shape == (1156, 1734, 3)
+    p = subprocess.run(cmd + ["demosaick", str(tmp_path / "missing.dng"), str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.strip().startswith("Error: ")

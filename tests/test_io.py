@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+from pafu_cli import io
+from pafu_cli.errors import InputError, OutputError
+
+
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 2), (5, 7, 3), (5, 7, 4)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_write_read_roundtrip(tmp_path, rng, ext, shape, dtype):
+    img = rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True).astype(dtype)
+    path = tmp_path / f"a{ext}"
+    io.write_image(path, img)
+    back = io.read_image(path)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, img)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+
+
+def test_png16_unfilter_all_filter_types():
+    from pafu_cli import _png
+
+    img = np.arange(3 * 4 * 3, dtype=np.uint16).reshape(3, 4, 3) * 1000
+    raw = img.astype(">u2").reshape(3, -1).view(np.uint8).astype(np.int32)
+    bpp, rows = 6, []
+    for y, ftype in enumerate([1, 2, 4]):  # Sub, Up, Paeth
+        line = raw[y]
+        prev = raw[y - 1] if y else np.zeros_like(line)
+        left = np.concatenate([np.zeros(bpp, np.int32), line[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
+        if ftype == 1:
+            f = line - left
+        elif ftype == 2:
+            f = line - prev
+        else:
+            p = left + prev - upleft
+            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
+            f = line - pred
+        rows.append(np.concatenate([[ftype], f & 0xFF]).astype(np.uint8))
+    import struct
+    import zlib
+
+    data = _png.encode(img)
+    head = data[: data.index(b"IDAT") - 4]
+    idat = zlib.compress(np.concatenate(rows).tobytes())
+    png = head + struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(
+        ">I", zlib.crc32(b"IDAT" + idat)) + data[-12:]
+    np.testing.assert_array_equal(_png.decode16(png), img)
+
+
+def test_write_refuses_existing_and_bad_extension(tmp_path):
+    img = np.zeros((2, 2), np.uint8)
+    path = tmp_path / "a.png"
+    io.write_image(path, img)
+    with pytest.raises(OutputError, match="exists; use --overwrite"):
+        io.write_image(path, img + 1)
+    assert io.read_image(path).max() == 0
+    io.write_image(path, img + 7, overwrite=True)
+    assert io.read_image(path).max() == 7
+    with pytest.raises(OutputError, match="unknown output extension"):
+        io.write_image(tmp_path / "a.bmp", img)
+    with pytest.raises(OutputError, match="does not exist"):
+        io.write_image(tmp_path / "nope" / "a.png", img)
+    with pytest.raises(OutputError, match="JPEG holds 8 bits"):
+        io.write_image(tmp_path / "a.jpg", img.astype(np.uint16))
+
+
+def test_read_image_errors(tmp_path):
+    (tmp_path / "e.png").write_bytes(b"")
+    (tmp_path / "t.png").write_text("not an image")
+    with pytest.raises(InputError, match="empty file"):
+        io.read_image(tmp_path / "e.png")
+    with pytest.raises(InputError, match="not a readable image"):
+        io.read_image(tmp_path / "t.png")
+    with pytest.raises(InputError, match="no such file"):
+        io.read_image(tmp_path / "missing.png")
+
+
+def test_read_raw_sample(sample_dng):
+    raw = io.read_raw(sample_dng)
+    assert raw.cfa.shape == (1156, 1734) and raw.cfa.dtype == np.uint16
+    assert raw.pattern == "RGGB" and raw.flip == 0 and raw.is_dng
+    assert raw.black.tolist() == [2056] * 4 and raw.white == 15000
+    assert raw.cfa.flags.owndata or raw.cfa.base is None or raw.cfa.base.flags.owndata
+    assert int(raw.cfa.max()) == 12128
+
+
+@pytest.mark.parametrize("name,pattern,flip", [
+    ("derived/cfa_BGGR.dng", "BGGR", 0), ("derived/cfa_GRBG.dng", "GRBG", 0),
+    ("derived/cfa_GBRG.dng", "GBRG", 0), ("derived/orient6_RGGB.dng", "RGGB", 6),
+    ("bayer/kodak_dc50_rawsamples.kdc", "GRBG", 0), ("bayer/google_pixel7_pigallery2.dng", "RGGB", 5)])
+def test_read_raw_patterns(shared_raw, name, pattern, flip):
+    raw = io.read_raw(shared_raw / name)
+    assert (raw.pattern, raw.flip) == (pattern, flip)
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("truncated/exiftool_CanonRaw.cr2", "unsupported format"),
+    ("truncated/exiftool_CanonRaw.cr3", "truncated or no image data"),
+    ("truncated/exiftool_DNG.dng", "truncated or no image data"),
+    ("truncated/exiftool_FujiFilm.raf", "truncated or no image data"),
+    ("truncated/exiftool_Nikon.nef", "truncated or no image data"),
+    ("truncated/exiftool_Panasonic.rw2", "truncated or no image data"),
+    ("unsupported/gopro_hero6_GOPR0024.gpr", "unsupported format"),
+    ("linear/canon_eos6d_photoprism.dng", "already demosaicked"),
+    ("linear/lg_h815_sample_1mp_skia.dng", "already demosaicked"),
+    ("linear/nikon_d500_magicknet.dng", "already demosaicked"),
+    ("nonbayer/kodak_c330_kimageformats.raw", "not a 2x2 Bayer sensor"),
+    ("derived/xtrans_cfa_metadata.dng", "X-Trans"),
+])
+def test_read_raw_rejects_bad_files(shared_raw, name, reason):
+    with pytest.raises(InputError, match=reason) as e:
+        io.read_raw(shared_raw / name)
+    assert str(shared_raw / name) in str(e.value) and "\n" not in str(e.value)

@@ -1,0 +1,134 @@
+"""The .npz model format: round trip, and every rejection path with its message."""
+
+import numpy as np
+import pytest
+
+from conftest import random_model
+from pafu_cli.errors import ModelError
+from pafu_cli.models import list_models, load_model, resolve_model, save_model
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture
+def model_file(rng, tmp_path):
+    m = random_model(rng, scale=3)
+    m = m.__class__(**{**m.__dict__, "provenance": {"command": "pafu train x", "seed": 7,
+                                                      "data": "d", "date": "2026-11-21",
+                                                      "quality": '{"test": {"Set5": 33.1}}'}})
+    p = tmp_path / "m.npz"
+    save_model(m, p)
+    return p
+
+
+def test_round_trip(model_file, rng):
+    m = load_model(model_file)
+    want = random_model(np.random.default_rng(20261121), scale=3)
+    assert (m.task, m.scale, m.n_kernels, m.in_channels, m.out_channels) == ("upscale", 3, 5, 3, 27)
+    np.testing.assert_array_equal(m.bank, want.bank)
+    for a, b in zip(m.selector_weights, want.selector_weights):
+        np.testing.assert_array_equal(a, b)
+    assert m.kernel_sizes.tolist() == [5, 3, 5, 1, 3]
+    assert m.provenance["seed"] == 7 and m.quality == {"test": {"Set5": 33.1}}
+
+
+def _rewrite(path, tmp_path, **changes):
+    a = _arrays(path)
+    for k, v in changes.items():
+        if v is None:
+            a.pop(k)
+        else:
+            a[k] = v
+    out = tmp_path / "bad.npz"
+    np.savez(out, **a)
+    return out
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"bank": None}, "missing key(s) bank"),
+        ({"format_version": np.int64(2)}, "unknown format_version 2"),
+        ({"task": np.array("denoise")}, "task 'denoise' is invalid"),
+        ({"scale": np.int64(5)}, "scale must be 2, 3 or 4"),
+        ({"input_layout": np.array("bayer_packed_rggb")}, "does not fit task upscale"),
+        ({"selector_activation": np.array("tanh")}, "'tanh' is not supported"),
+        ({"selector_w1": None}, "missing key selector_w1"),
+        ({"kernel_sizes": np.array([5, 3, 5, 1, 4], np.int32)}, "must be odd"),
+        ({"kernel_sizes": np.array([5, 3, 5, 3, 3], np.int32)}, None),  # valid: 3x3 holds a 1x1
+        ({"selector_b0": np.zeros(4, np.float32)}, "selector_b0 has shape"),
+        ({"selector_input_mean": np.zeros(4, np.float32)}, "selector_input_mean/scale"),
+        ({"bank": np.zeros((5, 12, 3, 5, 5), np.float32)}, "needs 27 x 3"),
+        ({"bank": np.zeros((4, 27, 3, 5, 5), np.float32)}, "kernel_sizes must be 4 integers"),
+        ({"bank": np.zeros((5, 27, 3, 4, 4), np.float32)}, "K odd"),
+        ({"task": np.array(["upscale"])}, "must be a string"),
+        ({"scale": np.float32(3)}, "must be an integer"),
+    ],
+)
+def test_rejections(model_file, tmp_path, changes, message):
+    bad = _rewrite(model_file, tmp_path, **changes)
+    if message is None:
+        assert load_model(bad).kernel_sizes.tolist() == [5, 3, 5, 3, 3]
+        return
+    with pytest.raises(ModelError) as e:
+        load_model(bad)
+    assert str(bad) in str(e.value) and message in str(e.value)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_rejects_nan_inf(model_file, tmp_path, bad_value):
+    bank = _arrays(model_file)["bank"].copy()
+    bank[0, 0, 0, 2, 2] = bad_value
+    with pytest.raises(ModelError, match="NaN or Inf"):
+        load_model(_rewrite(model_file, tmp_path, bank=bank))
+
+
+def test_rejects_taps_outside_support(model_file, tmp_path):
+    bank = _arrays(model_file)["bank"].copy()
+    bank[3, 0, 0, 0, 0] = 0.5  # kernel 3 is declared 1x1
+    with pytest.raises(ModelError, match="kernel 3 has non-zero taps outside its 1x1 support"):
+        load_model(_rewrite(model_file, tmp_path, bank=bank))
+
+
+def test_rejects_pickles_and_non_npz(model_file, tmp_path):
+    pickled = tmp_path / "pickled.npz"
+    a = _arrays(model_file)
+    a["description"] = np.array([{"evil": 1}], dtype=object)
+    np.savez(pickled, **a)
+    with pytest.raises(ModelError, match="pickled content is not accepted"):
+        load_model(pickled)
+    text = tmp_path / "notes.npz"
+    text.write_text("not a zip")
+    with pytest.raises(ModelError, match="not a readable .npz"):
+        load_model(text)
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(ModelError, match="not an .npz archive"):
+        load_model(single)
+    with pytest.raises(ModelError, match="model file not found"):
+        load_model(tmp_path / "missing.npz")
+
+
+def test_resolve_checks_task_and_scale(model_file):
+    assert resolve_model(str(model_file), "upscale", 3).scale == 3
+    with pytest.raises(ModelError, match="upscales x3, x2 was asked for"):
+        resolve_model(str(model_file), "upscale", 2)
+    with pytest.raises(ModelError, match="this is a upscale model"):
+        resolve_model(str(model_file), "demosaick")
+    with pytest.raises(ModelError, match="no such shipped model"):
+        resolve_model("no_such_model", "upscale", 2)
+
+
+def test_shipped_models_load_and_are_defaults():
+    names = list_models()
+    for name in ("demosaick", "demosaick_denoise", "upscale_x2", "upscale_x3", "upscale_x4"):
+        assert name in names
+    for task, scale in (("demosaick", 1), ("upscale", 2), ("upscale", 3), ("upscale", 4)):
+        m = resolve_model(None, task, scale)
+        assert m.task == task and m.scale == scale
+        assert m.provenance["command"].startswith("pafu train")
+        assert m.provenance["seed"] is not None and m.provenance["data"]
+        assert m.quality.get("test"), f"{m.name} has no measured test PSNR recorded"

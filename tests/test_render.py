@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from pafu_cli import render
+
+
+@pytest.mark.parametrize("pattern,tile", [("RGGB", [[0, 1], [3, 2]]), ("BGGR", [[2, 3], [1, 0]]),
+                                          ("GRBG", [[1, 0], [2, 3]]), ("GBRG", [[3, 2], [0, 1]])])
+def test_colour_index_matches_libraw(pattern, tile):
+    assert render.colour_index(pattern).tolist() == tile
+
+
+def test_white_point_adjusts_to_data_max():
+    cfa = np.full((4, 4), 100, np.uint16)
+    cfa[0, 0] = 900  # data max after black = 800, 80% of 1000 -> adopted
+    assert render.white_point(cfa, "RGGB", [100] * 4, 1100) == 800
+    cfa[0, 0] = 500  # 40%: keep the white level
+    assert render.white_point(cfa, "RGGB", [100] * 4, 1100) == 1000
+
+
+def test_wb_scale_normalises_to_min_and_fills_g2():
+    s = render.wb_scale([2.0, 1.0, 1.5, 0.0], 1000.0)
+    np.testing.assert_allclose(s, np.array([2.0, 1.0, 1.5, 1.0]) * 65.535, rtol=1e-6)
+
+
+def test_scale_mosaic_truncates_and_clips():
+    cfa = np.array([[110, 1000], [50, 105]], np.uint16)
+    v = render.scale_mosaic(cfa, "RGGB", [100, 100, 100, 100], [2.5, 100.0, 3.3, 1.0])
+    assert v.tolist() == [[25.0, 65535.0], [0.0, 16.0]]
+
+
+def test_grey_world_skips_saturated_blocks():
+    cfa = np.zeros((16, 8), np.uint16)
+    cfa[0:8:2, 0::2] = 200  # R
+    cfa[0:8:2, 1::2] = 100  # G
+    cfa[1:8:2, 0::2] = 100  # G2
+    cfa[1:8:2, 1::2] = 50  # B
+    cfa[8:, :] = 5000  # a clipped block: ignored
+    mul = render.grey_world(cfa, "RGGB", [0] * 4, maximum=4000)
+    np.testing.assert_allclose(mul, [1 / 200, 1 / 100, 1 / 50, 1 / 100], rtol=1e-6)
+
+
+def test_libraw_border_is_floored_same_colour_mean():
+    cfa = np.arange(16, dtype=np.uint16).reshape(4, 4) * 10
+    ys, xs, rgb = render.libraw_border(cfa, "RGGB", [0] * 4, [1.0] * 4)
+    k = int(np.nonzero((ys == 0) & (xs == 0))[0][0])
+    # R measured 0; G = mean(10, 40) = 25; B = 50.
+    assert rgb[k].tolist() == [0.0, 25.0, 50.0]
+    assert ys.size == 12
+
+
+def test_apply_matrix_truncates_and_clips():
+    rgb = np.array([[[100.0, 200.0, 300.0]]], np.float32)
+    m = np.array([[1.5, 0, 0], [0, -1, 0], [0, 0, 300]], np.float32)
+    assert render.apply_matrix(rgb, m).tolist() == [[[150, 0, 65535]]]
+
+
+def test_camera_matrix_choice():
+    cm = np.eye(3, 4, dtype=np.float32) * 2
+    np.testing.assert_array_equal(render.camera_to_srgb(cm, np.zeros((4, 3)), True, False), cm[:, :3])
+    assert render.camera_to_srgb(np.zeros((3, 4)), np.zeros((4, 3)), False, False) is None
+    xyz = np.vstack([np.linalg.inv(render.XYZ_FROM_SRGB), np.zeros((1, 3))])
+    np.testing.assert_allclose(render.camera_to_srgb(np.zeros((3, 4)), xyz, False, False),
+                               np.eye(3), atol=1e-5)
+
+
+def test_gamma_curve_srgb_and_linear():
+    lin = render.gamma_curve((1.0, 1.0), 65536)
+    assert lin[1000] == 1000 and lin[65535] == 65535
+    c = render.gamma_curve((2.4, 12.92), 65536)
+    assert abs(c[32768] / 65536 - (1.055 * 0.5 ** (1 / 2.4) - 0.055)) < 2e-4
+    assert c[10] == int(65536 * 12.92 * 10 / 65536)
+    half = render.gamma_curve((1.0, 1.0), 32768)
+    assert half[16384] == 32768 and half[40000] == 65535
+
+
+def test_auto_white_finds_one_percent():
+    hist = np.zeros((3, 0x2000), np.int64)
+    hist[:, 100] = 990
+    hist[:, 5000] = 10
+    hist[1, 6000] = 11  # channel 1 has > 1% above 6000
+    assert render.auto_white(hist, 1000) == 6000 << 3
+
+
+@pytest.mark.parametrize("flip,expect", [(0, [[1, 2, 3], [4, 5, 6]]), (3, [[6, 5, 4], [3, 2, 1]]),
+                                         (5, [[3, 6], [2, 5], [1, 4]]), (6, [[4, 1], [5, 2], [6, 3]])])
+def test_orient(flip, expect):
+    assert render.orient(np.array([[1, 2, 3], [4, 5, 6]]), flip).tolist() == expect
+
+
+def test_noise_level_grows_with_noise(rng):
+    clean = np.full((64, 64), 0.5, np.float32)
+    noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
+    assert render.noise_level(clean, "RGGB") == 0.0
+    assert 0.05 < render.noise_level(noisy, "RGGB") < 0.2

@@ -1,0 +1,91 @@
+"""Training pipeline: data synthesis, PyTorch-to-Numba parity, the SAD toy proof."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pafu_cli import engine  # noqa: E402
+from pafu_cli.bayer import PATTERNS, mosaic, to_packed_rggb  # noqa: E402
+from pafu_cli.demosaick import demosaick  # noqa: E402
+from pafu_cli.models import load_model, save_model  # noqa: E402
+from pafu_cli.training import data as tdata  # noqa: E402
+from pafu_cli.training.module import PafuNet  # noqa: E402
+
+
+def _randomise(net, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        net.bank.mul_(net.mask)
+
+
+@pytest.mark.parametrize("task,scale", [("upscale", 2), ("upscale", 3), ("demosaick", 1)])
+def test_exported_model_matches_torch_argmax(tmp_path, task, scale):
+    torch.manual_seed(0)
+    net = PafuNet(task, scale, n_kernels=6, kernel_sizes=[5, 3, 5, 1, 3, 5], width=8, depth=3)
+    _randomise(net, 1)
+    save_model(net.to_model(name="t"), tmp_path / "t.npz")
+    m = load_model(tmp_path / "t.npz")
+    rng = np.random.default_rng(3)
+    if task == "upscale":
+        x = rng.random((1, 3, 19, 22), dtype=np.float32)
+        net_in = torch.from_numpy(x)
+        eng_in = x[0].transpose(1, 2, 0)
+    else:
+        x = rng.random((1, 1, 20, 26), dtype=np.float32)
+        net_in = torch.from_numpy(x)
+        eng_in, _ = to_packed_rggb(x[0, 0], "RGGB", 0)
+    with torch.no_grad():
+        want, sel = net(net_in, mode="argmax")
+        logits = net.logits(net.prepare(net_in))[0].numpy().transpose(1, 2, 0)
+    out, idx = engine.run(m, eng_in)
+    top2 = np.sort(logits, axis=2)[..., -2:]
+    clear = (top2[..., 1] - top2[..., 0]) > 1e-4
+    assert clear.mean() > 0.98
+    np.testing.assert_array_equal(idx[clear], sel[0].argmax(0).numpy()[clear])
+    assert len(np.unique(idx)) >= 3
+    s = m.shuffle
+    ok = np.repeat(np.repeat(idx == sel[0].argmax(0).numpy(), s, 0), s, 1)
+    np.testing.assert_allclose(out[ok], want[0].numpy().transpose(1, 2, 0)[ok], atol=1e-4)
+
+
+def test_mosaics_cover_all_layouts_and_shift_to_rggb():
+    yy, xx = np.mgrid[0:40, 0:40]
+    img = np.stack([xx * 3, yy * 3, (xx + yy) * 2], axis=2).astype(np.uint8)
+    src = tdata.BayerImages([img])
+    x, y = src.sample(np.random.default_rng(0), 16, 8, tdata.NoiseRange())
+    assert x.shape == (16, 1, 8, 8) and y.shape == (16, 3, 8, 8)
+    # Every training mosaic is RGGB-phased: R at (0,0), G at (0,1)/(1,0), B at (1,1).
+    np.testing.assert_array_equal(x[:, 0, 0::2, 0::2], y[:, 0, 0::2, 0::2])
+    np.testing.assert_array_equal(x[:, 0, 0::2, 1::2], y[:, 1, 0::2, 1::2])
+    np.testing.assert_array_equal(x[:, 0, 1::2, 1::2], y[:, 2, 1::2, 1::2])
+    for p in PATTERNS:  # and inference's phase shift agrees with training's crop
+        rgb = img[:9, :11].astype(np.float32) / 255
+        out = demosaick(mosaic(rgb, p), p, model="bilinear")
+        assert out.shape == (9, 11, 3)
+
+
+def test_heteroskedastic_noise_statistics():
+    noise = tdata.NoiseRange(a_max=0.02, sigma_max=0.0)
+    rng = np.random.default_rng(1)
+    lo = np.full((200, 200), 0.1, np.float32)
+    hi = np.full((200, 200), 0.6, np.float32)
+    sd_lo = np.mean([np.std(noise.apply(np.random.default_rng(i), lo)) for i in range(20)])
+    sd_hi = np.mean([np.std(noise.apply(np.random.default_rng(i), hi)) for i in range(20)])
+    # variance a*x: the brighter patch is noisier by about sqrt(6)
+    assert 2.0 < sd_hi / sd_lo < 3.0
+    assert np.array_equal(tdata.NoiseRange().apply(rng, lo), lo)
+
+
+def test_sr_pairs_are_matlab_bicubic(shared_data):
+    from pafu_cli.resize import imresize
+
+    files = sorted((shared_data / "Set5").glob("*.png"))[:2]
+    pairs = tdata.SRPairs.build(files, 3)
+    for lr, hr in zip(pairs.lr, pairs.hr):
+        assert hr.shape[0] % 3 == 0 and lr.shape[0] * 3 == hr.shape[0]
+        np.testing.assert_array_equal(lr, imresize(hr, 1 / 3))
+    x, y = pairs.sample(np.random.default_rng(0), 4, 10, 3)
+    assert x.shape == (4, 3, 10, 10) and y.shape == (4, 3, 30, 30)
