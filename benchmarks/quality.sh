@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every quality table of README, one command each (shared data folder as $1, default ../shared/data).
+set -euo pipefail
+DATA="${1:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}"
+echo "## Super-resolution, Y-PSNR (dB)"
+pafu evaluate upscale --data "$DATA" --baseline
+pafu evaluate upscale --data "$DATA" --ensemble
+echo "## Demosaicking, noise-free, CPSNR (dB)"
+pafu evaluate demosaick --data "$DATA"
+pafu evaluate demosaick --data "$DATA" --model bilinear
+echo "## Joint denoise + demosaick, CPSNR (dB)"
+pafu evaluate demosaick --data "$DATA" --model demosaick_denoise --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --model demosaick --sigma 5 --sigma 10
