@@ -269,7 +269,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     rng = np.random.default_rng(cfg.seed)
     files = tdata.list_images(cfg.data)
     train_files, val_files = tdata.split_files(files, cfg.val_every)
-    t0 = time.time()
+    t_start = t0 = time.time()
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
     sizes = list(cfg.kernel_sizes) or [5] * cfg.n_kernels
@@ -332,14 +332,18 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     summary = {"val_sgd": evaluate(net, val_files, cfg)}
     log.info("after gradient training: val %.3f dB", summary["val_sgd"])
     if cfg.refit:
+        sgd_bank = net.bank.data.clone()
         counts = refit_bank(net, sampler, np.random.default_rng(cfg.seed + 1), cfg.refit_batches)
         summary["val_refit"] = evaluate(net, val_files, cfg)
         summary["kernel_use"] = counts
         log.info("after least-squares refit: val %.3f dB; kernel use %s", summary["val_refit"], counts)
+        if summary["val_refit"] < summary["val_sgd"]:  # l2 refit can lose to the l1-trained bank
+            net.bank.data.copy_(sgd_bank)
+            log.info("kept the gradient-trained bank (better on validation)")
     if cfg.task == "demosaick" and (cfg.noise_sigma or cfg.noise_a):
         for sg in (5, 10):
             summary[f"val_sigma{sg}"] = evaluate(net, val_files, cfg, sigma=sg / 255)
-    summary["val"] = summary.get("val_refit", summary["val_sgd"])
+    summary["val"] = max(summary["val_sgd"], summary.get("val_refit", -1.0))
     data_desc = "; ".join(f"{d} ({len(tdata.list_images([d]))} images)" for d in cfg.data)
     data_desc += f"; every {cfg.val_every}th image held out for validation"
     prov = {
@@ -347,8 +351,11 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         "seed": cfg.seed,
         "data": data_desc,
         "date": datetime.date.today().isoformat(),
-        "quality": json.dumps({"validation": {k: round(v, 3) for k, v in summary.items()
-                                              if k.startswith("val")}}),
+        "quality": json.dumps({
+            "validation": {k: round(v, 3) for k, v in summary.items() if k.startswith("val")},
+            "training": {"cpu_minutes": round((time.time() - t_start) / 60, 1),
+                         "torch_threads": torch.get_num_threads()},
+        }),
     }
     name = cfg.name or Path(cfg.out).stem
     model = net.to_model(name=name, description=f"PAFU {cfg.task} x{cfg.scale}: {net.n_kernels} kernels "
