@@ -353,7 +353,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         "date": datetime.date.today().isoformat(),
         "quality": json.dumps({
             "validation": {k: round(v, 3) for k, v in summary.items() if k.startswith("val")},
-            "training": {"cpu_minutes": round((time.time() - t_start) / 60, 1),
+            "training": {"wall_minutes": round((time.time() - t_start) / 60, 1),
                          "torch_threads": torch.get_num_threads()},
         }),
     }
