@@ -31,7 +31,11 @@ class Report:
 
 
 def expand_inputs(items, extensions) -> list:
-    """Files named by ``items``: files, folders (their matching files) or glob patterns.
+    """Files named by ``items``: files, folders (searched recursively) or glob patterns.
+
+    Returns ``(path, relative)`` pairs: ``relative`` is the path below the
+    folder it was found in (just the name for files and glob matches), so
+    that outputs can mirror the input tree.
 
     Raises
     ------
@@ -42,24 +46,24 @@ def expand_inputs(items, extensions) -> list:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in extensions)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
             if not found:
                 raise InputError(f"{item}: folder holds no {'/'.join(sorted(set(extensions)))} files")
-            files += found
+            files += [(f, f.relative_to(p)) for f in found]
         elif p.exists():
-            files.append(p)
+            files.append((p, Path(p.name)))
         elif glob.has_magic(str(item)):
             found = sorted(Path(f) for f in glob.glob(str(item)) if Path(f).is_file())
             if not found:
                 raise InputError(f"{item}: pattern matches no files")
-            files += found
+            files += [(f, Path(f.name)) for f in found]
         else:
             raise InputError(f"{item}: no such file or folder")
     seen, unique = set(), []
-    for f in files:
+    for f, rel in files:
         if f.resolve() not in seen:
             seen.add(f.resolve())
-            unique.append(f)
+            unique.append((f, rel))
     return unique
 
 
@@ -68,12 +72,12 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
 
     One input file and an OUT that is not an existing folder: OUT is the file.
     Otherwise OUT is a folder (created if missing) and each output is named
-    after its input with ``default_ext``, or OUT's extension if OUT is given as
+    after its input (in the same subfolder as below the input folder) with ``default_ext``, or OUT's extension if OUT is given as
     ``folder/*.tif``.
     """
     output = Path(output)
     if single_ok and len(inputs) == 1 and not output.is_dir() and output.suffix:
-        return [(inputs[0], output)]
+        return [(inputs[0][0], output)]
     ext = default_ext
     if output.name.startswith("*.") and output.suffix:
         ext, output = output.suffix, output.parent
@@ -85,14 +89,25 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
         raise OutputError(f"{output}: cannot create the output folder ({e.strerror})") from None
     if not os.access(output, os.W_OK | os.X_OK):
         raise OutputError(f"{output}: output folder is not writable")
+    stems = {}
+    for f, rel in inputs:
+        key = output / rel.parent / f.stem
+        stems[key] = stems.get(key, 0) + 1
     pairs, names = [], {}
-    for f in inputs:
-        dst = output / (f.stem + ext)
+    for f, rel in inputs:
+        # Inputs that share a stem (photo.cr2, photo.dng) keep their suffix.
+        base = f.stem if stems[output / rel.parent / f.stem] == 1 else f.name
+        dst = output / rel.parent / (base + ext)
         if dst in names:
             raise InputError(f"{f} and {names[dst]} would both be written to {dst}; "
                              "process them separately")
         names[dst] = f
         pairs.append((f, dst))
+    for sub in sorted({d.parent for _, d in pairs} - {output}):
+        try:
+            sub.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{sub}: cannot create the output folder ({e.strerror})") from None
     return pairs
 
 

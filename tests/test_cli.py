@@ -196,6 +196,23 @@ def test_batch_skip_overwrite_and_failures(tmp_path, rng):
     assert r.exit_code == 0 and "2 written, 0 skipped" in r.stderr, r.output
 
 
+def test_batch_recurses_and_mirrors_the_tree(tmp_path, rng):
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    img = rng.integers(0, 255, size=(4, 4, 3)).astype(np.uint8)
+    io.write_image(src / "top.png", img)
+    io.write_image(src / "sub" / "deeper" / "leaf.png", img)
+    io.write_image(src / "sub" / "same.png", img)
+    io.write_image(src / "sub" / "same.tif", img)
+    out = tmp_path / "out"
+    r = run("upscale", "-s", "2", "-m", "nearest", src, out)
+    assert r.exit_code == 0, r.output
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    # Inputs that share a stem in one folder keep their suffix in the output name.
+    assert got == ["sub/deeper/leaf.png", "sub/same.png.png", "sub/same.tif.png", "top.png"]
+    np.testing.assert_array_equal(io.read_image(out / "sub" / "deeper" / "leaf.png")[::2, ::2], img)
+
+
 def test_single_output_not_overwritten(tmp_path, rng):
     io.write_image(tmp_path / "a.png", rng.integers(0, 255, size=(4, 4)).astype(np.uint8))
     io.write_image(tmp_path / "b.png", np.zeros((2, 2), np.uint8))
