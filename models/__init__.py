@@ -1,1 +1,1 @@
-"""Shipped PAFU models (package data of ``pafu_cli.models``); see README.md here."""
+"""Shipped PAFU models (installed as the data package ``pafu_cli.shipped_models``); see README.md here."""

@@ -301,7 +301,7 @@ def models_dir() -> Path:
     try:
         from importlib.resources import files
 
-        p = Path(str(files("pafu_cli.models")))
+        p = Path(str(files("pafu_cli.shipped_models")))
         if p.is_dir():
             return p
     except (ModuleNotFoundError, TypeError):
