@@ -89,3 +89,34 @@ def test_sr_pairs_are_matlab_bicubic(shared_data):
         np.testing.assert_array_equal(lr, imresize(hr, 1 / 3))
     x, y = pairs.sample(np.random.default_rng(0), 4, 10, 3)
     assert x.shape == (4, 3, 10, 10) and y.shape == (4, 3, 30, 30)
+
+
+def test_train_loop_exports_checkpoints_and_resumes(tmp_path):
+    from pafu_cli.training.loop import TrainConfig, train
+
+    rng = np.random.default_rng(5)
+    data = tmp_path / "imgs"
+    data.mkdir()
+    import imageio.v3 as iio
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    for i in range(4):
+        base = np.stack([np.sin(xx / (3 + i)), np.cos(yy / (4 + i)), np.sin((xx + yy) / 5)], 2)
+        img = (127 + 100 * base + rng.normal(0, 5, base.shape)).clip(0, 255).astype(np.uint8)
+        iio.imwrite(data / f"im{i}.png", img)
+    out = tmp_path / "m.npz"
+    cfg = TrainConfig(task="upscale", scale=2, data=(str(data),), out=str(out), iters=4,
+                      batch=2, patch=12, n_kernels=4, width=4, shrink=(1.0,), refit_batches=8,
+                      selector_pretrain=3, kmeans_samples=500, checkpoint_every=2, val_every=4,
+                      threads=1)
+    summary = train(cfg, command="pafu train test")
+    m = load_model(out)
+    assert m.task == "upscale" and m.scale == 2 and m.n_kernels == 4
+    assert m.provenance["command"] == "pafu train test" and m.provenance["seed"] == 0
+    assert abs(m.quality["validation"]["val"] - summary["val"]) < 1e-3
+    ckpt = tmp_path / "m.ckpt.pt"
+    assert torch.load(ckpt, weights_only=False)["step"] == 4
+    # Resume: the same config with more steps continues from step 4.
+    cfg.iters = 6
+    train(cfg, command="pafu train test")
+    assert torch.load(ckpt, weights_only=False)["step"] == 6

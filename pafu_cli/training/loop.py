@@ -291,15 +291,15 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         _init_bank(net, sampler, rng, cfg)
         log.info("init (k-means partition + LS bank, argmax): val %.3f dB", evaluate(net, val_files, cfg))
     m = _margin(net)
-    sched = [torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.iters, eta_min=o.param_groups[0]["lr"] * 0.05)
-             for o in (opt_sel, opt_bank)]
-    for s in sched:
-        for _ in range(step):
-            s.step()
+    base_lr = ((opt_sel, cfg.lr_selector), (opt_bank, cfg.lr_bank))
     t0 = time.time()
     run_loss = 0.0
     while step < cfg.iters:
         tau = cfg.tau0 * (cfg.tau1 / cfg.tau0) ** (step / max(1, cfg.iters - 1))
+        cos = 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / cfg.iters))  # cosine decay to 5%
+        for opt, lr in base_lr:
+            for g in opt.param_groups:
+                g["lr"] = lr * cos
         xb, yb = sampler(rng)
         out, _ = net(xb, tau=tau, mode="gumbel")
         task_loss = F.l1_loss(_crop(out, m), _crop(yb, m))
@@ -313,8 +313,6 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             opt_sel.step()
         if update_bank:
             opt_bank.step()
-        for s in sched:
-            s.step()
         step += 1
         run_loss += task_loss.item()
         if step % cfg.log_every == 0:
