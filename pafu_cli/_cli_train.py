@@ -36,12 +36,14 @@ import click
 @click.option("--noise-p-clean", default=0.0, show_default=True, help="Share of noise-free patches.")
 @click.option("--selector-pretrain", default=500, show_default=True,
               help="Initialisation: selector steps learning the k-means patch clusters.")
+@click.option("--init", "init", type=click.Choice(["kmeans", "random"]), default="kmeans", show_default=True,
+              help="Bank/selector start: k-means input partition, or near-identical kernels (ablation).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean,
-              selector_pretrain, seed, threads, checkpoint):
+              selector_pretrain, init, seed, threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
     \b
@@ -62,7 +64,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, seed=seed, threads=threads,
-        checkpoint=checkpoint, selector_pretrain=selector_pretrain,
+        checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init,
     )
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")

@@ -65,6 +65,7 @@ class TrainConfig:
     val_every: int = 10
     init_noise: float = 0.001
     kmeans_samples: int = 40000
+    init: str = "kmeans"  # or "random": every kernel the LS fit on a random pixel split
     selector_pretrain: int = 500
 
     def default_patch(self):
@@ -238,6 +239,9 @@ def _init_bank(net: PafuNet, sampler, rng, cfg):
     selector cannot predict (see README, ablation).
     """
     n = net.n_kernels
+    if cfg.init == "random":
+        refit_bank(net, sampler, rng, max(20, cfg.refit_batches // 4), assign="random")
+        return
     with torch.no_grad():
         feats = []
         while sum(len(f) for f in feats) < cfg.kmeans_samples:
