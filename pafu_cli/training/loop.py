@@ -56,6 +56,7 @@ class TrainConfig:
     noise_a: float = 0.0
     noise_sigma: float = 0.0
     noise_p_clean: float = 0.0
+    color_aug: float = 0.0
     shrink: tuple = (1.0, 0.8, 0.6)
     seed: int = 0
     threads: int = 0
@@ -90,7 +91,7 @@ class Sampler:
         if c.task == "upscale":
             x, y = self.src.sample(rng, c.batch, c.default_patch(), c.scale)
         else:
-            x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise)
+            x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise, c.color_aug)
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
