@@ -29,6 +29,25 @@ def _reflect(i, n):
     return i
 
 
+@nb.njit(inline="always", **_NJIT)
+def _conv_at(x, wt, bias, y, xx, acc):
+    """``acc[o] = bias[o] + sum_{dy,dx,c} wt[dy, dx, c, o] * x(y+dy-r, xx+dx-r, c)``, reflected."""
+    h, w, ci = x.shape
+    k = wt.shape[0]
+    co = wt.shape[3]
+    r = (k - 1) // 2
+    for o in range(co):
+        acc[o] = bias[o]
+    for dy in range(k):
+        yy = _reflect(y + dy - r, h)
+        for dx in range(k):
+            xs = _reflect(xx + dx - r, w)
+            for c in range(ci):
+                v = x[yy, xs, c]
+                for o in range(co):
+                    acc[o] += v * wt[dy, dx, c, o]
+
+
 @nb.njit(**_NJIT_PARALLEL)
 def conv2d(x, wt, bias, relu, out):
     """'Same' convolution with reflected borders, optional ReLU.
@@ -37,23 +56,12 @@ def conv2d(x, wt, bias, relu, out):
     with ``r = (k - 1) // 2``. ``x`` (H, W, Ci), ``wt`` (k, k, Ci, Co), ``bias``
     (Co,), ``out`` (H, W, Co); all float32, ``k`` odd.
     """
-    h, w, ci = x.shape
-    k = wt.shape[0]
+    h, w, _ = x.shape
     co = wt.shape[3]
-    r = (k - 1) // 2
     for y in nb.prange(h):
         acc = np.empty(co, dtype=np.float32)
         for xx in range(w):
-            for o in range(co):
-                acc[o] = bias[o]
-            for dy in range(k):
-                yy = _reflect(y + dy - r, h)
-                for dx in range(k):
-                    xs = _reflect(xx + dx - r, w)
-                    for c in range(ci):
-                        v = x[yy, xs, c]
-                        for o in range(co):
-                            acc[o] += v * wt[dy, dx, c, o]
+            _conv_at(x, wt, bias, y, xx, acc)
             for o in range(co):
                 a = acc[o]
                 if relu and a < 0:
@@ -68,23 +76,12 @@ def conv2d_argmax(x, wt, bias, out_idx):
     Same convolution as :func:`conv2d` without activation; writes
     ``out_idx[y, x] = argmax_o logits[y, x, o]`` as int32 instead of the logits.
     """
-    h, w, ci = x.shape
-    k = wt.shape[0]
+    h, w, _ = x.shape
     co = wt.shape[3]
-    r = (k - 1) // 2
     for y in nb.prange(h):
         acc = np.empty(co, dtype=np.float32)
         for xx in range(w):
-            for o in range(co):
-                acc[o] = bias[o]
-            for dy in range(k):
-                yy = _reflect(y + dy - r, h)
-                for dx in range(k):
-                    xs = _reflect(xx + dx - r, w)
-                    for c in range(ci):
-                        v = x[yy, xs, c]
-                        for o in range(co):
-                            acc[o] += v * wt[dy, dx, c, o]
+            _conv_at(x, wt, bias, y, xx, acc)
             best = 0
             for o in range(1, co):
                 if acc[o] > acc[best]:

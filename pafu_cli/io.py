@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import render
 from .bayer import PATTERNS
 from .errors import InputError, OutputError
 
@@ -57,6 +58,9 @@ class RawData:
     flip: int  # LibRaw orientation code: 0, 3, 5 or 6
     is_dng: bool
     iso: float | None = None
+    # (3, 3) camera -> sRGB matrix LibRaw applies, measured by probing LibRaw
+    # (see probe_libraw_matrix); only set when the fields above give none.
+    probed_matrix: np.ndarray | None = None
 
 
 @contextlib.contextmanager
@@ -205,12 +209,100 @@ def read_raw(path) -> RawData:
                 is_dng=Path(path).suffix.lower() == ".dng",
                 iso=iso if iso > 0 else None,
             )
+            # Last: the probe overwrites the mosaic (copied above) and LibRaw state.
+            if render.camera_to_srgb(data.color_matrix, data.rgb_xyz_matrix, data.is_dng,
+                                     False) is None:
+                data = dataclasses.replace(
+                    data, probed_matrix=probe_libraw_matrix(raw, pattern, data.black))
     except _libraw_errors() as e:
         raise InputError(_raw_reason(path, e)) from None
     if cfa.ndim != 2 or min(cfa.shape) < 2:
         raise InputError(f"{path}: truncated or no image data (mosaic shape {cfa.shape})")
     _check_not_empty(cfa, data.black, path)
     return data
+
+
+# The probe: up to this many 2x2 blocks (rows, columns) of distinct camera RGB
+# values; values below _PROBE_TOP (16-bit units) so few outputs clip; an
+# accepted fit reproduces every unclipped output within _PROBE_TOL of the
+# truncation interval.
+_PROBE_BLOCKS = (256, 512)
+_PROBE_TOP = 30000
+_PROBE_TOL = 0.1
+_PROBE_MIN_SAMPLES = 500
+
+
+def probe_libraw_matrix(raw, pattern: str, black, seed: int = 0):
+    """Measure the camera -> sRGB matrix LibRaw applies, by rendering a probe mosaic.
+
+    For some cameras LibRaw takes the matrix from its internal tables without
+    exposing it (``rgb_xyz_matrix`` and ``color_matrix`` both empty). This
+    writes distinct random camera RGB values into 2x2 blocks of the open
+    file's ``raw_image`` (in place: it destroys the mosaic, so copy it first),
+    renders it half-size, linear, 16-bit, without white balance or brightness
+    changes (scale exactly 1), and fits each output row to
+    ``out = trunc(m . rgb)`` by least squares over the unclipped outputs.
+    Rounded versions of each row (3 to 6 decimals, as LibRaw's tables hold)
+    are kept when they reproduce LibRaw's outputs at least as well.
+
+    Parameters
+    ----------
+    raw : rawpy.RawPy
+        An open, unpacked Bayer file, not yet post-processed.
+    pattern : str
+        Its Bayer pattern at the visible origin.
+    black : (4,) array
+        Black level per colour (R, G, B, G2).
+
+    Returns
+    -------
+    ndarray (3, 3) float32, or None
+        None when the image is too small or LibRaw's output does not fit a
+        3x3 matrix (another step in the way); the caller then uses none.
+    """
+    import rawpy
+
+    vis = raw.raw_image_visible
+    bh, bw = min(vis.shape[0] // 2, _PROBE_BLOCKS[0]), min(vis.shape[1] // 2, _PROBE_BLOCKS[1])
+    top = min(_PROBE_TOP, 65535 - int(np.max(black)))
+    if bh * bw < 4 * _PROBE_MIN_SAMPLES or top < 1000:
+        return None
+    rgb = np.random.default_rng(seed).integers(1, top, size=(bh, bw, 3)).astype(np.uint16)
+    tile = render.colour_index(pattern)
+    for y in range(2):
+        for x in range(2):
+            c = int(tile[y, x])
+            vis[y : 2 * bh : 2, x : 2 * bw : 2] = rgb[..., (0, 1, 2, 1)[c]] + np.uint16(black[c])
+    try:
+        out = raw.postprocess(
+            demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR, half_size=True,
+            use_camera_wb=False, use_auto_wb=False, user_wb=[1.0, 1.0, 1.0, 1.0],
+            user_sat=65535, adjust_maximum_thr=0.0, no_auto_bright=True, gamma=(1, 1),
+            output_bps=16, user_flip=0)
+    except _libraw_errors():
+        return None
+    if out.ndim != 3 or out.shape[0] < bh or out.shape[1] < bw or out.shape[2] != 3:
+        return None
+    out = out[:bh, :bw].reshape(-1, 3).astype(np.float64)
+    a = rgb.reshape(-1, 3).astype(np.float64)
+    rgb32 = rgb.reshape(-1, 1, 3).astype(np.float32)
+    m = np.zeros((3, 3), np.float32)
+    for k in range(3):
+        o = out[:, k]
+        keep = (o > 0) & (o < 65535)
+        if keep.sum() < _PROBE_MIN_SAMPLES:
+            return None
+        row = np.linalg.lstsq(a[keep], o[keep] + 0.5, rcond=None)[0]
+        if np.abs(o[keep] + 0.5 - a[keep] @ row).max() > 0.5 + _PROBE_TOL:
+            return None
+        best = None
+        for cand in [np.round(row, d) for d in (3, 4, 5, 6)] + [row]:
+            trial = np.tile(cand.astype(np.float32), (3, 1))
+            miss = np.count_nonzero(render.apply_matrix(rgb32, trial)[:, 0, k] != o)
+            if best is None or miss < best[0]:
+                best = (miss, trial[k])
+        m[k] = best[1]
+    return m
 
 
 def _check_file(path) -> None:

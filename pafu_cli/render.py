@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# sRGB (D65) -> XYZ, LibRaw's ``xyz_rgb``.
+# sRGB (D65) -> XYZ, LibRaw's ``xyz_rgb``. LibRaw 0.22 uses these 7-digit
+# values, not dcraw's 6-digit ones (0.412453, ...): with those the matrix of
+# the Canon D30 differs from the one LibRaw applies (probed) by 4e-5.
 XYZ_FROM_SRGB = np.array(
-    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+     [0.0193339, 0.1191920, 0.9503041]]
 )
 # name -> (gamma exponent, toe slope), as rawpy's ``gamma=`` tuple.
 GAMMAS = {"srgb": (2.4, 12.92), "bt709": (2.222, 4.5), "linear": (1.0, 1.0)}
@@ -198,19 +201,21 @@ def libraw_border(cfa: np.ndarray, pattern: str, black, scale):
     return ys, xs, rgb
 
 
-def camera_to_srgb(color_matrix, rgb_xyz_matrix, is_dng: bool, camera_wb_used: bool):
+def camera_to_srgb(color_matrix, rgb_xyz_matrix, is_dng: bool, camera_wb_used: bool,
+                   probed=None):
     """The 3x3 camera -> sRGB matrix LibRaw applies (float32), or None for none.
 
     The file's own matrix (DNG colour data) when present and plausible, else
     the pseudo-inverse of LibRaw's built-in camera matrix with rows normalised
-    to 1, else no conversion (LibRaw's ``raw_color``).
+    to 1, else ``probed`` (the matrix measured from LibRaw's output, see
+    ``io.probe_libraw_matrix``), else no conversion (LibRaw's ``raw_color``).
     """
     cm = np.asarray(color_matrix, np.float64)
     if (is_dng or camera_wb_used) and cm[0, 0] > 0.125:
         return cm[:, :3].astype(np.float32)
     xyz = np.asarray(rgb_xyz_matrix, np.float64)[:3]
     if not np.any(xyz):
-        return None
+        return None if probed is None else np.asarray(probed, np.float32)
     cam_rgb = xyz @ XYZ_FROM_SRGB
     cam_rgb /= cam_rgb.sum(axis=1, keepdims=True)
     return np.linalg.pinv(cam_rgb).astype(np.float32)
