@@ -1,0 +1,214 @@
+"""Speed and memory of pafu against its anchors, measured in one run.
+
+Usage::
+
+    python benchmarks/speed.py [--data ../shared/data] [--repeats 3] [--quick]
+
+Every case runs in a fresh Python process (so its peak resident memory, read
+from ``VmHWM`` in ``/proc/self/status``, is its own) and reports the median of
+``--repeats`` timed calls after one warm-up call. Anchors (LibRaw AHD through
+rawpy, OpenCV INTER_LANCZOS4) run in the same invocation, since absolute times
+on shared machines drift; compare ratios. OpenCV is needed only here
+(``pip install opencv-python-headless``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _median_time(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def make_mosaic(data: Path, h: int, w: int) -> np.ndarray:
+    """(h, w) uint16 RGGB mosaic made by tiling Kodak images (as ANCHORS.md)."""
+    import imageio.v3 as iio
+
+    from pafu_cli.bayer import mosaic
+
+    tiles = [iio.imread(p) for p in sorted((data / "Kodak24").glob("*.png"))]
+    tiles = [t if t.shape[0] == 512 else t.transpose(1, 0, 2) for t in tiles]
+    rows = []
+    k = 0
+    for _ in range(-(-h // 512)):
+        row = []
+        for _ in range(-(-w // 768)):
+            row.append(tiles[k % len(tiles)])
+            k += 1
+        rows.append(np.concatenate(row, axis=1))
+    rgb = np.concatenate(rows, axis=0)[:h, :w]
+    return (mosaic(rgb, "RGGB").astype(np.uint32) * 257).astype(np.uint16)
+
+
+# --- the cases (each runs in its own process) ---------------------------------
+
+
+def case_libraw(dng, algo, repeats):
+    import rawpy
+
+    settings = dict(output_color=rawpy.ColorSpace.raw, gamma=(1, 1), no_auto_bright=True,
+                    user_wb=[1, 1, 1, 1], user_black=0, user_sat=65535, adjust_maximum_thr=0,
+                    output_bps=16, demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, algo))
+    times = []
+    for i in range(repeats + 1):
+        with rawpy.imread(dng) as raw:
+            raw.raw_image  # unpack, not timed  # noqa: B018
+            t0 = time.perf_counter()
+            raw.postprocess(**settings)
+            if i:
+                times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def case_pafu_demosaick(npy, model, repeats):
+    from pafu_cli import demosaick
+
+    cfa = np.load(npy)
+    x = cfa.astype(np.float32) / np.float32(65535)
+    del cfa
+    return _median_time(lambda: demosaick(x, "RGGB", model=model), repeats)
+
+
+def case_upscale(npy, scale, model, repeats):
+    img = np.load(npy)
+    if model == "lanczos":
+        import cv2
+
+        h, w = img.shape[:2]
+        return _median_time(lambda: cv2.resize(img, (w * scale, h * scale),
+                                               interpolation=cv2.INTER_LANCZOS4), repeats)
+    from pafu_cli import upscale
+
+    x = img.astype(np.float32) / 255
+    return _median_time(lambda: upscale(x, scale, model=model), repeats)
+
+
+def _one(args):
+    kind, rest = args[0], args[1:]
+    repeats = int(os.environ.get("PAFU_BENCH_REPEATS", "3"))
+    if kind == "libraw":
+        sec = case_libraw(rest[0], rest[1], repeats)
+    elif kind == "demosaick":
+        sec = case_pafu_demosaick(rest[0], None if rest[1] == "default" else rest[1], repeats)
+    elif kind == "upscale":
+        sec = case_upscale(rest[0], int(rest[1]), None if rest[2] == "default" else rest[2], repeats)
+    else:
+        raise SystemExit(f"unknown case {kind}")
+    print(json.dumps({"seconds": sec, "peak_mb": _peak_mb()}))
+
+
+def run_case(*args, threads=None):
+    env = dict(os.environ)
+    if threads:
+        env["NUMBA_NUM_THREADS"] = str(threads)
+    out = subprocess.run([sys.executable, __file__, "--one", *map(str, args)], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def wall(cmd, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        return _one(sys.argv[2:])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="6 MP instead of 24 MP, no scaling series")
+    a = ap.parse_args()
+    os.environ["PAFU_BENCH_REPEATS"] = str(a.repeats)
+    sys.path.insert(0, str(HERE))
+    from make_dng import write_dng
+
+    tmp = Path(tempfile.mkdtemp(prefix="pafu_bench_"))
+    h, w = (2000, 3000) if a.quick else (4000, 6000)
+    mp = h * w / 1e6
+    cfa = make_mosaic(Path(a.data), h, w)
+    np.save(tmp / "cfa.npy", cfa)
+    write_dng(tmp / "big.dng", cfa)
+    rows = []
+
+    def row(name, r, out_mp, anchor=None):
+        ratio = f"{anchor['seconds'] / r['seconds']:.2f}x" if anchor else ""
+        rows.append(f"| {name} | {r['seconds']:.3f} | {out_mp / r['seconds']:.1f} | "
+                    f"{r['peak_mb']:.0f} | {ratio} |")
+
+    print(f"# {mp:.0f} MP demosaick, 1500x1000 upscale; median of {a.repeats}", flush=True)
+    ahd = run_case("libraw", tmp / "big.dng", "AHD")
+    row(f"LibRaw AHD (anchor), {mp:.0f} MP", ahd, mp)
+    lin = run_case("libraw", tmp / "big.dng", "LINEAR")
+    row(f"LibRaw LINEAR, {mp:.0f} MP", lin, mp, ahd)
+    for model in ("default", "bilinear"):
+        row(f"pafu demosaick core ({model}), {mp:.0f} MP", run_case("demosaick", tmp / "cfa.npy", model), mp, ahd)
+    row("pafu demosaick core (default), 1 thread", run_case("demosaick", tmp / "cfa.npy", "default", threads=1), mp, ahd)
+
+    # End to end: read, render, write a 16-bit TIFF, against rawpy + AHD + imageio.
+    e2e_ref = tmp / "e2e_ref.py"
+    e2e_ref.write_text(
+        "import sys, rawpy, imageio.v3 as iio\n"
+        "with rawpy.imread(sys.argv[1]) as r:\n"
+        "    rgb = r.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, output_bps=16)\n"
+        "iio.imwrite(sys.argv[2], rgb)\n")
+    t_ref = wall([sys.executable, str(e2e_ref), str(tmp / "big.dng"), str(tmp / "ref.tif")], a.repeats)
+    pafu = str(Path(sys.executable).parent / "pafu")
+    t_pafu = wall([pafu, "-q", "demosaick", "--overwrite", str(tmp / "big.dng"), str(tmp / "out.tif"),
+                   "--bits", "16"], a.repeats)
+    rows.append(f"| end to end: rawpy AHD + imageio TIFF (anchor) | {t_ref:.3f} | {mp / t_ref:.1f} | | |")
+    rows.append(f"| end to end: pafu demosaick big.dng out.tif --bits 16 | {t_pafu:.3f} | {mp / t_pafu:.1f} | | "
+                f"{t_ref / t_pafu:.2f}x |")
+
+    import imageio.v3 as iio
+
+    img = iio.imread(sorted((Path(a.data) / "Kodak24").glob("*.png"))[0])
+    img = np.tile(img, (2, 2, 1))[:1000, :1500]
+    np.save(tmp / "img.npy", np.ascontiguousarray(img))
+    for s in (2, 3, 4):
+        lz = run_case("upscale", tmp / "img.npy", s, "lanczos")
+        out_mp = 1.5 * s * s
+        row(f"OpenCV INTER_LANCZOS4 x{s} (anchor)", lz, out_mp)
+        row(f"pafu upscale x{s}", run_case("upscale", tmp / "img.npy", s, "default"), out_mp, lz)
+
+    t0 = time.perf_counter()
+    subprocess.run([pafu, "--help"], check=True, capture_output=True)
+    rows.append(f"| pafu --help (start-up) | {time.perf_counter() - t0:.3f} | | | |")
+
+    print("| case | seconds | output MP/s | peak RSS MB | speed vs anchor |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
