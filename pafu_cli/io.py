@@ -285,7 +285,7 @@ def probe_libraw_matrix(raw, pattern: str, black, seed: int = 0):
         return None
     out = out[:bh, :bw].reshape(-1, 3).astype(np.float64)
     a = rgb.reshape(-1, 3).astype(np.float64)
-    rgb32 = rgb.reshape(-1, 1, 3).astype(np.float32)
+    r, g, b = (rgb[..., c].ravel().astype(np.float32) for c in range(3))
     m = np.zeros((3, 3), np.float32)
     for k in range(3):
         o = out[:, k]
@@ -297,10 +297,12 @@ def probe_libraw_matrix(raw, pattern: str, black, seed: int = 0):
             return None
         best = None
         for cand in [np.round(row, d) for d in (3, 4, 5, 6)] + [row]:
-            trial = np.tile(cand.astype(np.float32), (3, 1))
-            miss = np.count_nonzero(render.apply_matrix(rgb32, trial)[:, 0, k] != o)
+            c0, c1, c2 = cand.astype(np.float32)
+            # LibRaw's float32 sum, truncated and clipped (as render.apply_matrix).
+            pred = np.clip(np.trunc(c0 * r + c1 * g + c2 * b), 0, 65535)
+            miss = np.count_nonzero(pred != o)
             if best is None or miss < best[0]:
-                best = (miss, trial[k])
+                best = (miss, (c0, c1, c2))
         m[k] = best[1]
     return m
 

@@ -217,11 +217,12 @@ def render_raw(raw, opts: DemosaickOptions):
     sample = cfa[max(0, cy - 512) : cy + 512, max(0, cx - 512) : cx + 512]
     sample = render.scale_mosaic(sample, pattern, raw.black, scale) / np.float32(65535)
     model = _choose_model(raw.path, pattern, raw.iso, opts, sample)
-    matrix = render.camera_to_srgb(raw.color_matrix, raw.rgb_xyz_matrix, raw.is_dng, cam_used,
-                                   getattr(raw, "probed_matrix", None))
-    if matrix is not None and matrix is getattr(raw, "probed_matrix", None):
+    matrix = render.camera_to_srgb(raw.color_matrix, raw.rgb_xyz_matrix, raw.is_dng, cam_used)
+    if matrix is None and raw.probed_matrix is not None:
+        # LibRaw's built-in matrix for this camera, which rawpy does not expose.
+        matrix = raw.probed_matrix
         log.info("%s: colour matrix probed from LibRaw: %s", raw.path,
-                 np.round(matrix, 4).tolist())
+                 [[round(float(v), 4) for v in row] for row in matrix])
     # LibRaw's own 1-pixel frame makes the bilinear bank reproduce LINEAR exactly.
     frame = render.libraw_border(cfa, pattern, raw.black, scale) if model.name == "bilinear" else None
 

@@ -201,21 +201,20 @@ def libraw_border(cfa: np.ndarray, pattern: str, black, scale):
     return ys, xs, rgb
 
 
-def camera_to_srgb(color_matrix, rgb_xyz_matrix, is_dng: bool, camera_wb_used: bool,
-                   probed=None):
+def camera_to_srgb(color_matrix, rgb_xyz_matrix, is_dng: bool, camera_wb_used: bool):
     """The 3x3 camera -> sRGB matrix LibRaw applies (float32), or None for none.
 
     The file's own matrix (DNG colour data) when present and plausible, else
     the pseudo-inverse of LibRaw's built-in camera matrix with rows normalised
-    to 1, else ``probed`` (the matrix measured from LibRaw's output, see
-    ``io.probe_libraw_matrix``), else no conversion (LibRaw's ``raw_color``).
+    to 1, else None: no conversion (LibRaw's ``raw_color``), unless LibRaw
+    uses a matrix it does not expose (``io.probe_libraw_matrix`` measures it).
     """
     cm = np.asarray(color_matrix, np.float64)
     if (is_dng or camera_wb_used) and cm[0, 0] > 0.125:
         return cm[:, :3].astype(np.float32)
     xyz = np.asarray(rgb_xyz_matrix, np.float64)[:3]
     if not np.any(xyz):
-        return None if probed is None else np.asarray(probed, np.float32)
+        return None
     cam_rgb = xyz @ XYZ_FROM_SRGB
     cam_rgb /= cam_rgb.sum(axis=1, keepdims=True)
     return np.linalg.pinv(cam_rgb).astype(np.float32)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pafu_cli import io
+from pafu_cli import io, render
 from pafu_cli.errors import InputError, OutputError
 
 
@@ -96,6 +96,38 @@ def test_read_raw_sample(sample_dng):
 def test_read_raw_patterns(shared_raw, name, pattern, flip):
     raw = io.read_raw(shared_raw / name)
     assert (raw.pattern, raw.flip) == (pattern, flip)
+
+
+def _probe(path):
+    import rawpy
+
+    data = io.read_raw(path)
+    expect = render.camera_to_srgb(data.color_matrix, data.rgb_xyz_matrix, data.is_dng, False)
+    with rawpy.imread(str(path)) as raw:
+        return io.probe_libraw_matrix(raw, data.pattern, data.black), expect, data
+
+
+def test_probe_reproduces_exposed_dng_matrix(sample_dng):
+    # The 550D DNG exposes its colour_matrix: the probe must find the same one.
+    got, expect, data = _probe(sample_dng)
+    assert data.probed_matrix is None  # not probed when rawpy exposes a matrix
+    assert got.dtype == np.float32 and got.shape == (3, 3)
+    np.testing.assert_allclose(got, expect, rtol=0, atol=1e-6)
+
+
+def test_probe_reproduces_builtin_xyz_matrix(shared_raw):
+    # The Canon D30 exposes LibRaw's built-in rgb_xyz_matrix (pseudo-inverse path).
+    got, expect, _ = _probe(shared_raw / "bayer/canon_eosd30_rawsamples_boostgil.crw")
+    np.testing.assert_allclose(got, expect, rtol=0, atol=1e-6)
+
+
+def test_read_raw_probes_hidden_matrix(shared_raw):
+    # The Kodak DC50: LibRaw applies a built-in matrix that rawpy does not expose.
+    raw = io.read_raw(shared_raw / "bayer/kodak_dc50_rawsamples.kdc")
+    assert not raw.rgb_xyz_matrix.any() and raw.color_matrix[0, 0] <= 0.125
+    expect = [[1.8125, -0.3365, -0.476], [-0.435, 1.852, -0.417], [-0.676, -1.393, 3.069]]
+    np.testing.assert_allclose(raw.probed_matrix, expect, rtol=0, atol=1e-6)
+    assert int(raw.cfa.max()) == 16383  # the copied mosaic, not the probe written after it
 
 
 @pytest.mark.parametrize("name,reason", [
