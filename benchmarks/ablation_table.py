@@ -48,7 +48,7 @@ def main():
     files = list_images([Path(a.data) / "T91", Path(a.data) / "BSD200"])
     val_files = split_files(files)[1]
     print("| change from base | kernels in use | validation dB | output MP/s |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|")
     for name in CHANGES:
         p = Path(a.folder) / f"{name}.npz"
         if not p.exists():
