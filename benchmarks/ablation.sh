@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Ablation of PAFU design choices on x2 super-resolution (validation split of T91 + BSD200).
 # Each run: `pafu train` with one change from the base; results: benchmarks/ablation_table.py.
+# Two lanes on two cores: `benchmarks/ablation.sh & benchmarks/ablation.sh`.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/ablation}
 mkdir -p "$OUT"
 D="--data ../shared/data/T91 --data ../shared/data/BSD200"
 BASE="--task upscale -s 2 --iters ${ITERS:-2000} --seed 0 --threads ${THREADS:-1}"
-run() { name=$1; shift; [ -f "$OUT/$name.npz" ] || pafu train $BASE $D --out "$OUT/$name.npz" "$@" > "$OUT/$name.log" 2>&1; }
+# Several lanes may run this script at once: a run is claimed atomically by mkdir.
+run() {
+  name=$1; shift
+  [ -f "$OUT/$name.npz" ] && return
+  mkdir "$OUT/$name.claim" 2>/dev/null || return
+  pafu train $BASE $D --out "$OUT/$name.npz" "$@" > "$OUT/$name.log" 2>&1
+}
 run base
 run n8 --kernels 8
 run n32 --kernels 32
