@@ -81,6 +81,11 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
     ext = default_ext
     if output.name.startswith("*.") and output.suffix:
         ext, output = output.suffix, output.parent
+    # An output folder inside an input folder: never take earlier outputs as inputs.
+    out_abs = output.resolve()
+    inputs = [(f, rel) for f, rel in inputs if not f.resolve().is_relative_to(out_abs)]
+    if not inputs:
+        raise InputError(f"{output}: no inputs left outside the output folder")
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output}: several inputs need an output folder, not a file")
     try:

@@ -213,6 +213,11 @@ def test_batch_recurses_and_mirrors_the_tree(tmp_path, rng):
     # Inputs that share a stem in one folder keep their suffix in the output name.
     assert got == ["sub/deeper/leaf.png", "sub/same.png.png", "sub/same.tif.png", "top.png"]
     np.testing.assert_array_equal(io.read_image(out / "sub" / "deeper" / "leaf.png")[::2, ::2], img)
+    # An output folder inside the input folder: its files are not inputs on the next run.
+    inner = src / "x2"
+    assert run("upscale", "-s", "2", "-m", "nearest", src, inner).exit_code == 0
+    r = run("upscale", "-s", "2", "-m", "nearest", src, inner)
+    assert r.exit_code == 0 and "0 written, 4 skipped" in r.stderr, r.output
 
 
 def test_single_output_not_overwritten(tmp_path, rng):
