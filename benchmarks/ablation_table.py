@@ -29,7 +29,7 @@ CHANGES = {
 }
 
 
-def speed(model, x, repeats=3):
+def speed(model, x, repeats=7):
     upscale(x, 2, model=model)
     ts = []
     for _ in range(repeats):
