@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, render
+from .bayer import RED_OFFSET
 from .demosaick import demosaick, receptive_margin
 from .errors import InputError, ModelError
 from .models import DENOISE_MODEL, PafuModel, resolve_model
@@ -28,8 +29,6 @@ BAND_PIXELS = 1 << 20
 # which it counts as noisy whatever its ISO.
 DENOISE_ISO = 3200
 DENOISE_NOISE = 0.012
-WB_CHOICES = ("camera", "daylight", "auto")
-DENOISE_CHOICES = ("auto", "off", "on")
 # Bytes per pixel held for a whole image, on top of one band's float32 work.
 _RAW_BYTES_PER_PIXEL = 2 + 6 + 6 + 6 + 2
 _BAND_BYTES_PER_PIXEL = 160
@@ -144,7 +143,7 @@ def demosaick_bands(get_rows, h: int, w: int, pattern: str, model: PafuModel, wa
     margin = 2 * receptive_margin(model) + 2
     margin += margin % 2
     rows = _band_rows(h, w)
-    ry, rx = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}[pattern]
+    ry, rx = RED_OFFSET[pattern]
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         a, b = max(0, r0 - margin), min(h, r1 + margin)

@@ -48,22 +48,23 @@ def rng():
     return np.random.default_rng(SEED)
 
 
-@pytest.fixture
-def shared_data():
-    """The image data sets in ../shared/data (Set5, Set14, Kodak24, ...)."""
-    path = SHARED / "data"
+def _shared(sub):
+    path = SHARED / sub
     if not path.is_dir():
         pytest.skip(f"{path} not found (set PAFU_SHARED)")
     return path
+
+
+@pytest.fixture
+def shared_data():
+    """The image data sets in ../shared/data (Set5, Set14, Kodak24, ...)."""
+    return _shared("data")
 
 
 @pytest.fixture
 def shared_raw():
     """The RAW test collection in ../shared/raw (never copied into the repo)."""
-    path = SHARED / "raw"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found (set PAFU_SHARED)")
-    return path
+    return _shared("raw")
 
 
 @pytest.fixture

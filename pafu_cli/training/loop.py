@@ -64,7 +64,6 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 100
     val_every: int = 10
-    init_noise: float = 0.001
     kmeans_samples: int = 40000
     init: str = "kmeans"  # or "random": every kernel the LS fit on a random pixel split
     selector_pretrain: int = 500
@@ -105,23 +104,11 @@ def _crop(t, m):
     return t[..., m:-m, m:-m] if m else t
 
 
-def kernel_errors(net: PafuNet, x, yb):
-    """(B, n, H, W): squared error of every kernel's response at every pixel."""
-    tgt = F.pixel_unshuffle(yb, net.shuffle)
-    return ((net.responses(x) - tgt.unsqueeze(1)) ** 2).sum(2)
-
-
-def oracle_choice(net: PafuNet, x, yb):
-    """Per pixel, the kernel whose response is closest (l2) to the target."""
-    return kernel_errors(net, x, yb).argmin(1)
-
-
 def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float = 1e-4,
                assign: str = "selector"):
     """Least-squares bank given per-pixel choices (in place).
 
-    ``assign``: "selector" (the selector's argmax, as at inference), "oracle"
-    (each pixel's best kernel, a k-planes step) or "random".
+    ``assign``: "selector" (the selector's argmax, as at inference) or "random".
     Returns the number of samples each kernel was fitted on.
     """
     n, co, ci, k = net.n_kernels, net.out_channels, net.in_channels, net.big_k
@@ -135,9 +122,7 @@ def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float =
         for _ in range(batches):
             xb, yb = sampler(rng)
             x = net.prepare(xb)
-            if assign == "oracle":
-                idx = oracle_choice(net, x, yb)
-            elif assign == "random":
+            if assign == "random":
                 idx = torch.randint(0, n, x.shape[:1] + x.shape[2:])
             else:
                 idx = net.logits(x).argmax(1)
