@@ -34,6 +34,11 @@ import click
 @click.option("--noise", nargs=2, type=float, default=(0.0, 0.0), show_default=True,
               help="Demosaick: max shot-noise gain a and max read-noise sigma (0..1 units).")
 @click.option("--noise-p-clean", default=0.0, show_default=True, help="Share of noise-free patches.")
+@click.option("--noise-min", default=0.0, show_default=True,
+              help="Demosaick: min read-noise sigma (0..1 units), for a noise-level specialist.")
+@click.option("--val-sigma", default=0.0, show_default=True,
+              help="Demosaick: mosaic noise sigma (0..255 units) of the validation that picks the bank; "
+                   "stored as the model's noise_sigma (the level --denoise picks it for).")
 @click.option("--color-aug", default=0.0, show_default=True,
               help="Demosaick: share of patches with random channel permutation and saturation.")
 @click.option("--selector-pretrain", default=500, show_default=True,
@@ -44,7 +49,8 @@ import click
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
-              lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean, color_aug,
+              lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean, noise_min, val_sigma,
+              color_aug,
               selector_pretrain, init, seed, threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
@@ -65,7 +71,8 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         batch=batch, patch=patch, n_kernels=n_kernels, kernel_sizes=sizes, width=width, depth=depth,
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
-        noise_sigma=noise[1], noise_p_clean=noise_p_clean, color_aug=color_aug, seed=seed, threads=threads,
+        noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
+        val_sigma=val_sigma / 255, color_aug=color_aug, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init,
     )
     if task == "upscale" and scale not in (2, 3, 4):

@@ -46,20 +46,81 @@ def filter_selected(model: PafuModel, x: np.ndarray, idx: np.ndarray) -> np.ndar
     return out
 
 
-def run(model: PafuModel, x: np.ndarray):
+BAND_ROWS = 8  # rows per band of the banded engine (at the model's input resolution)
+
+
+def margin(model: PafuModel) -> int:
+    """Rows/columns beyond a pixel that its output depends on (selector plus bank)."""
+    sel = sum((w.shape[2] - 1) // 2 for w in model.selector_weights)
+    return sel + (model.bank.shape[3] - 1) // 2
+
+
+def _packed_layers(model: PafuModel):
+    """Selector weights/biases flattened for :func:`pafu_cli._band.run_bands`."""
+    meta, wf, bf, woff, boff = [], [], [], 0, 0
+    for w, b in zip(model.selector_weights, model.selector_biases):
+        co, ci, k, _ = w.shape
+        meta.append((co, ci, k, woff, boff))
+        wf.append(np.asarray(w, np.float32).ravel())
+        bf.append(np.asarray(b, np.float32).ravel())
+        woff += w.size
+        boff += b.size
+    return (np.concatenate(wf), np.concatenate(bf), np.asarray(meta, dtype=np.int64))
+
+
+def _apply_layout(model: PafuModel) -> np.ndarray:
+    """Bank as (n, C_out padded to a multiple of 4, T) float32 for the banded apply:
+    row o of kernel z holds its K x K taps in (c, dy, dx) order (zero outside its
+    own support, as stored), then zeros; T is C_in K^2 rounded up to a multiple of 16."""
+    n, co, ci, k, _ = model.bank.shape
+    bank = np.zeros((n, -(-co // 4) * 4, -(-ci * k * k // 16) * 16), dtype=np.float32)
+    bank[:, :co, : ci * k * k] = model.bank.reshape(n, co, -1)
+    return bank
+
+
+def _d2s_table(model: PafuModel) -> np.ndarray:
+    """(C_out, 3) int64: (dy, dx, colour) of each bank output channel (pixel_shuffle order)."""
+    f = model.shuffle
+    co = model.out_channels
+    o = np.arange(co)
+    return np.ascontiguousarray(np.stack([(o // f) % f, o % f, o // (f * f)], axis=1), dtype=np.int64)
+
+
+def run(model: PafuModel, x: np.ndarray, out_shape=None, offset=(0, 0), band: int = BAND_ROWS):
     """Selector plus filtering on ``x`` (H, W, C_in) float32.
+
+    ``out_shape`` (rows, columns) and ``offset`` (top, left) pick a window of the
+    f-times larger result (default: all of it), so callers that crop never hold
+    the full result.
 
     Returns
     -------
-    out : ndarray (H*f, W*f, C_out / f^2) float32
-        Filtered result after depth-to-space by ``model.shuffle``.
+    out : ndarray (H*f, W*f, C_out / f^2) float32, or the window
+        Filtered result after depth-to-space by ``f = model.shuffle``.
     idx : ndarray (H, W) int32
         The kernel chosen at each pixel.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
-    idx = select(model, x)
-    y = filter_selected(model, x, idx)
-    return depth_to_space(y, model.shuffle), idx
+    h, w, _ = x.shape
+    f = model.shuffle
+    c_out = model.out_channels // (f * f)
+    if out_shape is None:
+        out_shape = (h * f, w * f)
+    top, left = offset
+    if min(h, w) <= margin(model) + 1:  # too small for the banded engine's one-fold reflection
+        idx = select(model, x)
+        full = depth_to_space(filter_selected(model, x, idx), f)
+        out = np.ascontiguousarray(full[top : top + out_shape[0], left : left + out_shape[1]])
+        return out, idx
+    from . import _band
+
+    wf, bf, meta = _packed_layers(model)
+    out = np.empty(tuple(out_shape) + (c_out,), dtype=np.float32)
+    idx = np.empty((h, w), dtype=np.int32)
+    _band.run_bands(x, model.selector_input_mean.astype(np.float32),
+                    model.selector_input_scale.astype(np.float32), wf, bf, meta,
+                    _apply_layout(model), model.bank.shape[3], _d2s_table(model), f, top, left, band, out, idx)
+    return out, idx
 
 
 def depth_to_space(y: np.ndarray, s: int) -> np.ndarray:

@@ -33,6 +33,11 @@ key                         meaning
 ``provenance_data``         training data description
 ``provenance_date``         ISO date of the export
 ``provenance_quality``      JSON string of measured PSNRs (may be ``"{}"``)
+``noise_sigma``             optional float, demosaick only: the mosaic noise
+                            level (Gaussian sigma, 0..1 units) the model is
+                            made for; absent or 0 = noise-free. ``--denoise``
+                            picks among the shipped ``demosaick*`` models by
+                            this value and the file's estimated noise.
 ==========================  ==================================================
 
 Padding is reflection at every layer and for the bank. Inference: logits from
@@ -96,6 +101,7 @@ class PafuModel:
     description: str = ""
     provenance: dict = dataclasses.field(default_factory=dict)
     path: str = ""
+    noise_sigma: float = 0.0  # demosaick: noise level the model is made for (0 = noise-free)
 
     @property
     def n_kernels(self) -> int:
@@ -255,6 +261,14 @@ def _parse(f, path) -> PafuModel:
     for key in PROVENANCE_KEYS:
         prov[key[len("provenance_"):]] = _str(f, key, path) if key in keys else ""
     prov["seed"] = _int(f, "provenance_seed", path) if "provenance_seed" in keys else None
+    noise_sigma = 0.0
+    if "noise_sigma" in keys:
+        a = f["noise_sigma"]
+        if a.shape != () or a.dtype.kind != "f" or not np.isfinite(a) or not 0 <= float(a) < 1:
+            _fail(path, "noise_sigma must be a float in [0, 1)")
+        if task != "demosaick" and float(a) != 0:
+            _fail(path, "noise_sigma is only meaningful for demosaick models")
+        noise_sigma = float(a)
     return PafuModel(
         task=task, scale=scale, input_layout=layout,
         selector_weights=tuple(weights), selector_biases=tuple(biases),
@@ -262,7 +276,7 @@ def _parse(f, path) -> PafuModel:
         bank=bank, kernel_sizes=sizes, activation=activation,
         name=_str(f, "name", path) if "name" in keys else Path(path).stem,
         description=_str(f, "description", path) if "description" in keys else "",
-        provenance=prov, path=path,
+        provenance=prov, path=path, noise_sigma=noise_sigma,
     )
 
 
@@ -290,6 +304,8 @@ def save_model(model: PafuModel, path) -> None:
         arrays[key] = np.array(str(prov.get(key[len("provenance_"):], "") or ""))
     if prov.get("seed") is not None:
         arrays["provenance_seed"] = np.int64(prov["seed"])
+    if model.noise_sigma:
+        arrays["noise_sigma"] = np.float64(model.noise_sigma)
     path = Path(path)
     tmp = path.with_name(path.name + ".part.npz")
     np.savez(tmp, **arrays)

@@ -106,6 +106,7 @@ class NoiseRange:
     a_max: float = 0.0
     sigma_max: float = 0.0  # sqrt(b), in [0, 1] units
     p_clean: float = 0.0  # share of clean patches
+    sigma_min: float = 0.0  # lower end of sqrt(b) (noise-level specialists)
 
     @property
     def enabled(self) -> bool:
@@ -115,7 +116,7 @@ class NoiseRange:
         if not self.enabled or rng.random() < self.p_clean:
             return cfa
         a = rng.uniform(0, self.a_max)
-        sigma = rng.uniform(0, self.sigma_max)
+        sigma = rng.uniform(self.sigma_min, self.sigma_max)
         var = np.maximum(a * cfa + sigma * sigma, 0)
         noisy = cfa + rng.standard_normal(cfa.shape).astype(np.float32) * np.sqrt(var)
         return np.clip(noisy, 0, 1).astype(np.float32)

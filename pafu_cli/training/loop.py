@@ -56,6 +56,8 @@ class TrainConfig:
     noise_a: float = 0.0
     noise_sigma: float = 0.0
     noise_p_clean: float = 0.0
+    noise_sigma_min: float = 0.0
+    val_sigma: float = 0.0  # demosaick: mosaic noise (0..1 units) of the validation that picks the bank
     color_aug: float = 0.0
     shrink: tuple = (1.0, 0.8, 0.6)
     seed: int = 0
@@ -83,7 +85,7 @@ class Sampler:
             self.src = tdata.SRPairs.build(files, cfg.scale, cfg.shrink)
         else:
             self.src = tdata.BayerImages.build(files)
-        self.noise = tdata.NoiseRange(cfg.noise_a, cfg.noise_sigma, cfg.noise_p_clean)
+        self.noise = tdata.NoiseRange(cfg.noise_a, cfg.noise_sigma, cfg.noise_p_clean, cfg.noise_sigma_min)
 
     def __call__(self, rng):
         c = self.cfg
@@ -157,7 +159,7 @@ def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float =
     return counts.tolist()
 
 
-def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float = 0.0) -> float:
+def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) -> float:
     """Mean PSNR on whole validation images with argmax selection.
 
     Upscale: Y-PSNR, ``scale`` px shaved. Demosaick: CPSNR with the 10-px border,
@@ -166,6 +168,8 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float = 0.0) -> float
     from ..bayer import mosaic
     from ..resize import imresize, modcrop
 
+    if sigma is None:
+        sigma = cfg.val_sigma
     scores = []
     with torch.no_grad():
         for i, f in enumerate(files):
@@ -329,6 +333,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             net.bank.data.copy_(sgd_bank)
             log.info("kept the gradient-trained bank (better on validation)")
     if cfg.task == "demosaick" and (cfg.noise_sigma or cfg.noise_a):
+        summary["val_clean"] = evaluate(net, val_files, cfg, sigma=0.0)
         for sg in (5, 10):
             summary[f"val_sigma{sg}"] = evaluate(net, val_files, cfg, sigma=sg / 255)
     summary["val"] = max(summary["val_sgd"], summary.get("val_refit", -1.0))
@@ -348,7 +353,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     name = cfg.name or Path(cfg.out).stem
     model = net.to_model(name=name, description=f"PAFU {cfg.task} x{cfg.scale}: {net.n_kernels} kernels "
                          f"{sorted(set(sizes))}, selector depth {cfg.depth} width {cfg.width}",
-                         provenance=prov)
+                         provenance=prov, noise_sigma=cfg.val_sigma)
     save_model(model, cfg.out)
     summary["out"] = str(cfg.out)
     return summary

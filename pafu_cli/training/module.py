@@ -125,7 +125,7 @@ class PafuNet(nn.Module):
     def selector_parameters(self):
         return list(self.selector.parameters())
 
-    def to_model(self, name="", description="", provenance=None) -> PafuModel:
+    def to_model(self, name="", description="", provenance=None, noise_sigma=0.0) -> PafuModel:
         """Export to the ``.npz`` model format's in-memory form."""
         ws = tuple(c.weight.detach().cpu().numpy().astype(np.float32) for c in self.selector)
         bs = tuple(c.bias.detach().cpu().numpy().astype(np.float32) for c in self.selector)
@@ -142,4 +142,5 @@ class PafuNet(nn.Module):
             name=name,
             description=description,
             provenance=provenance or {},
+            noise_sigma=float(noise_sigma),
         )

@@ -1,0 +1,282 @@
+"""Banded, planar Numba engine: the whole model (selector, argmax, kernel apply,
+depth-to-space) runs on one band of rows at a time.
+
+Why: the straightforward layer-by-layer engine (:mod:`pafu_cli._kernels`) keeps
+every selector activation of the whole image in memory (24 channels x 6 MP x
+4 bytes = 576 MB per layer for a 24 MP demosaick) and its per-pixel loops over
+a few channels vectorise poorly. Here every band is processed by one thread
+from start to end in small buffers that stay in cache, and the convolutions
+are planar (channel, row, column) so the innermost loop runs over a tile of
+columns with all taps of a 3x3 kernel in one pass (SIMD over pixels).
+
+Semantics are those of :mod:`pafu_cli._kernels` (reflection padding at every
+layer, first maximum wins, only each kernel's own support visited); only the
+order of floating-point additions differs, so outputs agree to rounding and
+selections agree except for logits tied within rounding (measured in
+``tests/test_band.py``). Each band writes only its own output rows, so results
+are the same bits for any thread count.
+
+Layer weights travel as one flat float32 array plus a metadata table
+(``meta[l] = (c_out, c_in, k, weight offset, bias offset)``) so that models of
+any depth use the same compiled function.
+"""
+
+import numba as nb
+import numpy as np
+
+from ._kernels import _reflect
+
+_NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
+_NJIT_PARALLEL = dict(_NJIT, parallel=True)
+# The kernel apply sums each output's taps as a SIMD dot product, which needs
+# reassociation: the order of additions is fixed by the compiled code (the same
+# for any thread count) but differs from a sequential sum by rounding only.
+_NJIT_DOT = dict(nogil=True, cache=True, fastmath={"contract", "reassoc"})
+
+TILE = 256  # columns per inner-loop tile: a row of accumulators stays in L1
+
+
+@nb.njit(**_NJIT)
+def _fill_input(x, v0, nrows, pad, mean, scale, normalise, buf):
+    """``buf[c, i, pad + j] = x[reflect(v0 + i), reflect(j), c]`` for j in [-pad, W + pad),
+    normalised ``(x - mean) * scale`` if ``normalise``."""
+    h, w, ci = x.shape
+    for i in range(nrows):
+        yy = _reflect(v0 + i, h)
+        for j in range(-pad, w + pad):
+            xs = _reflect(j, w)
+            for c in range(ci):
+                v = x[yy, xs, c]
+                if normalise:
+                    v = (v - mean[c]) * scale[c]
+                buf[c, i, pad + j] = v
+
+
+@nb.njit(**_NJIT)
+def _reflect_pads(buf, co, v0, nrows, h, w, pad):
+    """Fill rows outside the image and the column pads by reflection of the
+    computed (in-image) part of ``buf``, whose row 0 is image row ``v0``."""
+    for i in range(nrows):
+        v = v0 + i
+        if v < 0 or v >= h:
+            src = _reflect(v, h) - v0
+            for c in range(co):
+                for j in range(w):
+                    buf[c, i, pad + j] = buf[c, src, pad + j]
+    for c in range(co):
+        for i in range(nrows):
+            for q in range(1, pad + 1):
+                buf[c, i, pad - q] = buf[c, i, pad + _reflect(-q, w)]
+                buf[c, i, pad + w - 1 + q] = buf[c, i, pad + _reflect(w - 1 + q, w)]
+
+
+@nb.njit(inline="always", **_NJIT)
+def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
+    """``acc[:tj] += sum_{c,dy,dx} w[o, c, dy, dx] * src[c, row0 + dy, pad - r + j0 + j + dx]``."""
+    r = (k - 1) // 2
+    base = pad - r + j0
+    if k == 3:
+        for c in range(ci):
+            wo = woff + (o * ci + c) * 9
+            w00 = wf[wo]
+            w01 = wf[wo + 1]
+            w02 = wf[wo + 2]
+            w10 = wf[wo + 3]
+            w11 = wf[wo + 4]
+            w12 = wf[wo + 5]
+            w20 = wf[wo + 6]
+            w21 = wf[wo + 7]
+            w22 = wf[wo + 8]
+            # Views that start at the tile: indices below are provably >= 0, so
+            # Numba's negative-index wraparound drops out and the loop vectorises.
+            s0 = src[c, row0, base:]
+            s1 = src[c, row0 + 1, base:]
+            s2 = src[c, row0 + 2, base:]
+            for j in range(tj):
+                acc[j] += (w00 * s0[j] + w01 * s0[j + 1] + w02 * s0[j + 2]
+                           + w10 * s1[j] + w11 * s1[j + 1] + w12 * s1[j + 2]
+                           + w20 * s2[j] + w21 * s2[j + 1] + w22 * s2[j + 2])
+    elif k == 1:
+        c = 0
+        while c + 4 <= ci:
+            wo = woff + o * ci + c
+            w0 = wf[wo]
+            w1 = wf[wo + 1]
+            w2 = wf[wo + 2]
+            w3 = wf[wo + 3]
+            s0 = src[c, row0, base:]
+            s1 = src[c + 1, row0, base:]
+            s2 = src[c + 2, row0, base:]
+            s3 = src[c + 3, row0, base:]
+            for j in range(tj):
+                acc[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
+            c += 4
+        while c < ci:
+            w0 = wf[woff + o * ci + c]
+            s0 = src[c, row0, base:]
+            for j in range(tj):
+                acc[j] += w0 * s0[j]
+            c += 1
+    else:
+        for c in range(ci):
+            for dy in range(k):
+                for dx in range(k):
+                    wv = wf[woff + ((o * ci + c) * k + dy) * k + dx]
+                    sv = src[c, row0 + dy, base + dx:]
+                    for j in range(tj):
+                        acc[j] += wv * sv[j]
+
+
+@nb.njit(**_NJIT)
+def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, layer, acc):
+    """One hidden selector layer with ReLU for image rows [v_lo, v_hi) into ``dst``."""
+    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
+    r = (k - 1) // 2
+    for v in range(v_lo, v_hi):
+        row0 = v - r - src_v0
+        drow = v - dst_v0
+        for j0 in range(0, w, TILE):
+            tj = min(TILE, w - j0)
+            for o in range(co):
+                bias = bf[boff + o]
+                for j in range(tj):
+                    acc[j] = bias
+                _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc)
+                d = dst[o, drow]
+                for j in range(tj):
+                    a = acc[j]
+                    d[pad + j0 + j] = a if a > 0 else 0.0
+
+
+@nb.njit(**_NJIT)
+def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, idx):
+    """Last selector layer fused with the per-pixel argmax (first maximum wins)."""
+    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
+    r = (k - 1) // 2
+    for v in range(y0, y1):
+        row0 = v - r - src_v0
+        for j0 in range(0, w, TILE):
+            tj = min(TILE, w - j0)
+            for o in range(co):
+                bias = bf[boff + o]
+                for j in range(tj):
+                    acc[j] = bias
+                _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc)
+                if o == 0:
+                    for j in range(tj):
+                        best[j] = acc[j]
+                        idx[v, j0 + j] = 0
+                else:
+                    for j in range(tj):
+                        if acc[j] > best[j]:
+                            best[j] = acc[j]
+                            idx[v, j0 + j] = o
+
+
+@nb.njit(**_NJIT_DOT)
+def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, d2s, s, top, left, out):
+    """Apply the selected kernel at rows [y0, y1) and write depth-to-space into ``out``.
+
+    ``bank`` (n, Co_pad, T): row o of kernel z holds its K x K taps in
+    (c, dy, dx) order (zero outside the kernel's own support), then zeros up to
+    T (a multiple of 16); Co_pad is a multiple of 4. Output channel
+    ``o = c*s*s + dy*s + dx`` of pixel (v, j) goes to
+    ``out[v*s + dy - top, j*s + dx - left, c]`` when that lies inside ``out``
+    (``d2s[o] = (dy, dx, c)``).
+
+    Per row tile the K x K neighbourhoods are laid out pixel by pixel in
+    ``cols`` (long contiguous copies), then each output is a dot product of a
+    pixel's neighbourhood with its kernel's row, four outputs at a time with
+    SIMD over the taps.
+    """
+    ci = raw.shape[0]
+    big_k = 2 * rpad + 1
+    co = d2s.shape[0]
+    co_pad = bank.shape[1]
+    t_len = bank.shape[2]
+    cols = np.zeros((TILE, t_len), dtype=np.float32)
+    acc = np.empty(co_pad, dtype=np.float32)
+    ho, wo = out.shape[0], out.shape[1]
+    for v in range(y0, y1):
+        for j0 in range(0, w, TILE):
+            tj = min(TILE, w - j0)
+            t = 0
+            for c in range(ci):
+                for dy in range(big_k):
+                    for dx in range(big_k):
+                        src = raw[c, v - rpad + dy - raw_v0, j0 + dx:]
+                        for j in range(tj):
+                            cols[j, t] = src[j]
+                        t += 1
+            for j in range(tj):
+                z = idx[v, j0 + j]
+                p = cols[j]
+                for o in range(0, co_pad, 4):
+                    w0 = bank[z, o]
+                    w1 = bank[z, o + 1]
+                    w2 = bank[z, o + 2]
+                    w3 = bank[z, o + 3]
+                    a0 = a1 = a2 = a3 = np.float32(0.0)
+                    for k in range(t_len):
+                        pk = p[k]
+                        a0 += pk * w0[k]
+                        a1 += pk * w1[k]
+                        a2 += pk * w2[k]
+                        a3 += pk * w3[k]
+                    acc[o] = a0
+                    acc[o + 1] = a1
+                    acc[o + 2] = a2
+                    acc[o + 3] = a3
+                y = v * s - top
+                x = (j0 + j) * s - left
+                for o in range(co):
+                    yy = y + d2s[o, 0]
+                    xx = x + d2s[o, 1]
+                    if 0 <= yy < ho and 0 <= xx < wo:
+                        out[yy, xx, d2s[o, 2]] = acc[o]
+
+
+@nb.njit(**_NJIT_PARALLEL)
+def run_bands(x, mean, scale, wf, bf, meta, bank, big_k, d2s, s, top, left, band, out, idx):
+    """The whole model on ``x`` (H, W, Ci) in bands of ``band`` rows, in parallel.
+
+    Writes the per-pixel kernel index into ``idx`` (H, W) and the filtered,
+    depth-to-space result (window at offset ``(top, left)`` of the s-times
+    larger image) into ``out``. Needs ``H`` and ``W`` larger than the model's
+    total margin (callers fall back to :mod:`pafu_cli._kernels` otherwise).
+    """
+    h, w, ci = x.shape
+    n_layers = meta.shape[0]
+    # s_l: rows (and columns) of layer l's output needed beyond the band.
+    marg = np.zeros(n_layers + 1, dtype=np.int64)  # marg[l + 1] for layer l; marg[0] input
+    for l in range(n_layers - 2, -2, -1):
+        marg[l + 1] = marg[l + 2] + (meta[l + 1, 2] - 1) // 2
+    pad = 1
+    cmax = ci
+    for l in range(n_layers):
+        pad = max(pad, (meta[l, 2] - 1) // 2)
+        cmax = max(cmax, meta[l, 0])
+    big_r = (big_k - 1) // 2
+    n_bands = (h + band - 1) // band
+    for bi in nb.prange(n_bands):
+        y0 = bi * band
+        y1 = min(h, y0 + band)
+        rows = y1 - y0 + 2 * marg[0]
+        buf_a = np.empty((cmax, rows, w + 2 * pad), dtype=np.float32)
+        buf_b = np.empty((cmax, rows, w + 2 * pad), dtype=np.float32)
+        acc = np.empty(TILE, dtype=np.float32)
+        best = np.empty(TILE, dtype=np.float32)
+        _fill_input(x, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
+        src, dst = buf_a, buf_b
+        src_v0 = y0 - marg[0]
+        for l in range(n_layers - 1):
+            m = marg[l + 1]
+            dst_v0 = y0 - m
+            _conv_layer(src, src_v0, dst, dst_v0, max(0, y0 - m), min(h, y1 + m), w, pad, wf, bf, meta, l, acc)
+            _reflect_pads(dst, meta[l, 0], dst_v0, y1 - y0 + 2 * m, h, w, pad)
+            src, dst = dst, src
+            src_v0 = dst_v0
+        _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, idx)
+        raw = np.empty((ci, y1 - y0 + 2 * big_r, w + 2 * big_r), dtype=np.float32)
+        _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
+        _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, d2s, s, top, left, out)
