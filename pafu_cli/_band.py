@@ -53,6 +53,25 @@ def _fill_input(x, v0, nrows, pad, mean, scale, normalise, buf):
 
 
 @nb.njit(**_NJIT)
+def _fill_bayer(cfa, top, left, hq, wq, v0, nrows, pad, mean, scale, normalise, buf):
+    """As :func:`_fill_input` for the packed RGGB quads of a mosaic, without
+    materialising them: quad (i, j) channel (R, G1, G2, B) is sample
+    ``(2i + dy, 2j + dx)`` of the mosaic reflect-padded by ``(top, left)``, in a
+    packed image of ``hq x wq`` quads (see :func:`pafu_cli.bayer.to_packed_rggb`)."""
+    h, w = cfa.shape
+    for i in range(nrows):
+        qi = _reflect(v0 + i, hq)
+        for ch in range(4):
+            yy = _reflect(2 * qi + ch // 2 - top, h)
+            for j in range(-pad, wq + pad):
+                qj = _reflect(j, wq)
+                v = cfa[yy, _reflect(2 * qj + ch % 2 - left, w)]
+                if normalise:
+                    v = (v - mean[ch]) * scale[ch]
+                buf[ch, i, pad + j] = v
+
+
+@nb.njit(**_NJIT)
 def _reflect_pads(buf, co, v0, nrows, h, w, pad):
     """Fill rows outside the image and the column pads by reflection of the
     computed (in-image) part of ``buf``, whose row 0 is image row ``v0``."""
@@ -237,8 +256,12 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, d2s, s, top, left, out)
 
 
 @nb.njit(**_NJIT_PARALLEL)
-def run_bands(x, mean, scale, wf, bf, meta, bank, big_k, d2s, s, top, left, band, out, idx):
+def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, d2s, s, top, left, band, out, idx):
     """The whole model on ``x`` (H, W, Ci) in bands of ``band`` rows, in parallel.
+
+    With ``cfa`` a 2-D mosaic (and ``x`` of shape (H, W, 0)), the input is
+    instead the packed RGGB quads of ``cfa`` reflect-padded by ``(ctop, cleft)``,
+    read on the fly (``H x W`` quads, 4 channels).
 
     Writes the per-pixel kernel index into ``idx`` (H, W) and the filtered,
     depth-to-space result (window at offset ``(top, left)`` of the s-times
@@ -246,6 +269,9 @@ def run_bands(x, mean, scale, wf, bf, meta, bank, big_k, d2s, s, top, left, band
     total margin (callers fall back to :mod:`pafu_cli._kernels` otherwise).
     """
     h, w, ci = x.shape
+    bayer = cfa.shape[0] > 0
+    if bayer:
+        ci = 4
     n_layers = meta.shape[0]
     # s_l: rows (and columns) of layer l's output needed beyond the band.
     marg = np.zeros(n_layers + 1, dtype=np.int64)  # marg[l + 1] for layer l; marg[0] input
@@ -266,7 +292,10 @@ def run_bands(x, mean, scale, wf, bf, meta, bank, big_k, d2s, s, top, left, band
         buf_b = np.empty((cmax, rows, w + 2 * pad), dtype=np.float32)
         acc = np.empty(TILE, dtype=np.float32)
         best = np.empty(TILE, dtype=np.float32)
-        _fill_input(x, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
+        if bayer:
+            _fill_bayer(cfa, ctop, cleft, h, w, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
+        else:
+            _fill_input(x, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
         src, dst = buf_a, buf_b
         src_v0 = y0 - marg[0]
         for l in range(n_layers - 1):
@@ -278,5 +307,8 @@ def run_bands(x, mean, scale, wf, bf, meta, bank, big_k, d2s, s, top, left, band
             src_v0 = dst_v0
         _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, idx)
         raw = np.empty((ci, y1 - y0 + 2 * big_r, w + 2 * big_r), dtype=np.float32)
-        _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
+        if bayer:
+            _fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
+        else:
+            _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
         _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, d2s, s, top, left, out)

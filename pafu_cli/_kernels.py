@@ -18,6 +18,8 @@ _NJIT_PARALLEL = dict(_NJIT, parallel=True)
 @nb.njit(inline="always", **_NJIT)
 def _reflect(i, n):
     """Index ``i`` mirrored into ``[0, n)`` without repeating the edge sample."""
+    if 0 <= i < n:  # the common case, without the integer division below
+        return i
     if n == 1:
         return 0
     period = 2 * (n - 1)

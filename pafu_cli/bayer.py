@@ -36,6 +36,23 @@ def mosaic(rgb: np.ndarray, pattern: str = "RGGB") -> np.ndarray:
     return np.take_along_axis(rgb, cm[..., None], axis=2)[..., 0]
 
 
+def packed_geometry(h: int, w: int, pattern: str, margin: int):
+    """Padding of an ``h x w`` mosaic for :func:`to_packed_rggb`.
+
+    Returns ``(top, left, hp, wp)``: offsets of the mosaic in the padded one and
+    the padded size (both even; the padded origin is red).
+    """
+    p = check_pattern(pattern)
+    ry, rx = RED_OFFSET[p]
+    # Top/left pads must be congruent to the red offset mod 2 (an even margin
+    # plus the phase shift) so that padded row 0 / column 0 start with red.
+    margin += margin % 2
+    top, left = margin + ry, margin + rx
+    bottom = margin + (-(h + top + margin) % 2)
+    right = margin + (-(w + left + margin) % 2)
+    return top, left, h + top + bottom, w + left + right
+
+
 def to_packed_rggb(cfa: np.ndarray, pattern: str, margin: int):
     """Reflect-pad a mosaic so its origin is red, its size even and ``margin`` extra
     samples lie on every side, then pack it into (H', W', 4) quads R, G1, G2, B.
@@ -49,15 +66,9 @@ def to_packed_rggb(cfa: np.ndarray, pattern: str, margin: int):
     crop : tuple (top, left)
         Offsets of the original image in the padded full-resolution mosaic.
     """
-    p = check_pattern(pattern)
     h, w = cfa.shape
-    ry, rx = RED_OFFSET[p]
-    # Top/left pads must be congruent to the red offset mod 2 (an even margin
-    # plus the phase shift) so that padded row 0 / column 0 start with red.
-    margin += margin % 2
-    top, left = margin + ry, margin + rx
-    bottom = margin + (-(h + top + margin) % 2)
-    right = margin + (-(w + left + margin) % 2)
+    top, left, hp, wp = packed_geometry(h, w, pattern, margin)
+    bottom, right = hp - h - top, wp - w - left
     padded = np.pad(np.asarray(cfa, np.float32), ((top, bottom), (left, right)), mode="reflect")
     hp, wp = padded.shape
     from . import _kernels

@@ -63,17 +63,15 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
         raise ValueError(f"a Bayer mosaic needs at least 2x2 samples, got {x.shape}")
     m = resolve_model(model, "demosaick")
     margin = 2 * receptive_margin(m)
-    from .bayer import to_packed_rggb
-
-    packed, (top, left) = to_packed_rggb(x, pattern, margin)
     from . import engine
+    from .bayer import packed_geometry
 
-    rgb, idx = engine.run(m, packed)
+    rgb, idx = engine.run_mosaic(m, x, pattern, margin)
     h, w = x.shape
-    rgb = rgb[top : top + h, left : left + w]
+    top, left, _, _ = packed_geometry(h, w, pattern, margin)
     if not return_selection:
-        return np.ascontiguousarray(rgb)
+        return rgb
     # Quads that hold at least one sample of the original image.
     q0, q1 = top // 2, left // 2
     sel = idx[q0 : (top + h - 1) // 2 + 1, q1 : (left + w - 1) // 2 + 1]
-    return np.ascontiguousarray(rgb), np.ascontiguousarray(sel)
+    return rgb, np.ascontiguousarray(sel)

@@ -46,7 +46,7 @@ def filter_selected(model: PafuModel, x: np.ndarray, idx: np.ndarray) -> np.ndar
     return out
 
 
-BAND_ROWS = 8  # rows per band of the banded engine (at the model's input resolution)
+BAND_ROWS = 16  # rows per band of the banded engine (at the model's input resolution)
 
 
 def margin(model: PafuModel) -> int:
@@ -102,22 +102,49 @@ def run(model: PafuModel, x: np.ndarray, out_shape=None, offset=(0, 0), band: in
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     h, w, _ = x.shape
+    if min(h, w) <= margin(model) + 1:  # too small for the banded engine's one-fold reflection
+        return _run_layers(model, x, out_shape, offset)
+    return _run_banded(model, h, w, x, np.zeros((0, 0), np.float32), 0, 0, out_shape, offset, band)
+
+
+def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: int = BAND_ROWS):
+    """A demosaick model on a Bayer mosaic (H, W) float32, without materialising
+    the packed quads: the mosaic is read as :func:`pafu_cli.bayer.to_packed_rggb`
+    with margin ``pad`` would pack it. Returns ((H, W, 3) float32, quad indices)."""
+    from .bayer import packed_geometry, to_packed_rggb
+
+    cfa = np.ascontiguousarray(cfa, dtype=np.float32)
+    h, w = cfa.shape
+    top, left, hp, wp = packed_geometry(h, w, pattern, pad)
+    hq, wq = hp // 2, wp // 2
+    if min(hq, wq) <= margin(model) + 1 or min(h, w) < 2:
+        packed, _ = to_packed_rggb(cfa, pattern, pad)
+        return _run_layers(model, packed, (h, w), (top, left))
+    return _run_banded(model, hq, wq, np.zeros((hq, wq, 0), np.float32), cfa, top, left, (h, w),
+                       (top, left), band)
+
+
+def _run_layers(model, x, out_shape, offset):
+    """Layer-by-layer engine (:mod:`pafu_cli._kernels`), for images smaller than the margin."""
+    idx = select(model, x)
+    full = depth_to_space(filter_selected(model, x, idx), model.shuffle)
+    if out_shape is None:
+        out_shape = full.shape[:2]
+    top, left = offset
+    return np.ascontiguousarray(full[top : top + out_shape[0], left : left + out_shape[1]]), idx
+
+
+def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band):
+    from . import _band
+
     f = model.shuffle
-    c_out = model.out_channels // (f * f)
     if out_shape is None:
         out_shape = (h * f, w * f)
     top, left = offset
-    if min(h, w) <= margin(model) + 1:  # too small for the banded engine's one-fold reflection
-        idx = select(model, x)
-        full = depth_to_space(filter_selected(model, x, idx), f)
-        out = np.ascontiguousarray(full[top : top + out_shape[0], left : left + out_shape[1]])
-        return out, idx
-    from . import _band
-
     wf, bf, meta = _packed_layers(model)
-    out = np.empty(tuple(out_shape) + (c_out,), dtype=np.float32)
+    out = np.empty(tuple(out_shape) + (model.out_channels // (f * f),), dtype=np.float32)
     idx = np.empty((h, w), dtype=np.int32)
-    _band.run_bands(x, model.selector_input_mean.astype(np.float32),
+    _band.run_bands(x, cfa, ctop, cleft, model.selector_input_mean.astype(np.float32),
                     model.selector_input_scale.astype(np.float32), wf, bf, meta,
                     _apply_layout(model), model.bank.shape[3], _d2s_table(model), f, top, left, band, out, idx)
     return out, idx
