@@ -193,15 +193,15 @@ def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, i
 
 
 @nb.njit(**_NJIT_DOT)
-def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, d2s, s, top, left, out):
+def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, table, s, top, left, out):
     """Apply the selected kernel at rows [y0, y1) and write depth-to-space into ``out``.
 
     ``bank`` (n, Co_pad, T): row o of kernel z holds its K x K taps in
     (c, dy, dx) order (zero outside the kernel's own support), then zeros up to
-    T (a multiple of 16); Co_pad is a multiple of 4. Output channel
-    ``o = c*s*s + dy*s + dx`` of pixel (v, j) goes to
-    ``out[v*s + dy - top, j*s + dx - left, c]`` when that lies inside ``out``
-    (``d2s[o] = (dy, dx, c)``).
+    T (a multiple of 16); Co_pad is a multiple of 4. ``table[o] = (dy, dx, c,
+    src)``: output o of pixel (v, j) goes to ``out[v*s + dy - top, j*s + dx -
+    left, c]`` when that lies inside ``out``; it is bank row o if ``src < 0``,
+    else a copy of input channel ``src`` at the pixel (a passthrough output).
 
     Per row tile the K x K neighbourhoods are laid out pixel by pixel in
     ``cols`` (long contiguous copies), then each output is a dot product of a
@@ -210,8 +210,11 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, d2s, s, top, left, out)
     """
     ci = raw.shape[0]
     big_k = 2 * rpad + 1
-    co = d2s.shape[0]
-    co_pad = bank.shape[1]
+    co = table.shape[0]
+    n_comp = 0
+    while n_comp < co and table[n_comp, 3] < 0:
+        n_comp += 1
+    co_pad = min(bank.shape[1], -(-n_comp // 4) * 4)
     t_len = bank.shape[2]
     cols = np.zeros((TILE, t_len), dtype=np.float32)
     acc = np.empty(co_pad, dtype=np.float32)
@@ -249,14 +252,17 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, d2s, s, top, left, out)
                 y = v * s - top
                 x = (j0 + j) * s - left
                 for o in range(co):
-                    yy = y + d2s[o, 0]
-                    xx = x + d2s[o, 1]
+                    yy = y + table[o, 0]
+                    xx = x + table[o, 1]
                     if 0 <= yy < ho and 0 <= xx < wo:
-                        out[yy, xx, d2s[o, 2]] = acc[o]
+                        if o < n_comp:
+                            out[yy, xx, table[o, 2]] = acc[o]
+                        else:
+                            out[yy, xx, table[o, 2]] = raw[table[o, 3], v - raw_v0, rpad + j0 + j]
 
 
 @nb.njit(**_NJIT_PARALLEL)
-def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, d2s, s, top, left, band, out, idx):
+def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table, s, top, left, band, out, idx):
     """The whole model on ``x`` (H, W, Ci) in bands of ``band`` rows, in parallel.
 
     With ``cfa`` a 2-D mosaic (and ``x`` of shape (H, W, 0)), the input is
@@ -311,4 +317,4 @@ def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, d2s, 
             _fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
         else:
             _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
-        _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, d2s, s, top, left, out)
+        _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, table, s, top, left, out)

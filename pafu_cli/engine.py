@@ -68,22 +68,40 @@ def _packed_layers(model: PafuModel):
     return (np.concatenate(wf), np.concatenate(bf), np.asarray(meta, dtype=np.int64))
 
 
-def _apply_layout(model: PafuModel) -> np.ndarray:
-    """Bank as (n, C_out padded to a multiple of 4, T) float32 for the banded apply:
-    row o of kernel z holds its K x K taps in (c, dy, dx) order (zero outside its
-    own support, as stored), then zeros; T is C_in K^2 rounded up to a multiple of 16."""
+def passthrough_outputs(model: PafuModel) -> np.ndarray:
+    """(C_out,) int64: for each bank output, the input channel that every kernel
+    copies unchanged (an exact centred Dirac, e.g. the known samples of a
+    ``--passthrough`` demosaick model), or -1 where the output is computed."""
     n, co, ci, k, _ = model.bank.shape
-    bank = np.zeros((n, -(-co // 4) * 4, -(-ci * k * k // 16) * 16), dtype=np.float32)
-    bank[:, :co, : ci * k * k] = model.bank.reshape(n, co, -1)
-    return bank
+    src = np.full(co, -1, dtype=np.int64)
+    c = (k - 1) // 2
+    for o in range(co):
+        nz = np.argwhere(model.bank[:, o] != 0)  # (kernel, channel, dy, dx)
+        if (len(nz) == n and np.all(nz[:, 2:] == c) and len(np.unique(nz[:, 1])) == 1
+                and np.all(model.bank[:, o, nz[0, 1], c, c] == 1)):
+            src[o] = nz[0, 1]
+    return src
 
 
-def _d2s_table(model: PafuModel) -> np.ndarray:
-    """(C_out, 3) int64: (dy, dx, colour) of each bank output channel (pixel_shuffle order)."""
+def _apply_layout(model: PafuModel):
+    """Bank and output table for the banded apply.
+
+    Returns ``bank`` (n, C padded to a multiple of 4, T) float32: the C computed
+    outputs of kernel z, each a row of its K x K taps in (c, dy, dx) order (zero
+    outside its own support, as stored), then zeros up to T (C_in K^2 rounded up
+    to a multiple of 16); and ``table`` (C_out, 4) int64: (dy, dx, colour, src)
+    of each output in pixel_shuffle order, computed outputs first (in bank row
+    order, src = -1), then the copied ones (src = input channel).
+    """
+    n, co, ci, k, _ = model.bank.shape
     f = model.shuffle
-    co = model.out_channels
-    o = np.arange(co)
-    return np.ascontiguousarray(np.stack([(o // f) % f, o % f, o // (f * f)], axis=1), dtype=np.int64)
+    src = passthrough_outputs(model)
+    order = np.concatenate([np.flatnonzero(src < 0), np.flatnonzero(src >= 0)])
+    n_comp = int(np.sum(src < 0))
+    bank = np.zeros((n, -(-max(n_comp, 1) // 4) * 4, -(-ci * k * k // 16) * 16), dtype=np.float32)
+    bank[:, :n_comp, : ci * k * k] = model.bank.reshape(n, co, -1)[:, order[:n_comp]]
+    table = np.stack([(order // f) % f, order % f, order // (f * f), src[order]], axis=1)
+    return bank, np.ascontiguousarray(table, dtype=np.int64)
 
 
 def run(model: PafuModel, x: np.ndarray, out_shape=None, offset=(0, 0), band: int = BAND_ROWS):
@@ -144,9 +162,10 @@ def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band):
     wf, bf, meta = _packed_layers(model)
     out = np.empty(tuple(out_shape) + (model.out_channels // (f * f),), dtype=np.float32)
     idx = np.empty((h, w), dtype=np.int32)
+    bank, table = _apply_layout(model)
     _band.run_bands(x, cfa, ctop, cleft, model.selector_input_mean.astype(np.float32),
                     model.selector_input_scale.astype(np.float32), wf, bf, meta,
-                    _apply_layout(model), model.bank.shape[3], _d2s_table(model), f, top, left, band, out, idx)
+                    bank, model.bank.shape[3], table, f, top, left, band, out, idx)
     return out, idx
 
 

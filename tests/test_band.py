@@ -95,3 +95,30 @@ def test_banded_bit_identical_across_thread_counts_and_bands_per_thread(rng):
     c, ic = engine.run_mosaic(m, cfa, "GBRG", 6, band=5)  # other band edges: same bits
     np.testing.assert_array_equal(ia, ic)
     assert a.tobytes() == c.tobytes()
+
+
+def _passthrough_model(rng):
+    m = random_model(rng, task="demosaick")
+    bank = m.bank.copy()
+    c = (bank.shape[3] - 1) // 2
+    for o, i in ((0, 0), (5, 1), (6, 2), (11, 3)):  # R, G1, G2, B keep their sample
+        bank[:, o] = 0
+        bank[:, o, i, c, c] = 1
+    return dataclasses.replace(m, bank=bank)
+
+
+def test_passthrough_outputs_are_detected_and_copied(rng):
+    m = _passthrough_model(rng)
+    np.testing.assert_array_equal(engine.passthrough_outputs(m), [0, -1, -1, -1, -1, 1, 2, -1, -1, -1, -1, 3])
+    assert np.all(engine.passthrough_outputs(random_model(rng, task="demosaick")) == -1)
+    cfa = rng.random((40, 34), dtype=np.float32)
+    out, idx = engine.run_mosaic(m, cfa, "RGGB", 6)
+    # Every known sample comes out unchanged ...
+    np.testing.assert_array_equal(out[0::2, 0::2, 0], cfa[0::2, 0::2])
+    np.testing.assert_array_equal(out[0::2, 1::2, 1], cfa[0::2, 1::2])
+    np.testing.assert_array_equal(out[1::2, 0::2, 1], cfa[1::2, 0::2])
+    np.testing.assert_array_equal(out[1::2, 1::2, 2], cfa[1::2, 1::2])
+    # ... and the result is the model's, computed the slow way.
+    packed, (top, left) = to_packed_rggb(cfa, "RGGB", 6)
+    want = ref.depth_to_space(ref.apply_bank(packed, engine.run(m, packed)[1], m.bank), 2)
+    np.testing.assert_allclose(out, want[top : top + 40, left : left + 34], atol=ATOL, rtol=1e-5)

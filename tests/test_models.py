@@ -66,6 +66,9 @@ def _rewrite(path, tmp_path, **changes):
         ({"bank": np.zeros((5, 27, 3, 4, 4), np.float32)}, "K odd"),
         ({"task": np.array(["upscale"])}, "must be a string"),
         ({"scale": np.float32(3)}, "must be an integer"),
+        ({"noise_sigma": np.float64(0.02)}, "only meaningful for demosaick"),
+        ({"noise_sigma": np.float64(-0.1)}, "noise_sigma must be a float in [0, 1)"),
+        ({"noise_sigma": np.array([0.02])}, "noise_sigma must be a float in [0, 1)"),
     ],
 )
 def test_rejections(model_file, tmp_path, changes, message):
@@ -76,6 +79,16 @@ def test_rejections(model_file, tmp_path, changes, message):
     with pytest.raises(ModelError) as e:
         load_model(bad)
     assert str(bad) in str(e.value) and message in str(e.value)
+
+
+def test_noise_level_round_trip(rng, tmp_path):
+    m = random_model(rng, task="demosaick")
+    assert m.noise_sigma == 0.0
+    save_model(m.__class__(**{**m.__dict__, "noise_sigma": 10 / 255}), tmp_path / "dn.npz")
+    assert load_model(tmp_path / "dn.npz").noise_sigma == pytest.approx(10 / 255)
+    save_model(m, tmp_path / "clean.npz")
+    assert "noise_sigma" not in _arrays(tmp_path / "clean.npz")
+    assert load_model(tmp_path / "clean.npz").noise_sigma == 0.0
 
 
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf])

@@ -79,6 +79,32 @@ def test_heteroskedastic_noise_statistics():
     assert np.array_equal(tdata.NoiseRange().apply(rng, lo), lo)
 
 
+def test_noise_specialist_range():
+    noise = tdata.NoiseRange(sigma_max=0.04, sigma_min=0.03)
+    flat = np.full((300, 300), 0.5, np.float32)
+    sds = [np.std(noise.apply(np.random.default_rng(i), flat)) for i in range(30)]
+    assert 0.029 < min(sds) and max(sds) < 0.041
+
+
+def test_passthrough_keeps_known_samples_whatever_the_bank():
+    torch.manual_seed(0)
+    net = PafuNet("demosaick", 1, n_kernels=4, width=4, passthrough=True)
+    net.bank.data.normal_(0, 1)
+    cfa = torch.rand(2, 1, 12, 16)
+    with torch.no_grad():
+        out, _ = net(cfa, mode="argmax")
+    torch.testing.assert_close(out[:, 0, 0::2, 0::2], cfa[:, 0, 0::2, 0::2])
+    torch.testing.assert_close(out[:, 1, 0::2, 1::2], cfa[:, 0, 0::2, 1::2])
+    torch.testing.assert_close(out[:, 1, 1::2, 0::2], cfa[:, 0, 1::2, 0::2])
+    torch.testing.assert_close(out[:, 2, 1::2, 1::2], cfa[:, 0, 1::2, 1::2])
+    assert not torch.allclose(out[:, 0, 0::2, 1::2], cfa[:, 0, 0::2, 1::2])  # the rest is learned
+    # The exported model copies them exactly, and the engine skips their filtering.
+    m = net.to_model(name="pt")
+    np.testing.assert_array_equal(engine.passthrough_outputs(m), [0, -1, -1, -1, -1, 1, 2, -1, -1, -1, -1, 3])
+    with pytest.raises(ValueError, match="demosaick"):
+        PafuNet("upscale", 2, passthrough=True)
+
+
 def test_sr_pairs_are_matlab_bicubic(shared_data):
     from pafu_cli.resize import imresize
 

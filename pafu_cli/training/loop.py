@@ -59,6 +59,7 @@ class TrainConfig:
     noise_sigma_min: float = 0.0
     val_sigma: float = 0.0  # demosaick: mosaic noise (0..1 units) of the validation that picks the bank
     color_aug: float = 0.0
+    passthrough: bool = False  # demosaick: copy the known samples (see PafuNet)
     shrink: tuple = (1.0, 0.8, 0.6)
     seed: int = 0
     threads: int = 0
@@ -267,7 +268,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
     sizes = list(cfg.kernel_sizes) or [5] * cfg.n_kernels
-    net = PafuNet(cfg.task, cfg.scale, cfg.n_kernels, sizes, cfg.width, cfg.depth)
+    net = PafuNet(cfg.task, cfg.scale, cfg.n_kernels, sizes, cfg.width, cfg.depth, passthrough=cfg.passthrough)
     opt_sel = torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector)
     opt_bank = torch.optim.Adam([net.bank], lr=cfg.lr_bank)
     step = 0

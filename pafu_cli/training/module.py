@@ -30,10 +30,18 @@ class PafuNet(nn.Module):
         channels, then a 1x1 conv to ``n_kernels`` logits
     channels : (in, out) for ``task="generic"`` (a plain same-size filter, used
         by the SAD toy experiment; not exportable)
+    passthrough : demosaick only: every kernel copies the known sample of each
+        quad position (R at (0,0), G at (0,1) and (1,0), B at (1,1)) unchanged;
+        only the 8 missing colours are learned. The engine then skips those
+        outputs (a third less filtering work).
     """
 
+    # (output channel, input channel) of the samples a Bayer quad already holds:
+    # output c*4 + dy*2 + dx is colour c at quad position (dy, dx).
+    KNOWN_SAMPLES = ((0, 0), (5, 1), (6, 2), (11, 3))
+
     def __init__(self, task, scale, n_kernels=16, kernel_sizes=None, width=16, depth=3,
-                 channels=None):
+                 channels=None, passthrough=False):
         super().__init__()
         self.task, self.scale = task, scale
         if task == "generic":
@@ -53,6 +61,18 @@ class PafuNet(nn.Module):
             m = (self.big_k - k) // 2
             mask[z, :, :, m : m + k, m : m + k] = 1
         self.register_buffer("mask", mask)
+        # Outputs fixed to a centred Dirac (passthrough): excluded from learning.
+        free = torch.ones(1, self.out_channels, 1, 1, 1)
+        fixed = torch.zeros(1, self.out_channels, self.in_channels, self.big_k, self.big_k)
+        if passthrough:
+            if task != "demosaick":
+                raise ValueError("passthrough is for demosaick models")
+            c = (self.big_k - 1) // 2
+            for o, i in self.KNOWN_SAMPLES:
+                free[0, o] = 0
+                fixed[0, o, i, c, c] = 1
+        self.register_buffer("free", free)
+        self.register_buffer("fixed", fixed)
         self.bank = nn.Parameter(
             torch.zeros(n_kernels, self.out_channels, self.in_channels, self.big_k, self.big_k)
         )
@@ -70,7 +90,7 @@ class PafuNet(nn.Module):
         return self.bank.shape[0]
 
     def masked_bank(self):
-        return self.bank * self.mask
+        return self.bank * self.mask * self.free + self.fixed
 
     def prepare(self, x):
         """Network input from a batch: RGGB mosaics (B,1,H,W) are packed into quads."""
@@ -116,7 +136,7 @@ class PafuNet(nn.Module):
 
     def decorrelation(self):
         """``||Wf Wf^T - I||_F^2`` over the normalised, flattened (padded) kernels."""
-        wf = self.masked_bank().flatten(1)
+        wf = (self.bank * self.mask * self.free).flatten(1)
         wf = wf / wf.norm(dim=1, keepdim=True).clamp(min=1e-12)
         gram = wf @ wf.t()
         eye = torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
