@@ -36,6 +36,31 @@ def encode(image: np.ndarray) -> bytes:
             + _chunk(b"IDAT", zlib.compress(scan.tobytes(), 6)) + _chunk(b"IEND", b""))
 
 
+def write_stream(fh, shape, dtype, blocks, chunk: int = 1 << 20) -> None:
+    """Write a PNG of ``shape`` (H, W[, C]) to ``fh`` from blocks of rows, holding
+    one block and one compressed chunk at a time (same pixels as :func:`encode`)."""
+    h, w = shape[:2]
+    c = 1 if len(shape) == 2 else shape[2]
+    depth = 16 if np.dtype(dtype) == np.uint16 else 8
+    fh.write(SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOUR_TYPES[c], 0, 0, 0)))
+    z = zlib.compressobj(6)
+    pending = []
+    size = 0
+    for blk in blocks:
+        rows = np.ascontiguousarray(blk, dtype=">u2" if depth == 16 else np.uint8)
+        rows = rows.reshape(rows.shape[0], -1).view(np.uint8)
+        scan = np.zeros((rows.shape[0], rows.shape[1] + 1), np.uint8)  # filter type 0 per row
+        scan[:, 1:] = rows
+        data = z.compress(scan.tobytes())
+        pending.append(data)
+        size += len(data)
+        if size >= chunk:
+            fh.write(_chunk(b"IDAT", b"".join(pending)))
+            pending, size = [], 0
+    pending.append(z.flush())
+    fh.write(_chunk(b"IDAT", b"".join(pending)) + _chunk(b"IEND", b""))
+
+
 def header(data: bytes):
     """(width, height, bit depth, colour type, interlace) from the IHDR, or None."""
     if len(data) < 33 or not data.startswith(SIGNATURE) or data[12:16] != b"IHDR":

@@ -396,6 +396,55 @@ def _read_other(path, iio):
     return iio.imread(data)
 
 
+def _check_output(path, channels: int, dtype, overwrite: bool) -> str:
+    """The output format of ``path``, after every check that needs no writing."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    fmt = WRITE_FORMATS.get(ext)
+    if fmt is None:
+        raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r}; "
+                          "use .png, .tif/.tiff or .jpg")
+    if np.dtype(dtype) not in (np.uint8, np.uint16):
+        raise TypeError(f"write_image needs uint8 or uint16, got {np.dtype(dtype)}")
+    if fmt == "jpeg" and np.dtype(dtype) != np.uint8:
+        raise OutputError(f"{path}: JPEG holds 8 bits only; use --bits 8 or a .png/.tif output")
+    if fmt == "jpeg" and channels in (2, 4):
+        raise OutputError(f"{path}: JPEG has no alpha channel; use a .png or .tif output")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: file exists; use --overwrite to replace it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: output folder {folder} does not exist")
+    return fmt
+
+
+@contextlib.contextmanager
+def _atomic_output(path, overwrite: bool):
+    """A file handle on a temporary file next to ``path``, renamed over ``path``
+    when the block completes; removed if it raises (never a half-written file)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write to {folder} ({e.strerror})") from None
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as fh:  # a named handle (tifffile wants its name)
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        if not overwrite and path.exists():
+            raise OutputError(f"{path}: file appeared while writing; use --overwrite to replace it")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_image(path, image: np.ndarray, overwrite: bool = False) -> None:
     """Write an integer image atomically; the extension picks PNG, TIFF or JPEG.
 
@@ -415,41 +464,76 @@ def write_image(path, image: np.ndarray, overwrite: bool = False) -> None:
     OutputError
         Unknown extension, existing file without ``overwrite``, unwritable folder.
     """
-    path = Path(path)
-    ext = path.suffix.lower()
-    fmt = WRITE_FORMATS.get(ext)
-    if fmt is None:
-        raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r}; "
-                          "use .png, .tif/.tiff or .jpg")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"write_image needs uint8 or uint16, got {image.dtype}")
-    if fmt == "jpeg" and image.dtype != np.uint8:
-        raise OutputError(f"{path}: JPEG holds 8 bits only; use --bits 8 or a .png/.tif output")
-    if fmt == "jpeg" and image.ndim == 3 and image.shape[2] in (2, 4):
-        raise OutputError(f"{path}: JPEG has no alpha channel; use a .png or .tif output")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: file exists; use --overwrite to replace it")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: output folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{ext}", dir=folder)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write to {folder} ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _encode(fh, image, fmt)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        if not overwrite and path.exists():
-            raise OutputError(f"{path}: file appeared while writing; use --overwrite to replace it")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    fmt = _check_output(path, channels, image.dtype, overwrite)
+    with _atomic_output(path, overwrite) as fh:
+        _encode(fh, image, fmt)
+
+
+def write_rows(path, shape, dtype, blocks, overwrite: bool = False) -> None:
+    """Write an image that arrives as blocks of rows, holding one block at a time.
+
+    ``shape`` is (H, W) or (H, W, C); ``blocks`` yields arrays of ``dtype``
+    (uint8 or uint16) with shape (rows, W[, C]) whose rows add up to H. PNG and
+    TIFF are written as the rows come (the same pixels as :func:`write_image`
+    writes); JPEG cannot be streamed, so its blocks are gathered first. Same
+    atomicity and errors as :func:`write_image`.
+    """
+    h = shape[0]
+    channels = 1 if len(shape) == 2 else shape[2]
+    fmt = _check_output(path, channels, dtype, overwrite)
+    if fmt == "jpeg":
+        write_image(path, np.concatenate(list(blocks), axis=0), overwrite)
+        return
+    done = [0]
+
+    def counted():
+        for blk in blocks:
+            if blk.shape[1:] != tuple(shape[1:]) or blk.dtype != np.dtype(dtype):
+                raise ValueError(f"block {blk.shape} {blk.dtype} does not fit {shape} {np.dtype(dtype)}")
+            done[0] += blk.shape[0]
+            yield blk
+
+    with _atomic_output(path, overwrite) as fh:
+        if fmt == "png":
+            from . import _png
+
+            _png.write_stream(fh, shape, dtype, counted())
+        else:
+            import tifffile
+
+            tifffile.imwrite(fh, _zlib_strips(counted(), TIFF_STRIP_ROWS), shape=tuple(shape), dtype=dtype,
+                             rowsperstrip=TIFF_STRIP_ROWS, **_tiff_options(channels))
+        if done[0] != h:
+            raise ValueError(f"blocks hold {done[0]} rows, the image has {h}")
+
+
+TIFF_STRIP_ROWS = 64
+
+
+def _zlib_strips(blocks, rows: int):
+    """Re-cut blocks of rows into zlib-compressed TIFF strips of ``rows`` rows."""
+    import zlib
+
+    held = []
+    n = 0
+    for blk in blocks:
+        while len(blk):
+            take = blk[: rows - n]
+            held.append(take)
+            n += len(take)
+            blk = blk[len(take) :]
+            if n == rows:
+                yield zlib.compress(np.ascontiguousarray(np.concatenate(held)).tobytes(), 6)
+                held, n = [], 0
+    if n:
+        yield zlib.compress(np.ascontiguousarray(np.concatenate(held)).tobytes(), 6)
+
+
+def _tiff_options(channels: int) -> dict:
+    photometric = "rgb" if channels in (3, 4) else "minisblack"
+    extras = {"extrasamples": ["unassalpha"]} if channels in (2, 4) else {}
+    return dict(photometric=photometric, planarconfig="contig", compression="zlib", **extras)
 
 
 def _umask() -> int:
@@ -461,15 +545,12 @@ def _umask() -> int:
 def _encode(fh, image: np.ndarray, fmt: str) -> None:
     channels = 1 if image.ndim == 2 else image.shape[2]
     if fmt == "tiff":
-        import tifffile
-
-        photometric = "rgb" if channels in (3, 4) else "minisblack"
-        extras = {"extrasamples": ["unassalpha"]} if channels in (2, 4) else {}
         import io as _stdio
 
+        import tifffile
+
         buf = _stdio.BytesIO()
-        tifffile.imwrite(buf, image, photometric=photometric, planarconfig="contig",
-                         compression="zlib", **extras)
+        tifffile.imwrite(buf, image, **_tiff_options(channels))
         fh.write(buf.getbuffer())
         return
     if fmt == "png":

@@ -33,6 +33,7 @@ DENOISE_NOISE = 0.012
 _RAW_BYTES_PER_PIXEL = 2 + 6 + 6 + 6 + 2
 _BAND_BYTES_PER_PIXEL = 160
 _UPSCALE_BYTES_PER_OUT_PIXEL = 4 * 3 * 2 + 2 * 4
+_UPSCALE_BYTES_PER_IN_PIXEL = 4 * (2 + 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,21 +331,61 @@ def _untransform(y, k, f):
     return y[:, ::-1] if f else y
 
 
-def upscale_bands(x: np.ndarray, scale: int, model: PafuModel, want_sel: bool):
-    """Upscale (H, W, 3) or (H, W) float32 in row bands: (out, sel or None)."""
+def upscale_band_iter(x: np.ndarray, scale: int, model: PafuModel, want_sel: bool):
+    """Yield ``(r0, r1, out, sel)``: rows ``r0*s .. r1*s`` of the upscaled (H, W, 3) or
+    (H, W) float32 ``x`` and the kernel index of input rows ``r0 .. r1`` (or None).
+
+    Each band is computed with a margin beyond the model's receptive field, so
+    the bands are the whole-image result bit for bit.
+    """
     h, w = x.shape[:2]
     margin = receptive_margin(model) + 1
     rows = max(8, BAND_PIXELS // (max(w, 1) * scale * scale))
-    out = np.empty((h * scale, w * scale) + x.shape[2:], np.float32)
-    sel = np.empty((h, w), np.int32) if want_sel else None
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         a, b = max(0, r0 - margin), min(h, r1 + margin)
         y, idx = upscale(np.ascontiguousarray(x[a:b]), scale, model=model, return_selection=True)
-        out[r0 * scale : r1 * scale] = y[(r0 - a) * scale : (r1 - a) * scale]
+        yield r0, r1, y[(r0 - a) * scale : (r1 - a) * scale], (idx[r0 - a : r1 - a] if want_sel else None)
+
+
+def upscale_bands(x: np.ndarray, scale: int, model: PafuModel, want_sel: bool):
+    """Upscale (H, W, 3) or (H, W) float32 in row bands: (out, sel or None)."""
+    h, w = x.shape[:2]
+    out = np.empty((h * scale, w * scale) + x.shape[2:], np.float32)
+    sel = np.empty((h, w), np.int32) if want_sel else None
+    for r0, r1, y, idx in upscale_band_iter(x, scale, model, want_sel):
+        out[r0 * scale : r1 * scale] = y
         if sel is not None:
-            sel[r0:r1] = idx[r0 - a : r1 - a]
+            sel[r0:r1] = idx
     return out, sel
+
+
+def _split_alpha(img: np.ndarray):
+    """(colour or grey, alpha or None) of an (H, W[, C]) image; C = 2 or 4 has alpha."""
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        colour = img[..., :-1]
+        return (colour[..., 0] if colour.shape[2] == 1 else colour), img[..., -1]
+    return img, None
+
+
+def upscale_stream(img: np.ndarray, scale: int, model: PafuModel, want_sel: bool = False):
+    """As :func:`upscale_array` without ensemble, one row band at a time: yields
+    ``(out rows, sel rows or None)`` (float32, unclipped) so that the caller can
+    write them out; memory stays near :data:`BAND_PIXELS` output pixels whatever
+    the image size."""
+    colour, alpha = _split_alpha(img)
+    bands = upscale_band_iter(colour, scale, model, want_sel)
+    if alpha is None:
+        for _, _, y, idx in bands:
+            yield y, idx
+        return
+    lin = resolve_model("bilinear", "upscale", scale)
+    margin = receptive_margin(lin) + 1
+    h = img.shape[0]
+    for r0, r1, y, idx in bands:
+        a, b = max(0, r0 - margin), min(h, r1 + margin)
+        al = upscale(np.ascontiguousarray(alpha[a:b]), scale, model=lin)[(r0 - a) * scale : (r1 - a) * scale]
+        yield np.concatenate([y if y.ndim == 3 else y[..., None], al[..., None]], axis=2), idx
 
 
 def upscale_array(img: np.ndarray, scale: int, model: PafuModel, ensemble: bool = False,
@@ -353,11 +394,7 @@ def upscale_array(img: np.ndarray, scale: int, model: PafuModel, ensemble: bool 
 
     Returns float32 (sH, sW[, C]) unclipped, and the (H, W) kernel index or None.
     """
-    alpha = None
-    if img.ndim == 3 and img.shape[2] in (2, 4):
-        img, alpha = img[..., :-1], img[..., -1]
-        if img.shape[2] == 1:
-            img = img[..., 0]
+    img, alpha = _split_alpha(img)
     if ensemble:
         acc = None
         sel = None
@@ -382,19 +419,48 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
     _out_path_check(opts.selection_map, opts.overwrite)
     shape = io.image_shape(src)
     if len(shape) >= 2:
-        n_out = shape[0] * shape[1] * opts.scale ** 2
-        per = _UPSCALE_BYTES_PER_OUT_PIXEL + (12 if opts.ensemble else 0)
-        check_memory(src, n_out * per + BAND_PIXELS * _BAND_BYTES_PER_PIXEL, "upscaling")
+        n_in = shape[0] * shape[1]
+        n_out = n_in * opts.scale ** 2
+        if opts.ensemble:  # whole result in memory
+            need = n_out * (_UPSCALE_BYTES_PER_OUT_PIXEL + 12)
+        else:  # streamed: the input (as read and as float32), the output only for JPEG
+            need = n_in * _UPSCALE_BYTES_PER_IN_PIXEL
+            if Path(dst).suffix.lower() in (".jpg", ".jpeg"):
+                need += n_out * 4
+            if opts.selection_map:
+                need += n_in * 4
+        check_memory(src, need + BAND_PIXELS * _BAND_BYTES_PER_PIXEL, "upscaling")
     model = resolve_model(opts.model, "upscale", opts.scale)
     img = io.read_image(src)
     top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)
-    x = img.astype(np.float32) / top
-    out, sel = upscale_array(x, opts.scale, model, opts.ensemble, bool(opts.selection_map))
     bits = opts.bits or (8 if img.dtype == np.uint8 else 16)
     if Path(dst).suffix.lower() in (".jpg", ".jpeg") and opts.bits is None:
         bits = 8
-    io.write_image(dst, _to_bits(out, bits), overwrite=opts.overwrite)
+    dtype = np.uint8 if bits == 8 else np.uint16
+    s = opts.scale
+    if opts.ensemble:  # eight transformed passes over the whole image: held in memory
+        out, sel = upscale_array(img.astype(np.float32) / top, s, model, True, bool(opts.selection_map))
+        io.write_image(dst, _to_bits(out, bits), overwrite=opts.overwrite)
+    else:  # streamed: one row band at a time from input to output file
+        x = img.astype(np.float32) / top
+        del img
+        sel = np.empty(x.shape[:2], np.int32) if opts.selection_map else None
+        done = [0]
+
+        def blocks():
+            for y, idx in upscale_stream(x, s, model, sel is not None):
+                if sel is not None:
+                    sel[done[0] : done[0] + len(idx)] = idx
+                done[0] += y.shape[0] // s
+                yield _to_bits(y, bits)
+
+        shape = (x.shape[0] * s, x.shape[1] * s) + ((x.shape[2],) if x.ndim == 3 else ())
+        io.write_rows(dst, shape, dtype, blocks(), overwrite=opts.overwrite)
     if sel is not None:
-        big = np.repeat(np.repeat(sel, opts.scale, axis=0), opts.scale, axis=1)
-        io.write_image(opts.selection_map, selection_picture(big, model.n_kernels),
-                       overwrite=opts.overwrite)
+        def pictures():
+            for r0 in range(0, sel.shape[0], 256):
+                band = sel[r0 : r0 + 256]
+                yield selection_picture(np.repeat(np.repeat(band, s, axis=0), s, axis=1), model.n_kernels)
+
+        io.write_rows(opts.selection_map, (sel.shape[0] * s, sel.shape[1] * s, 3), np.uint8, pictures(),
+                      overwrite=opts.overwrite)

@@ -180,6 +180,43 @@ def test_upscale_ensemble_and_selection(tmp_path, rng):
     assert io.read_image(tmp_path / "s.png").shape == (14, 12, 3)
 
 
+@pytest.mark.parametrize("ext,channels,dtype", [(".png", 3, np.uint8), (".tif", 3, np.uint16),
+                                                 (".png", 4, np.uint16), (".tif", 1, np.uint8),
+                                                 (".jpg", 3, np.uint8)])
+def test_upscale_streams_in_bands_with_identical_pixels(tmp_path, rng, monkeypatch, ext, channels, dtype):
+    """The output is written band by band (many bands here); the file holds the
+    same pixels as the whole-image result, and so does the selection map."""
+    from pafu_cli import pipeline
+    from pafu_cli.superres import upscale
+
+    shape = (53, 41) + ((channels,) if channels > 1 else ())
+    base = rng.random(shape[:2])
+    img = np.stack([base ** (1 + c) for c in range(channels)], axis=-1) if channels > 1 else base
+    img = (img * np.iinfo(dtype).max).astype(dtype)
+    io.write_image(tmp_path / "in.png", img)
+    monkeypatch.setattr(pipeline, "BAND_PIXELS", 41 * 4 * 9)  # 9 input rows per band at x2
+    bands = []
+    real = pipeline.upscale_band_iter
+    monkeypatch.setattr(pipeline, "upscale_band_iter", lambda *a: (bands.append(1) or b for b in real(*a)))
+    opts = pipeline.UpscaleOptions(scale=2, selection_map=str(tmp_path / "sel.png"))
+    pipeline.upscale_file(tmp_path / "in.png", tmp_path / f"out{ext}", opts)
+    assert len(bands) == 6  # 53 rows in bands of 9
+    x = img.astype(np.float32) / np.iinfo(dtype).max
+    colour = x[..., :3] if channels == 4 else x
+    want, idx = upscale(colour, 2, model=None, return_selection=True)
+    if channels == 4:
+        alpha = upscale(x[..., 3], 2, model="bilinear")
+        want = np.concatenate([want, alpha[..., None]], axis=2)
+    want = pipeline._to_bits(want, 8 if ext == ".jpg" else 8 * np.dtype(dtype).itemsize)
+    got = io.read_image(tmp_path / f"out{ext}")
+    if ext == ".jpg":  # not streamable: gathered, then encoded as write_image encodes
+        io.write_image(tmp_path / "want.jpg", want)
+        want = io.read_image(tmp_path / "want.jpg")
+    np.testing.assert_array_equal(got, want)
+    pic = pipeline.selection_picture(idx.repeat(2, 0).repeat(2, 1), 32)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "sel.png"), pic)
+
+
 def test_batch_skip_overwrite_and_failures(tmp_path, rng):
     src = tmp_path / "in"
     src.mkdir()
