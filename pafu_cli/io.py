@@ -502,7 +502,7 @@ def write_rows(path, shape, dtype, blocks, overwrite: bool = False) -> None:
         else:
             import tifffile
 
-            tifffile.imwrite(fh, _zlib_strips(counted(), TIFF_STRIP_ROWS), shape=tuple(shape), dtype=dtype,
+            tifffile.imwrite(fh, _strips(counted(), TIFF_STRIP_ROWS), shape=tuple(shape), dtype=dtype,
                              rowsperstrip=TIFF_STRIP_ROWS, **_tiff_options(channels))
         if done[0] != h:
             raise ValueError(f"blocks hold {done[0]} rows, the image has {h}")
@@ -511,10 +511,8 @@ def write_rows(path, shape, dtype, blocks, overwrite: bool = False) -> None:
 TIFF_STRIP_ROWS = 64
 
 
-def _zlib_strips(blocks, rows: int):
-    """Re-cut blocks of rows into zlib-compressed TIFF strips of ``rows`` rows."""
-    import zlib
-
+def _strips(blocks, rows: int):
+    """Re-cut blocks of rows into (uncompressed) TIFF strips of ``rows`` rows, as bytes."""
     held = []
     n = 0
     for blk in blocks:
@@ -524,16 +522,17 @@ def _zlib_strips(blocks, rows: int):
             n += len(take)
             blk = blk[len(take) :]
             if n == rows:
-                yield zlib.compress(np.ascontiguousarray(np.concatenate(held)).tobytes(), 6)
+                yield np.ascontiguousarray(np.concatenate(held)).tobytes()
                 held, n = [], 0
     if n:
-        yield zlib.compress(np.ascontiguousarray(np.concatenate(held)).tobytes(), 6)
+        yield np.ascontiguousarray(np.concatenate(held)).tobytes()
 
 
 def _tiff_options(channels: int) -> dict:
+    """Baseline TIFF, uncompressed (as dcraw/LibRaw write it: fast to write and read)."""
     photometric = "rgb" if channels in (3, 4) else "minisblack"
     extras = {"extrasamples": ["unassalpha"]} if channels in (2, 4) else {}
-    return dict(photometric=photometric, planarconfig="contig", compression="zlib", **extras)
+    return dict(photometric=photometric, planarconfig="contig", compression=None, **extras)
 
 
 def _umask() -> int:

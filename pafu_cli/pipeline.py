@@ -23,7 +23,7 @@ from .superres import upscale
 
 log = logging.getLogger("pafu")
 
-BAND_PIXELS = 1 << 20
+BAND_PIXELS = 1 << 22
 # Denoise "auto": ISO at or above which a file counts as noisy, and the noise
 # level (sigma relative to the 99th percentile, see render.noise_level) above
 # which it counts as noisy whatever its ISO.
@@ -230,28 +230,31 @@ def render_raw(raw, opts: DemosaickOptions):
         x = render.scale_mosaic(cfa[a:b], pattern, raw.black, scale)
         return np.multiply(x, np.float32(1 / 65535), out=x)
 
+    from . import _render_kernels as rk
+
     rgb16 = np.empty((h, w, 3), np.uint16)
     sel = np.empty((h, w), np.uint16) if opts.selection_map else None
+    m32 = np.asarray(matrix if matrix is not None else np.eye(3), np.float32)
     for r0, r1, rgb, band_sel in demosaick_bands(rows, h, w, pattern, model, sel is not None):
-        q = render.quantise(np.multiply(rgb, np.float32(65535), dtype=np.float32))
-        if frame is not None:
+        band16 = rgb16[r0:r1]
+        rk.to_rgb16(rgb, m32, matrix is not None, band16)  # render.quantise + apply_matrix
+        if frame is not None:  # LibRaw's frame, then the same matrix step on those pixels
             ys, xs, vals = frame
             inside = (ys >= r0) & (ys < r1)
-            q[ys[inside] - r0, xs[inside]] = vals[inside]
-        rgb16[r0:r1] = render.apply_matrix(q, matrix)
+            if inside.any():
+                q = vals[inside].astype(np.float32)[None]
+                band16[ys[inside] - r0, xs[inside]] = render.apply_matrix(q, matrix)[0]
         if sel is not None:
             sel[r0:r1] = band_sel
     gamma = render.GAMMAS[opts.gamma]
     white = 0x2000 << 3
     if opts.auto_bright:
-        white = render.auto_white(render.histogram(rgb16), h * w)
+        white = render.auto_white(rk.histogram(rgb16), h * w)
     curve = render.gamma_curve(gamma, int(white / opts.bright))
     lut = (curve >> 8).astype(np.uint8) if (opts.bits or 8) == 8 else curve
-    out = np.empty(rgb16.shape, lut.dtype)
-    for r0 in range(0, h, 256):
-        out[r0 : r0 + 256] = lut[rgb16[r0 : r0 + 256]]
+    out = np.empty((w, h, 3) if raw.flip & 4 else (h, w, 3), lut.dtype)
+    rk.apply_curve_oriented(rgb16, lut, raw.flip, out)
     del rgb16
-    out = render.orient(out, raw.flip)
     pic = None
     if sel is not None:
         pic = render.orient(selection_picture(sel, model.n_kernels), raw.flip)

@@ -93,3 +93,25 @@ def test_noise_level_grows_with_noise(rng):
     noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
     assert render.noise_level(clean, "RGGB") == 0.0
     assert 0.05 < render.noise_level(noisy, "RGGB") < 0.2
+
+
+def test_render_kernels_match_numpy(rng):
+    """The fused Numba steps of the RAW rendering equal the NumPy definitions bit for bit."""
+    from pafu_cli import _render_kernels as rk
+
+    rgb = rng.normal(0.4, 0.35, (37, 29, 3)).astype(np.float32)  # includes < 0 and > 1
+    rgb[0, 0] = [0.5 / 65535, 1.5 / 65535, 65534.97 / 65535]  # rounding edges
+    m = np.array([[1.6, -0.4, -0.2], [-0.15, 1.4, -0.25], [0.05, -0.5, 1.45]], np.float32)
+    q = render.quantise(np.multiply(rgb, np.float32(65535), dtype=np.float32))
+    for matrix in (m, None):
+        out = np.empty(rgb.shape, np.uint16)
+        rk.to_rgb16(rgb, m if matrix is not None else np.eye(3, dtype=np.float32), matrix is not None, out)
+        np.testing.assert_array_equal(out, render.apply_matrix(q, matrix))
+    rgb16 = rng.integers(0, 65536, (41, 23, 3)).astype(np.uint16)
+    np.testing.assert_array_equal(rk.histogram(rgb16), render.histogram(rgb16))
+    lut = rng.integers(0, 256, 65536).astype(np.uint8)
+    for flip in (0, 3, 5, 6):
+        want = render.orient(lut[rgb16], flip)
+        out = np.empty(want.shape, np.uint8)
+        rk.apply_curve_oriented(rgb16, lut, flip, out)
+        np.testing.assert_array_equal(out, want)

@@ -1,0 +1,69 @@
+"""Numba kernels of the RAW rendering steps that touch every output pixel.
+
+Each does what its plain-NumPy counterpart in :mod:`pafu_cli.render` does, bit
+for bit (the tests compare them), in one parallel pass instead of several
+whole-image NumPy passes: demosaicked floats to LibRaw's 16-bit camera->sRGB
+values, the output histogram, and the gamma curve applied while orienting.
+"""
+
+import numba as nb
+import numpy as np
+
+# No fastmath: the float32 operations must round exactly as NumPy's (and LibRaw's).
+_NJIT_PARALLEL = dict(nogil=True, cache=True, parallel=True)
+
+
+@nb.njit(**_NJIT_PARALLEL)
+def to_rgb16(rgb, matrix, use_matrix, out):
+    """``render.apply_matrix(render.quantise(rgb * 65535), matrix)`` into ``out`` (uint16).
+
+    ``rgb`` (H, W, 3) float32 in [0, 1] units; ``matrix`` (3, 3) float32, used
+    when ``use_matrix`` (else the quantised values are only clipped).
+    """
+    h, w, _ = rgb.shape
+    sixteenth = np.float32(1 / 16)
+    full = np.float32(65535)
+    for y in nb.prange(h):
+        q = np.empty(3, dtype=np.float32)
+        for x in range(w):
+            for c in range(3):
+                v = np.floor(np.float32(rgb[y, x, c] * full) + sixteenth)
+                q[c] = min(max(v, np.float32(0)), full)
+            for c in range(3):
+                if use_matrix:
+                    v = matrix[c, 0] * q[0]
+                    v = v + matrix[c, 1] * q[1]
+                    v = v + matrix[c, 2] * q[2]
+                    v = np.trunc(v)
+                else:
+                    v = q[c]
+                out[y, x, c] = np.uint16(min(max(v, np.float32(0)), full))
+
+
+@nb.njit(**_NJIT_PARALLEL)
+def histogram(rgb16):
+    """(3, 8192) int64 counts of ``value >> 3`` per channel, as :func:`render.histogram`."""
+    h, w, _ = rgb16.shape
+    n_blocks = min(h, 64)
+    parts = np.zeros((n_blocks, 3, 0x2000), dtype=np.int64)
+    for b in nb.prange(n_blocks):
+        for y in range(b * h // n_blocks, (b + 1) * h // n_blocks):
+            for x in range(w):
+                for c in range(3):
+                    parts[b, c, rgb16[y, x, c] >> 3] += 1
+    return parts.sum(axis=0)
+
+
+@nb.njit(**_NJIT_PARALLEL)
+def apply_curve_oriented(rgb16, lut, flip, out):
+    """``render.orient(lut[rgb16], flip)`` into ``out`` without the intermediate."""
+    h, w, _ = rgb16.shape
+    for yi in nb.prange(h):
+        y = np.int64(yi)  # prange indices may be unsigned; keep the arithmetic signed
+        for x in range(w):
+            yy = h - 1 - y if flip & 2 else y
+            xx = w - 1 - x if flip & 1 else x
+            if flip & 4:
+                yy, xx = xx, yy
+            for c in range(3):
+                out[yy, xx, c] = lut[rgb16[y, x, c]]
