@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/speed.py [--data ../shared/data] [--repeats 3] [--quick]
+        [--demosaick-models default,bilinear,FILE.npz] [--no-scaling] [--no-big-upscale]
 
 Every case runs in a fresh Python process (so its peak resident memory, read
 from ``VmHWM`` in ``/proc/self/status``, is its own) and reports the median of
@@ -109,10 +110,21 @@ def case_upscale(npy, scale, model, repeats):
     return _median_time(lambda: upscale(x, scale, model=model), repeats)
 
 
+def case_cli(argv):
+    """One ``pafu`` command in this process (for its peak memory); returns seconds."""
+    from pafu_cli.cli import main
+
+    t0 = time.perf_counter()
+    main(argv, standalone_mode=False)
+    return time.perf_counter() - t0
+
+
 def _one(args):
     kind, rest = args[0], args[1:]
     repeats = int(os.environ.get("PAFU_BENCH_REPEATS", "3"))
-    if kind == "libraw":
+    if kind == "cli":
+        sec = case_cli(rest)
+    elif kind == "libraw":
         sec = case_libraw(rest[0], rest[1], repeats)
     elif kind == "demosaick":
         sec = case_pafu_demosaick(rest[0], None if rest[1] == "default" else rest[1], repeats)
@@ -123,22 +135,42 @@ def _one(args):
     print(json.dumps({"seconds": sec, "peak_mb": _peak_mb()}))
 
 
-def run_case(*args, threads=None):
+def run_case(*args, threads=None, env_extra=None):
     env = dict(os.environ)
     if threads:
         env["NUMBA_NUM_THREADS"] = str(threads)
+    env.update(env_extra or {})
     out = subprocess.run([sys.executable, __file__, "--one", *map(str, args)], env=env,
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"case {args} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def wall(cmd, repeats):
+def wall(cmd, repeats, env=None):
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def _quality(model, key):
+    """Recorded test PSNR of a model (``pafu evaluate --record``), as text."""
+    from pafu_cli.models import resolve_model
+
+    try:
+        task, scale = key
+        m = resolve_model(None if model == "default" else model, task, scale)
+    except Exception:  # noqa: BLE001 - a benchmark label only
+        return ""
+    test = m.quality.get("test", {})
+    if task == "demosaick":
+        cells = [f"{k.split()[0]} {v:.2f}" for k, v in test.items() if k.endswith("b10")]
+    else:
+        cells = [f"{k} {v:.2f}" for k, v in test.items() if k in ("Set5", "Set14")]
+    return ", ".join(cells) + (f" ({m.name})" if cells else m.name)
 
 
 def main():
@@ -148,6 +180,10 @@ def main():
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="6 MP instead of 24 MP, no scaling series")
+    ap.add_argument("--demosaick-models", default="default,bilinear",
+                    help="comma-separated models for the demosaick core rows")
+    ap.add_argument("--no-scaling", action="store_true", help="skip the 6/12/24/48 MP series")
+    ap.add_argument("--no-big-upscale", action="store_true", help="skip the 24 MP x4 upscale")
     a = ap.parse_args()
     os.environ["PAFU_BENCH_REPEATS"] = str(a.repeats)
     sys.path.insert(0, str(HERE))
@@ -161,19 +197,27 @@ def main():
     write_dng(tmp / "big.dng", cfa)
     rows = []
 
-    def row(name, r, out_mp, anchor=None):
+    def row(name, r, out_mp, anchor=None, quality=""):
         ratio = f"{anchor['seconds'] / r['seconds']:.2f}x" if anchor else ""
-        rows.append(f"| {name} | {r['seconds']:.3f} | {out_mp / r['seconds']:.1f} | "
-                    f"{r['peak_mb']:.0f} | {ratio} |")
+        peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") else ""
+        rows.append(f"| {name} | {r['seconds']:.3f} | {out_mp / r['seconds']:.1f} | {peak} | {ratio} | {quality} |")
+        print(rows[-1], flush=True)
 
     print(f"# {mp:.0f} MP demosaick, 1500x1000 upscale; median of {a.repeats}", flush=True)
     ahd = run_case("libraw", tmp / "big.dng", "AHD")
-    row(f"LibRaw AHD (anchor), {mp:.0f} MP", ahd, mp)
+    row(f"LibRaw AHD (anchor), {mp:.0f} MP", ahd, mp, quality="Kodak24 37.10, McMaster 35.08 (ANCHORS.md)")
     lin = run_case("libraw", tmp / "big.dng", "LINEAR")
     row(f"LibRaw LINEAR, {mp:.0f} MP", lin, mp, ahd)
-    for model in ("default", "bilinear"):
-        row(f"pafu demosaick core ({model}), {mp:.0f} MP", run_case("demosaick", tmp / "cfa.npy", model), mp, ahd)
-    row("pafu demosaick core (default), 1 thread", run_case("demosaick", tmp / "cfa.npy", "default", threads=1), mp, ahd)
+    for model in a.demosaick_models.split(","):
+        r = run_case("demosaick", tmp / "cfa.npy", model)
+        row(f"pafu demosaick core ({model}), {mp:.0f} MP", r, mp, ahd, _quality(model, ("demosaick", 1)))
+    row("pafu demosaick core (default), 1 thread", run_case("demosaick", tmp / "cfa.npy", "default", threads=1),
+        mp, ahd)
+    if not (a.quick or a.no_scaling):
+        for sh, sw in ((2000, 3000), (3000, 4000), (6000, 8000)):
+            np.save(tmp / f"cfa_{sh}.npy", make_mosaic(Path(a.data), sh, sw))
+            row(f"pafu demosaick core (default), {sh * sw / 1e6:.0f} MP",
+                run_case("demosaick", tmp / f"cfa_{sh}.npy", "default"), sh * sw / 1e6, ahd)
 
     # End to end: read, render, write a 16-bit TIFF, against rawpy + AHD + imageio.
     e2e_ref = tmp / "e2e_ref.py"
@@ -186,9 +230,11 @@ def main():
     pafu = str(Path(sys.executable).parent / "pafu")
     t_pafu = wall([pafu, "-q", "demosaick", "--overwrite", str(tmp / "big.dng"), str(tmp / "out.tif"),
                    "--bits", "16"], a.repeats)
-    rows.append(f"| end to end: rawpy AHD + imageio TIFF (anchor) | {t_ref:.3f} | {mp / t_ref:.1f} | | |")
-    rows.append(f"| end to end: pafu demosaick big.dng out.tif --bits 16 | {t_pafu:.3f} | {mp / t_pafu:.1f} | | "
-                f"{t_ref / t_pafu:.2f}x |")
+    ref = {"seconds": t_ref}
+    row("end to end: rawpy AHD + imageio TIFF (anchor)", ref, mp)
+    e2e = run_case("cli", "-q", "demosaick", "--overwrite", tmp / "big.dng", tmp / "out.tif", "--bits", "16")
+    row("end to end: pafu demosaick big.dng out.tif --bits 16", {"seconds": t_pafu, "peak_mb": e2e["peak_mb"]},
+        mp, ref)
 
     import imageio.v3 as iio
 
@@ -198,15 +244,38 @@ def main():
     for s in (2, 3, 4):
         lz = run_case("upscale", tmp / "img.npy", s, "lanczos")
         out_mp = 1.5 * s * s
-        row(f"OpenCV INTER_LANCZOS4 x{s} (anchor)", lz, out_mp)
-        row(f"pafu upscale x{s}", run_case("upscale", tmp / "img.npy", s, "default"), out_mp, lz)
+        row(f"OpenCV INTER_LANCZOS4 x{s} (anchor)", lz, out_mp, quality="bicubic-like")
+        row(f"pafu upscale x{s}", run_case("upscale", tmp / "img.npy", s, "default"), out_mp, lz,
+            _quality("default", ("upscale", s)))
+
+    # 1 MP upscale end to end (read, upscale, write PNG), Numba cache warm; and the first
+    # run with an empty cache (JIT compilation).
+    iio.imwrite(tmp / "one.png", np.tile(img, (1, 1, 1))[:1000, :1000])
+    for s in (2, 3, 4):
+        t = wall([pafu, "-q", "upscale", "-s", str(s), "--overwrite", str(tmp / "one.png"),
+                  str(tmp / f"one_x{s}.png")], a.repeats)
+        row(f"end to end: pafu upscale -s {s} 1 MP PNG (cache warm)", {"seconds": t}, s * s)
+    cold_env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp / "cold_cache"))
+    t = wall([pafu, "-q", "upscale", "-s", "2", "--overwrite", str(tmp / "one.png"), str(tmp / "one_c.png")],
+             1, env=cold_env)
+    row("first run, empty Numba cache: pafu upscale -s 2 1 MP (JIT)", {"seconds": t}, 4)
+    cold_env["NUMBA_CACHE_DIR"] = str(tmp / "cold_cache2")
+    t = wall([pafu, "-q", "demosaick", "--overwrite", str(tmp / "big.dng"), str(tmp / "cold.tif")], 1, env=cold_env)
+    row(f"first run, empty Numba cache: pafu demosaick {mp:.0f} MP (JIT)", {"seconds": t}, mp)
+
+    if not (a.quick or a.no_big_upscale):  # 24 MP in, x4: 384 MP out, streamed to the file
+        big = np.tile(img, (4, 4, 1))[:4000, :6000]
+        iio.imwrite(tmp / "big.png", big)
+        r = run_case("cli", "-q", "upscale", "-s", "4", "--overwrite", tmp / "big.png", tmp / "big_x4.tif")
+        row("pafu upscale -s 4 24 MP PNG -> 384 MP TIFF (streamed)", r, 384)
 
     t0 = time.perf_counter()
     subprocess.run([pafu, "--help"], check=True, capture_output=True)
-    rows.append(f"| pafu --help (start-up) | {time.perf_counter() - t0:.3f} | | | |")
+    rows.append(f"| pafu --help (start-up) | {time.perf_counter() - t0:.3f} | | | | |")
 
-    print("| case | seconds | output MP/s | peak RSS MB | speed vs anchor |")
-    print("|---|---|---|---|---|")
+    print()
+    print("| case | seconds | output MP/s | peak RSS MB | speed vs anchor | quality (recorded test PSNR) |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

@@ -33,15 +33,19 @@ def _record(model_name: str, key: str, value: float) -> None:
 @click.option("--model", default=None, help="Model name or file (default: the shipped default).")
 @click.option("--sigma", "sigmas", multiple=True, type=float, help="Demosaick noise sigmas, 0..255 (default 0).")
 @click.option("--ensemble", is_flag=True, help="x8 self-ensemble (upscale).")
+@click.option("--denoise", type=click.Choice(["on", "auto"]), default=None,
+              help="Demosaick: pick the model per image from the noise estimate, as "
+                   "'pafu demosaick --denoise on|auto' does (instead of --model).")
 @click.option("--baseline", is_flag=True, help="Upscale: also MATLAB bicubic.")
 @click.option("--record", is_flag=True, help="Write the means into the shipped default model's provenance.")
-def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, baseline, record):
+def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise, baseline, record):
     """Print a markdown table of mean PSNR per test set.
 
     \b
     Examples:
       $ pafu evaluate upscale --data ../shared/data --baseline
       $ pafu evaluate demosaick --data ../shared/data --sigma 0 --sigma 5 --sigma 10
+      $ pafu evaluate demosaick --data ../shared/data --denoise on --sigma 0 --sigma 5
     """
     from . import evaluate as ev
     from .models import DEFAULT_MODELS
@@ -68,14 +72,20 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, baseline
             cols = [f"{s} {'b10' if b == 0 else 'b0'}" + (f" sigma {g:g}" if g else "")
                     for g in sigmas for s in sets for b in (0, 1)]
             vals = []
+            picks = {}
             for g in sigmas:
                 for s in sets:
-                    sc = np.array(list(ev.demosaick_scores(root / s, model, g).values()))
+                    scores = ev.demosaick_scores(root / s, model, g, denoise=denoise, picks=picks)
+                    sc = np.array(list(scores.values()))
                     vals += [sc[:, 0].mean(), sc[:, 1].mean()]
-                    if record:
+                    if record and not denoise:
                         name = model or DEFAULT_MODELS[("demosaick", 1)]
                         _record(name, f"{s} b10" + (f" sigma{g:g}" if g else ""), sc[:, 0].mean())
-            rows = {model or "pafu (default)": vals}
+            label = f"--denoise {denoise} (noise-estimate pick)" if denoise else model or "pafu (default)"
+            rows = {label: vals}
+            if denoise:
+                click.echo("models picked: " + "; ".join(f"{k}: " + ", ".join(f"{n} x{c}" for n, c in sorted(v.items()))
+                                                         for k, v in picks.items()), err=True)
     except PafuError as e:
         raise click.ClickException(str(e)) from None
     click.echo("| method | " + " | ".join(cols) + " |")

@@ -60,12 +60,18 @@ def bicubic_sr_scores(folder, scale: int) -> dict:
     return scores
 
 
-def demosaick_scores(folder, model, sigma: float = 0.0) -> dict:
-    """Per-image (CPSNR b10, CPSNR b0) on one test set; ``sigma`` in 0..255 units."""
-    from .demosaick import demosaick
-    from .models import resolve_model
+def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None) -> dict:
+    """Per-image (CPSNR b10, CPSNR b0) on one test set; ``sigma`` in 0..255 units.
 
-    m = resolve_model(model, "demosaick")
+    ``denoise`` "on" or "auto": instead of ``model``, each image gets the model
+    that ``pafu demosaick --denoise on|auto`` would pick from the noise
+    estimate of its (noisy) mosaic; ``picks`` (a dict) counts the choices.
+    """
+    from . import render
+    from .demosaick import demosaick
+    from .models import pick_denoise_model, resolve_model
+
+    m = None if denoise else resolve_model(model, "demosaick")
     scores = {}
     for i, (name, im) in enumerate(_images(folder)):
         gt = im.astype(np.float32) / 255
@@ -73,6 +79,13 @@ def demosaick_scores(folder, model, sigma: float = 0.0) -> dict:
         if sigma:
             rng = np.random.default_rng(int(1000 * sigma) + i)
             cfa = np.clip(cfa + rng.normal(0, sigma / 255, cfa.shape), 0, 1).astype(np.float32)
-        out8 = to_uint8(demosaick(cfa, "RGGB", model=m))
+        mi = m
+        if denoise:
+            mi = pick_denoise_model(render.noise_level(cfa, "RGGB"), allow_clean=denoise == "auto")
+            if picks is not None:
+                key = f"{Path(folder).name} sigma {sigma:g}"
+                picks.setdefault(key, {})
+                picks[key][mi.name] = picks[key].get(mi.name, 0) + 1
+        out8 = to_uint8(demosaick(cfa, "RGGB", model=mi))
         scores[name] = (cpsnr(out8, im, 10), cpsnr(out8, im, 0))
     return scores

@@ -72,7 +72,12 @@ DEFAULT_MODELS = {
     ("upscale", 4): "upscale_x4",
     ("demosaick", 1): "demosaick",
 }
-DENOISE_MODEL = "demosaick_denoise"
+# Joint denoise + demosaick: a family of shipped demosaick models, each made
+# for one noise level (their ``noise_sigma``), named with this prefix; the
+# noise-free default joins the family at CLEAN_NOISE_LEVEL, the estimate
+# render.noise_level gives for clean pictures (median 2.0/255 on Kodak24).
+DENOISE_PREFIX = "demosaick_denoise"
+CLEAN_NOISE_LEVEL = 2.0 / 255
 # Hand-made banks selectable by name (see pafu_cli.analytic).
 ANALYTIC_MODELS = {
     "demosaick": {"bilinear": lambda a, s: a.bilinear_demosaick_model()},
@@ -355,3 +360,31 @@ def resolve_model(model, task: str, scale: int = 1) -> PafuModel:
     if task == "upscale" and m.scale != scale:
         raise ModelError(f"{where}: this model upscales x{m.scale}, x{scale} was asked for")
     return m
+
+
+def denoise_family() -> list:
+    """``(noise_sigma, name)`` of the shipped denoising demosaick models, by level."""
+    fam = []
+    for name in list_models():
+        if name.startswith(DENOISE_PREFIX):
+            m = load_model(models_dir() / f"{name}.npz")
+            if m.task == "demosaick" and m.noise_sigma > 0:
+                fam.append((m.noise_sigma, name))
+    return sorted(fam)
+
+
+def pick_denoise_model(noise: float, allow_clean: bool = True) -> PafuModel:
+    """The family member whose noise level is nearest (in ratio) to ``noise``.
+
+    ``noise`` is a sigma in 0..1 units (render.noise_level). With
+    ``allow_clean`` the noise-free default competes at
+    :data:`CLEAN_NOISE_LEVEL`. Raises ModelError when no member is installed.
+    """
+    fam = denoise_family()
+    if not fam:
+        raise ModelError(f"no denoising model installed ({DENOISE_PREFIX}_*.npz in {models_dir()})")
+    if allow_clean:
+        fam = [(CLEAN_NOISE_LEVEL, DEFAULT_MODELS[("demosaick", 1)])] + fam
+    level = max(float(noise), 1e-4)
+    _, name = min(fam, key=lambda t: abs(np.log(t[0] / level)))
+    return resolve_model(name, "demosaick")

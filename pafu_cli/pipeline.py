@@ -18,17 +18,14 @@ from . import io, render
 from .bayer import RED_OFFSET
 from .demosaick import demosaick, receptive_margin
 from .errors import InputError, ModelError
-from .models import DENOISE_MODEL, PafuModel, resolve_model
+from .models import PafuModel, pick_denoise_model, resolve_model
 from .superres import upscale
 
 log = logging.getLogger("pafu")
 
 BAND_PIXELS = 1 << 22
-# Denoise "auto": ISO at or above which a file counts as noisy, and the noise
-# level (sigma relative to the 99th percentile, see render.noise_level) above
-# which it counts as noisy whatever its ISO.
+# Denoise "auto": ISO at or above which a file always gets a denoising model.
 DENOISE_ISO = 3200
-DENOISE_NOISE = 0.012
 # Bytes per pixel held for a whole image, on top of one band's float32 work.
 _RAW_BYTES_PER_PIXEL = 2 + 6 + 6 + 6 + 2
 _BAND_BYTES_PER_PIXEL = 160
@@ -159,30 +156,31 @@ def demosaick_bands(get_rows, h: int, w: int, pattern: str, model: PafuModel, wa
 
 
 def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample):
+    """The demosaick model for one file: ``--model``, else by ``--denoise``.
+
+    ``off``: the noise-free default. ``on``: the denoising family member nearest
+    to the estimated noise level. ``auto``: the family member nearest to the
+    estimate, the noise-free model included (it stands for clean pictures);
+    ISO >= :data:`DENOISE_ISO` rules the noise-free model out.
+    """
     if opts.model is not None:
         m = resolve_model(opts.model, "demosaick")
         log.info("%s: model %s", where, m.name)
         return m
     if opts.denoise == "off":
         return resolve_model(None, "demosaick")
-    if opts.denoise == "on":
-        return resolve_model(DENOISE_MODEL, "demosaick")
     noise = render.noise_level(scaled_sample, pattern)
-    noisy = (iso is not None and iso >= DENOISE_ISO) or noise >= DENOISE_NOISE
     iso_txt = f"ISO {iso:.0f}" if iso else "ISO unknown"
-    if noisy:
-        try:
-            m = resolve_model(DENOISE_MODEL, "demosaick")
-        except ModelError as e:
-            log.warning("%s: noisy (%s, noise %.4f) but the denoising model is unavailable "
-                        "(%s); using the noise-free model", where, iso_txt, noise, e)
-            return resolve_model(None, "demosaick")
-        log.info("%s: denoise auto -> on (%s, noise estimate %.4f): model %s",
-                 where, iso_txt, noise, m.name)
-        return m
-    m = resolve_model(None, "demosaick")
-    log.info("%s: denoise auto -> off (%s, noise estimate %.4f): model %s",
-             where, iso_txt, noise, m.name)
+    high_iso = iso is not None and iso >= DENOISE_ISO
+    try:
+        m = pick_denoise_model(noise, allow_clean=opts.denoise == "auto" and not high_iso)
+    except ModelError as e:
+        if opts.denoise == "on":
+            raise
+        log.warning("%s: %s; using the noise-free model", where, e)
+        return resolve_model(None, "demosaick")
+    log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): model %s",
+             where, opts.denoise, iso_txt, noise, noise * 255, m.name)
     return m
 
 
