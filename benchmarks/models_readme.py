@@ -27,6 +27,9 @@ def main():
         out.append(f"- task `{m.task}`, scale {m.scale}, {m.n_kernels} kernels "
                    f"{'/'.join(f'{k}x{k}' for k in sizes)}, selector "
                    f"{' -> '.join(str(w.shape[0]) for w in m.selector_weights)} channels")
+        if m.noise_sigma:
+            out.append(f"- made for mosaic noise sigma {m.noise_sigma * 255:.3g}/255 (`noise_sigma`; "
+                       "`--denoise` picks it by the noise estimate)")
         out.append(f"- command: `{p['command']}`")
         out.append(f"- seed: {p['seed']}; date: {p['date']}")
         out.append(f"- data: {p['data']}")

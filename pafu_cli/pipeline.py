@@ -26,9 +26,10 @@ log = logging.getLogger("pafu")
 BAND_PIXELS = 1 << 22
 # Denoise "auto": ISO at or above which a file always gets a denoising model.
 DENOISE_ISO = 3200
-# Bytes per pixel held for a whole image, on top of one band's float32 work.
+# Bytes per pixel held for a whole image, on top of one band's float32 work
+# (the band's input and RGB output; the banded engine's own buffers are a few MB).
 _RAW_BYTES_PER_PIXEL = 2 + 6 + 6 + 6 + 2
-_BAND_BYTES_PER_PIXEL = 160
+_BAND_BYTES_PER_PIXEL = 4 + 12 + 8
 _UPSCALE_BYTES_PER_OUT_PIXEL = 4 * 3 * 2 + 2 * 4
 _UPSCALE_BYTES_PER_IN_PIXEL = 4 * (2 + 4)
 
