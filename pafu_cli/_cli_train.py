@@ -43,6 +43,9 @@ import click
               help="Demosaick: share of patches with random channel permutation and saturation.")
 @click.option("--passthrough/--no-passthrough", default=False, show_default=True,
               help="Demosaick: keep the known sample of every pixel (learn only the missing colours).")
+@click.option("--selector-input", type=click.Choice(["packed", "full"]), default="packed", show_default=True,
+              help="Demosaick: selector on the packed quads, or on the full-resolution mosaic (ablation; "
+                   "not exportable).")
 @click.option("--selector-pretrain", default=500, show_default=True,
               help="Initialisation: selector steps learning the k-means patch clusters.")
 @click.option("--init", "init", type=click.Choice(["kmeans", "random"]), default="kmeans", show_default=True,
@@ -52,7 +55,7 @@ import click
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean, noise_min, val_sigma,
-              color_aug, passthrough, selector_pretrain, init, seed, threads, checkpoint):
+              color_aug, passthrough, selector_input, selector_pretrain, init, seed, threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
     \b
@@ -73,11 +76,14 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
-        val_sigma=val_sigma / 255, color_aug=color_aug, passthrough=passthrough, seed=seed, threads=threads,
+        val_sigma=val_sigma / 255, color_aug=color_aug, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init,
     )
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")
     logging.getLogger("pafu.train").setLevel(logging.INFO)
     summary = train(cfg, command="pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "")
-    click.echo(f"wrote {summary['out']}: validation {summary['val']:.3f} dB", err=True)
+    if summary["out"]:
+        click.echo(f"wrote {summary['out']}: validation {summary['val']:.3f} dB", err=True)
+    else:
+        click.echo(f"validation {summary['val']:.3f} dB (nothing exported)", err=True)

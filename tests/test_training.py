@@ -105,6 +105,24 @@ def test_passthrough_keeps_known_samples_whatever_the_bank():
         PafuNet("upscale", 2, passthrough=True)
 
 
+def test_full_resolution_selector_ablation():
+    torch.manual_seed(0)
+    net = PafuNet("demosaick", 1, n_kernels=4, width=3, selector_input="full")
+    cfa = torch.rand(2, 1, 12, 16)
+    logits = net.logits(net.prepare(cfa))
+    assert logits.shape == (2, 4, 6, 8)  # one choice per quad
+    assert net.selector[0].in_channels == 1 and net.selector[-1].in_channels == 12
+    # The selector sees single samples: changing one sample changes its own quad's logits.
+    cfa2 = cfa.clone()
+    cfa2[0, 0, 5, 7] += 1
+    d = (net.logits(net.prepare(cfa2)) - logits).abs().sum(1)[0]
+    assert d[2, 3] > 0 and d[0, 0] == 0
+    with pytest.raises(ValueError, match="no engine export"):
+        net.to_model()
+    with pytest.raises(ValueError, match="not available for upscale"):
+        PafuNet("upscale", 2, selector_input="full")
+
+
 def test_sr_pairs_are_matlab_bicubic(shared_data):
     from pafu_cli.resize import imresize
 

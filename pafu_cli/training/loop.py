@@ -60,6 +60,7 @@ class TrainConfig:
     val_sigma: float = 0.0  # demosaick: mosaic noise (0..1 units) of the validation that picks the bank
     color_aug: float = 0.0
     passthrough: bool = False  # demosaick: copy the known samples (see PafuNet)
+    selector_input: str = "packed"  # demosaick: "full" = full-resolution selector (ablation)
     shrink: tuple = (1.0, 0.8, 0.6)
     seed: int = 0
     threads: int = 0
@@ -268,7 +269,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
     sizes = list(cfg.kernel_sizes) or [5] * cfg.n_kernels
-    net = PafuNet(cfg.task, cfg.scale, cfg.n_kernels, sizes, cfg.width, cfg.depth, passthrough=cfg.passthrough)
+    net = PafuNet(cfg.task, cfg.scale, cfg.n_kernels, sizes, cfg.width, cfg.depth, passthrough=cfg.passthrough,
+                  selector_input=cfg.selector_input)
     opt_sel = torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector)
     opt_bank = torch.optim.Adam([net.bank], lr=cfg.lr_bank)
     step = 0
@@ -352,6 +354,10 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         }),
     }
     name = cfg.name or Path(cfg.out).stem
+    if net.full_res:  # ablation only: the measured figures are the result
+        log.info("full-resolution selector: not exportable; validation %s", json.dumps(summary))
+        summary["out"] = ""
+        return summary
     model = net.to_model(name=name, description=f"PAFU {cfg.task} x{cfg.scale}: {net.n_kernels} kernels "
                          f"{sorted(set(sizes))}, selector depth {cfg.depth} width {cfg.width}",
                          provenance=prov, noise_sigma=cfg.val_sigma)

@@ -30,6 +30,11 @@ class PafuNet(nn.Module):
         channels, then a 1x1 conv to ``n_kernels`` logits
     channels : (in, out) for ``task="generic"`` (a plain same-size filter, used
         by the SAD toy experiment; not exportable)
+    selector_input : demosaick only: "packed" (the selector sees the 4-channel
+        half-resolution quads, like the bank) or "full" (an ablation: the
+        selector's 3x3 layers run on the full-resolution one-channel mosaic,
+        then space-to-depth by 2 and the last 1x1 layer; not exportable to the
+        engine)
     passthrough : demosaick only: every kernel copies the known sample of each
         quad position (R at (0,0), G at (0,1) and (1,0), B at (1,1)) unchanged;
         only the 8 missing colours are learned. The engine then skips those
@@ -41,7 +46,7 @@ class PafuNet(nn.Module):
     KNOWN_SAMPLES = ((0, 0), (5, 1), (6, 2), (11, 3))
 
     def __init__(self, task, scale, n_kernels=16, kernel_sizes=None, width=16, depth=3,
-                 channels=None, passthrough=False):
+                 channels=None, passthrough=False, selector_input="packed"):
         super().__init__()
         self.task, self.scale = task, scale
         if task == "generic":
@@ -76,11 +81,14 @@ class PafuNet(nn.Module):
         self.bank = nn.Parameter(
             torch.zeros(n_kernels, self.out_channels, self.in_channels, self.big_k, self.big_k)
         )
-        layers, c = [], self.in_channels
+        if selector_input not in ("packed", "full") or (selector_input == "full" and task != "demosaick"):
+            raise ValueError(f"selector_input {selector_input!r} is not available for {task}")
+        self.full_res = selector_input == "full"
+        layers, c = [], 1 if self.full_res else self.in_channels
         for _ in range(depth - 1):
             layers.append(nn.Conv2d(c, width, 3))
             c = width
-        layers.append(nn.Conv2d(c, n_kernels, 1))
+        layers.append(nn.Conv2d(4 * c if self.full_res else c, n_kernels, 1))
         self.selector = nn.ModuleList(layers)
         self.register_buffer("in_mean", torch.full((self.in_channels,), 0.5))
         self.register_buffer("in_scale", torch.full((self.in_channels,), 2.0))
@@ -98,7 +106,11 @@ class PafuNet(nn.Module):
 
     def logits(self, x):
         h = (x - self.in_mean.view(1, -1, 1, 1)) * self.in_scale.view(1, -1, 1, 1)
+        if self.full_res:  # back to the full-resolution mosaic for the 3x3 layers
+            h = F.pixel_shuffle(h, 2)
         for i, conv in enumerate(self.selector):
+            if self.full_res and i == len(self.selector) - 1:
+                h = F.pixel_unshuffle(h, 2)
             r = (conv.kernel_size[0] - 1) // 2
             if r:
                 h = F.pad(h, (r, r, r, r), mode="reflect")
@@ -147,6 +159,8 @@ class PafuNet(nn.Module):
 
     def to_model(self, name="", description="", provenance=None, noise_sigma=0.0) -> PafuModel:
         """Export to the ``.npz`` model format's in-memory form."""
+        if self.full_res:
+            raise ValueError("a full-resolution selector (ablation) has no engine export")
         ws = tuple(c.weight.detach().cpu().numpy().astype(np.float32) for c in self.selector)
         bs = tuple(c.bias.detach().cpu().numpy().astype(np.float32) for c in self.selector)
         return PafuModel(
