@@ -304,7 +304,8 @@ def noise_level(scaled: np.ndarray, pattern: str, block: int = 8, percentile: fl
     noise with its sigma; the standard deviation of that residual is taken in
     ``block x block`` tiles and a low percentile of them (the flattest tiles,
     where texture adds least) is scaled to an unbiased Gaussian estimate.
-    Tiles touching black or clipped white are skipped. The result is divided by
+    Tiles with a sample clipped at black (0) or near white are skipped (unless
+    no tile is left, as in a very dark frame). The result is divided by
     the 99th percentile of the mosaic, so a dark picture that auto-brightness
     will lift counts as noisier. On Kodak24 mosaics with Gaussian noise of
     sigma 0/5/10/15 (0..255 units) the median estimate is 2.0/5.4/10.2/14.7.
@@ -324,10 +325,12 @@ def noise_level(scaled: np.ndarray, pattern: str, block: int = 8, percentile: fl
                 hb, wb, -1)
 
         level = tiles(g[1:-1, 1:-1])
-        ok = (level.min(axis=2) > 0.02) & (level.max(axis=2) < 0.98)
-        sd = tiles(r).std(axis=2)[ok]
+        ok = (level.min(axis=2) > 0) & (level.max(axis=2) < 0.98)
+        sd = tiles(r).std(axis=2)
+        if not ok.any():  # e.g. a very dark frame, half clipped at black: use every tile
+            ok[...] = True
         if sd.size:
-            est.append(np.percentile(sd, percentile))
+            est.append(np.percentile(sd[ok], percentile))
     if not est:
         return 0.0
     # Sample standard deviations of n Gaussian values spread by about sigma / sqrt(2 (n - 1)).
