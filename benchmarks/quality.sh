@@ -9,5 +9,9 @@ echo "## Demosaicking, noise-free, CPSNR (dB)"
 pafu evaluate demosaick --data "$DATA"
 pafu evaluate demosaick --data "$DATA" --model bilinear
 echo "## Joint denoise + demosaick, CPSNR (dB)"
-pafu evaluate demosaick --data "$DATA" --model demosaick_denoise --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --denoise auto --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --denoise on --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s5 --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s10 --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --model demosaick_w24
 pafu evaluate demosaick --data "$DATA" --model demosaick --sigma 5 --sigma 10
