@@ -147,11 +147,11 @@ def run_case(*args, threads=None, env_extra=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def wall(cmd, repeats, env=None):
+def wall(cmd, repeats, env=None, cwd=None):
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=cwd)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
 
@@ -198,12 +198,13 @@ def readonly_package_check(tmp: Path, pafu: str, image: Path):
         subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True, capture_output=True)
         env = dict(os.environ, PYTHONPATH=str(mnt), XDG_CACHE_HOME=str(cache))
         env.pop("NUMBA_CACHE_DIR", None)
-        cmd = [sys.executable, "-c", "from pafu_cli.cli import main; main()", "-q", "upscale", "-s", "2",
+        cmd = [sys.executable, "-c", "import pafu_cli, sys; from pafu_cli.cli import main; "
+               f"assert pafu_cli.__file__.startswith({str(mnt)!r}), pafu_cli.__file__; main()", "-q", "upscale", "-s", "2",
                "--overwrite", str(image), str(tmp / "ro_out.png")]
         out = []
         for label in ("read-only package, first run (compiles into the user cache)",
                       "read-only package, second run (user cache warm)"):
-            t = wall(cmd, 1, env=env)
+            t = wall(cmd, 1, env=env, cwd=tmp)  # not the repository: python -c puts the cwd first
             out.append((f"{label}: pafu upscale -s 2 1 MP", t, len(list(cache.rglob("*.nbi")))))
         return out
     finally:
