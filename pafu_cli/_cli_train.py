@@ -19,7 +19,8 @@ import click
 @click.option("--batch", default=16, show_default=True)
 @click.option("--patch", default=0, help="Patch size (0: 96 px for demosaick, 32/24/20 LR px for x2/x3/x4).")
 @click.option("--kernels", "n_kernels", default=16, show_default=True, help="Kernels in the bank.")
-@click.option("--kernel-sizes", default="", help="Comma-separated odd sizes, one per kernel (default: all 5).")
+@click.option("--kernel-sizes", default="",
+              help="Odd sizes: one for every kernel (e.g. 7), or comma-separated, one per kernel (default: all 5).")
 @click.option("--width", default=16, show_default=True, help="Selector width.")
 @click.option("--depth", default=3, show_default=True, help="Selector layers (the last is 1x1).")
 @click.option("--lr-bank", default=1e-3, show_default=True)
@@ -68,6 +69,8 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
     except ImportError as e:
         raise click.ClickException(f"training needs PyTorch: pip install 'pafu[train]' ({e})") from None
     sizes = tuple(int(k) for k in kernel_sizes.split(",")) if kernel_sizes else ()
+    if len(sizes) == 1:
+        sizes = sizes * n_kernels
     if sizes and len(sizes) != n_kernels:
         raise click.BadParameter(f"{len(sizes)} sizes given for {n_kernels} kernels", param_hint="--kernel-sizes")
     cfg = TrainConfig(
@@ -82,7 +85,10 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")
     logging.getLogger("pafu.train").setLevel(logging.INFO)
-    summary = train(cfg, command="pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "")
+    try:
+        summary = train(cfg, command="pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "")
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     if summary["out"]:
         click.echo(f"wrote {summary['out']}: validation {summary['val']:.3f} dB", err=True)
     else:

@@ -79,6 +79,12 @@ def test_heteroskedastic_noise_statistics():
     assert np.array_equal(tdata.NoiseRange().apply(rng, lo), lo)
 
 
+def test_split_always_validates_when_it_can():
+    assert tdata.split_files(list("abcdefghijkl")) == (list("abcdefghikl"), ["j"])
+    assert tdata.split_files(list("abc")) == (["a", "b"], ["c"])
+    assert tdata.split_files(["a"]) == (["a"], [])
+
+
 def test_noise_specialist_range():
     noise = tdata.NoiseRange(sigma_max=0.04, sigma_min=0.03)
     flat = np.full((300, 300), 0.5, np.float32)

@@ -31,9 +31,12 @@ def list_images(folders) -> list:
 
 
 def split_files(files, val_every: int = 10):
-    """Deterministic train/validation split: every ``val_every``-th file validates."""
+    """Deterministic train/validation split: every ``val_every``-th file validates
+    (with fewer than ``val_every`` files, the last one; a single file trains only)."""
     val = [f for i, f in enumerate(files) if i % val_every == val_every - 1]
     train = [f for i, f in enumerate(files) if i % val_every != val_every - 1]
+    if not val and len(files) >= 2:
+        train, val = list(files[:-1]), [files[-1]]
     return train, val
 
 

@@ -265,6 +265,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     rng = np.random.default_rng(cfg.seed)
     files = tdata.list_images(cfg.data)
     train_files, val_files = tdata.split_files(files, cfg.val_every)
+    if not val_files:
+        raise ValueError(f"{', '.join(map(str, cfg.data))}: training needs at least 2 images "
+                         "(one is held out for validation)")
     t_start = t0 = time.time()
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
