@@ -148,3 +148,27 @@ def test_read_raw_rejects_bad_files(shared_raw, name, reason):
     with pytest.raises(InputError, match=reason) as e:
         io.read_raw(shared_raw / name)
     assert str(shared_raw / name) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_png_parallel_deflate_is_one_valid_zlib_stream(rng):
+    """Pieces deflated on several threads form one zlib stream whose inflated bytes
+    equal the single-call encoder's, Adler-32 included (zlib.decompress checks it)."""
+    import struct
+    import zlib
+
+    from pafu_cli import _png
+
+    def idat(data):
+        out, pos = b"", 8
+        while pos < len(data):
+            (n,) = struct.unpack(">I", data[pos : pos + 4])
+            if data[pos + 4 : pos + 8] == b"IDAT":
+                out += data[pos + 8 : pos + 8 + n]
+            pos += 12 + n
+        return out
+
+    for shape, dt in [((700, 130, 3), np.uint16), ((3, 2), np.uint8)]:
+        img = rng.integers(0, np.iinfo(dt).max, shape).astype(dt)
+        fast, ref = _png.encode(img), _png._encode_serial(img)
+        assert zlib.decompress(idat(fast)) == zlib.decompress(idat(ref))
+        assert fast[:33] == ref[:33]  # signature and IHDR
