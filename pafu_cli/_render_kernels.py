@@ -67,3 +67,24 @@ def apply_curve_oriented(rgb16, lut, flip, out):
                 yy, xx = xx, yy
             for c in range(3):
                 out[yy, xx, c] = lut[rgb16[y, x, c]]
+
+
+@nb.njit(**_NJIT_PARALLEL)
+def scale_mosaic01(cfa, colours, black, scale, row0, out):
+    """``render.scale_mosaic(cfa, ...) * float32(1 / 65535)`` into ``out`` (float32), bit for bit.
+
+    ``colours`` (2, 2): the colour of each CFA position; ``black`` (4,) float32 and
+    ``scale`` (4,) float64 per colour; ``row0``: parity of ``cfa``'s first row.
+    """
+    h, w = cfa.shape
+    inv = np.float32(1 / 65535)
+    for yi in nb.prange(h):
+        y = np.int64(yi)
+        for x in range(w):
+            c = colours[(y + row0) % 2, x % 2]
+            v = np.float32(cfa[y, x]) - black[c]
+            if v < 0:
+                v = np.float32(0)
+            d = np.trunc(np.float64(v) * scale[c])
+            d = min(max(d, 0.0), 65535.0)
+            out[y, x] = np.float32(d) * inv

@@ -225,11 +225,16 @@ def render_raw(raw, opts: DemosaickOptions):
     # LibRaw's own 1-pixel frame makes the bilinear bank reproduce LINEAR exactly.
     frame = render.libraw_border(cfa, pattern, raw.black, scale) if model.name == "bilinear" else None
 
-    def rows(a, b):
-        x = render.scale_mosaic(cfa[a:b], pattern, raw.black, scale)
-        return np.multiply(x, np.float32(1 / 65535), out=x)
-
     from . import _render_kernels as rk
+
+    colours = render.colour_index(pattern).astype(np.int64)
+    black32 = np.asarray(raw.black, np.float32)
+    scale64 = np.asarray(scale, np.float64)
+
+    def rows(a, b):  # render.scale_mosaic(cfa[a:b]) / 65535, fused
+        x = np.empty((b - a, w), np.float32)
+        rk.scale_mosaic01(np.ascontiguousarray(cfa[a:b]), colours, black32, scale64, a % 2, x)
+        return x
 
     rgb16 = np.empty((h, w, 3), np.uint16)
     sel = np.empty((h, w), np.uint16) if opts.selection_map else None

@@ -109,6 +109,15 @@ def test_render_kernels_match_numpy(rng):
         np.testing.assert_array_equal(out, render.apply_matrix(q, matrix))
     rgb16 = rng.integers(0, 65536, (41, 23, 3)).astype(np.uint16)
     np.testing.assert_array_equal(rk.histogram(rgb16), render.histogram(rgb16))
+    black = np.array([512.5, 500.0, 498.25, 530.0])
+    scale = np.array([2.1, 1.0, 1.37, 1.9])
+    for pattern, row0 in (("RGGB", 0), ("GBRG", 1)):
+        cfa = rng.integers(0, 16384, (17, 12)).astype(np.uint16)
+        want = render.scale_mosaic(cfa, pattern, black, scale, row0) * np.float32(1 / 65535)
+        got = np.empty(cfa.shape, np.float32)
+        rk.scale_mosaic01(cfa, render.colour_index(pattern).astype(np.int64), black.astype(np.float32),
+                          scale, row0, got)
+        np.testing.assert_array_equal(got, want)
     lut = rng.integers(0, 256, 65536).astype(np.uint8)
     for flip in (0, 3, 5, 6):
         want = render.orient(lut[rgb16], flip)
