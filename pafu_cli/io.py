@@ -135,9 +135,12 @@ def _pattern(raw, path) -> str:
                              "pafu demosaicks 2x2 Bayer mosaics only")
         raise InputError(f"{path}: not a 2x2 Bayer sensor (colour filter pattern {shape})")
     desc = raw.color_desc.decode("ascii", "replace")
-    idx = raw.raw_colors_visible[:2, :2]
+    # The colours of the visible area's first 2x2 samples (raw_colors_visible would
+    # build a whole-image array for these four values).
+    s = raw.sizes
+    idx = [raw.raw_color(s.top_margin + y, s.left_margin + x) for y in range(2) for x in range(2)]
     try:
-        pattern = "".join(desc[int(i)] for i in idx.ravel())
+        pattern = "".join(desc[int(i)] for i in idx)
     except IndexError:
         pattern = "?"
     if pattern not in PATTERNS:
