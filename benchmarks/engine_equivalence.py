@@ -44,6 +44,37 @@ def _upscale_pair(m, lr):
     return old, new, iold, inew
 
 
+def _row(model_name, set_name, cases):
+    """One table row from ``(old, new, idx_old, idx_new, psnr)`` per image."""
+    sel = diff = changed = n = 0
+    p_old, p_new = [], []
+    for old, new, iold, inew, psnr in cases:
+        sel += int(np.sum(iold != inew))
+        diff = max(diff, float(np.abs(old - new).max()))
+        o8, n8 = to_uint8(old), to_uint8(new)
+        changed += int(np.sum(o8 != n8))
+        n += o8.size
+        p_old.append(psnr(old, o8))
+        p_new.append(psnr(new, n8))
+    print(f"| {model_name} | {set_name} | {sel} | {diff:.2e} | {changed} of {n} | {np.mean(p_old):.4f} | "
+          f"{np.mean(p_new):.4f} |")
+
+
+def _demosaick_cases(m, folder):
+    for _, im in _images(folder):
+        cfa = mosaic(im.astype(np.float32) / 255, "RGGB")
+        yield (*_demosaick_pair(m, cfa), lambda out, out8, im=im: cpsnr(out8, im, 10))
+
+
+def _upscale_cases(m, folder, scale):
+    for name, im in _images(folder):
+        hr = modcrop(im, scale)
+        lr = imresize(hr, 1.0 / scale).astype(np.float32) / 255
+        gt = hr.astype(np.float64) / 255
+        grey = name in GREY_IMAGES
+        yield (*_upscale_pair(m, lr), lambda out, out8, gt=gt, grey=grey: y_psnr(out, gt, scale, grey=grey))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
@@ -53,38 +84,11 @@ def main():
     print("|---|---|---|---|---|---|---|")
     m = resolve_model(None, "demosaick")
     for s in ("Kodak24", "McMaster"):
-        sel = diff = changed = n = 0
-        p_old, p_new = [], []
-        for name, im in _images(root / s):
-            cfa = mosaic(im.astype(np.float32) / 255, "RGGB")
-            old, new, iold, inew = _demosaick_pair(m, cfa)
-            sel += int(np.sum(iold != inew))
-            diff = max(diff, float(np.abs(old - new).max()))
-            o8, n8 = to_uint8(old), to_uint8(new)
-            changed += int(np.sum(o8 != n8))
-            n += o8.size
-            p_old.append(cpsnr(o8, im, 10))
-            p_new.append(cpsnr(n8, im, 10))
-        print(f"| {m.name} | {s} | {sel} | {diff:.2e} | {changed} of {n} | {np.mean(p_old):.4f} | {np.mean(p_new):.4f} |")
+        _row(m.name, s, _demosaick_cases(m, root / s))
     for scale in (2, 3, 4):
         m = resolve_model(None, "upscale", scale)
         for s in ("Set5", "Set14"):
-            sel = diff = changed = n = 0
-            p_old, p_new = [], []
-            for name, im in _images(root / s):
-                hr = modcrop(im, scale)
-                lr = imresize(hr, 1.0 / scale).astype(np.float32) / 255
-                old, new, iold, inew = _upscale_pair(m, lr)
-                sel += int(np.sum(iold != inew))
-                diff = max(diff, float(np.abs(old - new).max()))
-                o8, n8 = to_uint8(old), to_uint8(new)
-                changed += int(np.sum(o8 != n8))
-                n += o8.size
-                gt = hr.astype(np.float64) / 255
-                p_old.append(y_psnr(old, gt, scale, grey=name in GREY_IMAGES))
-                p_new.append(y_psnr(new, gt, scale, grey=name in GREY_IMAGES))
-            print(f"| {m.name} | {s} | {sel} | {diff:.2e} | {changed} of {n} | {np.mean(p_old):.4f} | "
-                  f"{np.mean(p_new):.4f} |")
+            _row(m.name, s, _upscale_cases(m, root / s, scale))
 
 
 if __name__ == "__main__":

@@ -146,21 +146,28 @@ def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
                         acc[j] += wv * sv[j]
 
 
+@nb.njit(inline="always", **_NJIT)
+def _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc):
+    """``acc[:tj]`` = output channel ``o`` of selector layer ``layer`` (bias plus
+    convolution, no activation) for one column tile of one row."""
+    ci, k, woff, boff = meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
+    bias = bf[boff + o]
+    for j in range(tj):
+        acc[j] = bias
+    _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc)
+
+
 @nb.njit(**_NJIT)
 def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, layer, acc):
     """One hidden selector layer with ReLU for image rows [v_lo, v_hi) into ``dst``."""
-    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
-    r = (k - 1) // 2
+    co, r = meta[layer, 0], (meta[layer, 2] - 1) // 2
     for v in range(v_lo, v_hi):
         row0 = v - r - src_v0
         drow = v - dst_v0
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
             for o in range(co):
-                bias = bf[boff + o]
-                for j in range(tj):
-                    acc[j] = bias
-                _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc)
+                _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
                 d = dst[o, drow]
                 for j in range(tj):
                     a = acc[j]
@@ -170,17 +177,13 @@ def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, laye
 @nb.njit(**_NJIT)
 def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, idx):
     """Last selector layer fused with the per-pixel argmax (first maximum wins)."""
-    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
-    r = (k - 1) // 2
+    co, r = meta[layer, 0], (meta[layer, 2] - 1) // 2
     for v in range(y0, y1):
         row0 = v - r - src_v0
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
             for o in range(co):
-                bias = bf[boff + o]
-                for j in range(tj):
-                    acc[j] = bias
-                _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc)
+                _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
                 if o == 0:
                     for j in range(tj):
                         best[j] = acc[j]

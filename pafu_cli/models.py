@@ -48,6 +48,7 @@ applied, then depth-to-space by s (upscale) or 2 (demosaick).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -364,13 +365,17 @@ def resolve_model(model, task: str, scale: int = 1) -> PafuModel:
 
 def denoise_family() -> list:
     """``(noise_sigma, name)`` of the shipped denoising demosaick models, by level."""
+    return list(_family_in(str(models_dir())))
+
+
+@functools.lru_cache(maxsize=4)
+def _family_in(folder: str) -> tuple:
     fam = []
-    for name in list_models():
-        if name.startswith(DENOISE_PREFIX):
-            m = load_model(models_dir() / f"{name}.npz")
-            if m.task == "demosaick" and m.noise_sigma > 0:
-                fam.append((m.noise_sigma, name))
-    return sorted(fam)
+    for p in sorted(Path(folder).glob(f"{DENOISE_PREFIX}*.npz")):
+        m = load_model(p)
+        if m.task == "demosaick" and m.noise_sigma > 0:
+            fam.append((m.noise_sigma, p.stem))
+    return tuple(sorted(fam))
 
 
 def pick_denoise_model(noise: float, allow_clean: bool = True) -> PafuModel:
