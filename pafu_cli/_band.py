@@ -25,13 +25,10 @@ import numba as nb
 import numpy as np
 
 from ._kernels import _reflect
+from ._simd import LANES, dot4x16
 
 _NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
 _NJIT_PARALLEL = dict(_NJIT, parallel=True)
-# The kernel apply sums each output's taps as a SIMD dot product, which needs
-# reassociation: the order of additions is fixed by the compiled code (the same
-# for any thread count) but differs from a sequential sum by rounding only.
-_NJIT_DOT = dict(nogil=True, cache=True, fastmath={"contract", "reassoc"})
 
 TILE = 256  # columns per inner-loop tile: a row of accumulators stays in L1
 
@@ -195,73 +192,91 @@ def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, i
                             idx[v, j0 + j] = o
 
 
-@nb.njit(**_NJIT_DOT)
+@nb.njit(**_NJIT)
 def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, table, s, top, left, out):
     """Apply the selected kernel at rows [y0, y1) and write depth-to-space into ``out``.
 
-    ``bank`` (n, Co_pad, T): row o of kernel z holds its K x K taps in
-    (c, dy, dx) order (zero outside the kernel's own support), then zeros up to
-    T (a multiple of 16); Co_pad is a multiple of 4. ``table[o] = (dy, dx, c,
-    src)``: output o of pixel (v, j) goes to ``out[v*s + dy - top, j*s + dx -
-    left, c]`` when that lies inside ``out``; it is bank row o if ``src < 0``,
-    else a copy of input channel ``src`` at the pixel (a passthrough output).
+    ``bank`` (n, T, C_pad): tap t of kernel z (taps in (c, dy, dx) order over
+    the K x K support, zero outside the kernel's own support) holds its C
+    computed outputs, zero-padded to C_pad (a multiple of 16). ``table[o] =
+    (dy, dx, c, src)``: output o of pixel (v, j) goes to ``out[v*s + dy - top,
+    j*s + dx - left, c]`` when that lies inside ``out``; it is bank output o if
+    ``src < 0``, else a copy of input channel ``src`` at the pixel (a
+    passthrough output).
 
-    Per row tile the K x K neighbourhoods are laid out pixel by pixel in
-    ``cols`` (long contiguous copies), then each output is a dot product of a
-    pixel's neighbourhood with its kernel's row, four outputs at a time with
-    SIMD over the taps.
+    Per column tile of the band, pixels are ordered by their kernel (a counting
+    sort), so four pixels with the same kernel share each 16-output weight load
+    (:func:`pafu_cli._simd.dot4x16`) and the kernel's weights stay in L1; the
+    results go to a tile buffer in pixel order, then to ``out``. Each output is
+    the sequential sum over taps (fused multiply-adds), whatever the thread count.
     """
     ci = raw.shape[0]
-    big_k = 2 * rpad + 1
+    k = 2 * rpad + 1
     co = table.shape[0]
     n_comp = 0
     while n_comp < co and table[n_comp, 3] < 0:
         n_comp += 1
-    co_pad = min(bank.shape[1], -(-n_comp // 4) * 4)
-    t_len = bank.shape[2]
-    cols = np.zeros((TILE, t_len), dtype=np.float32)
-    acc = np.empty(co_pad, dtype=np.float32)
+    n, t_len, co_pad = bank.shape
+    co_used = -(-n_comp // LANES) * LANES
+    wf = bank.ravel()
+    rawf = raw.ravel()
+    s_c = raw.shape[1] * raw.shape[2]
+    s_r = raw.shape[2]
+    off = np.empty(t_len, dtype=np.int64)  # flat offset of each tap from a pixel's top-left tap
+    t = 0
+    for c in range(ci):
+        for dy in range(k):
+            for dx in range(k):
+                off[t] = c * s_c + dy * s_r + dx
+                t += 1
+    rows = y1 - y0
+    res = np.empty(rows * TILE * co_pad, dtype=np.float32)
+    start = np.empty(n + 1, dtype=np.int64)
+    order = np.empty(rows * TILE, dtype=np.int64)
     ho, wo = out.shape[0], out.shape[1]
-    for v in range(y0, y1):
-        for j0 in range(0, w, TILE):
-            tj = min(TILE, w - j0)
-            t = 0
-            for c in range(ci):
-                for dy in range(big_k):
-                    for dx in range(big_k):
-                        src = raw[c, v - rpad + dy - raw_v0, j0 + dx:]
-                        for j in range(tj):
-                            cols[j, t] = src[j]
-                        t += 1
+    for j0 in range(0, w, TILE):
+        tj = min(TILE, w - j0)
+        start[:] = 0
+        for i in range(rows):
             for j in range(tj):
-                z = idx[v, j0 + j]
-                p = cols[j]
-                for o in range(0, co_pad, 4):
-                    w0 = bank[z, o]
-                    w1 = bank[z, o + 1]
-                    w2 = bank[z, o + 2]
-                    w3 = bank[z, o + 3]
-                    a0 = a1 = a2 = a3 = np.float32(0.0)
-                    for k in range(t_len):
-                        pk = p[k]
-                        a0 += pk * w0[k]
-                        a1 += pk * w1[k]
-                        a2 += pk * w2[k]
-                        a3 += pk * w3[k]
-                    acc[o] = a0
-                    acc[o + 1] = a1
-                    acc[o + 2] = a2
-                    acc[o + 3] = a3
-                y = v * s - top
-                x = (j0 + j) * s - left
-                for o in range(co):
-                    yy = y + table[o, 0]
-                    xx = x + table[o, 1]
-                    if 0 <= yy < ho and 0 <= xx < wo:
-                        if o < n_comp:
-                            out[yy, xx, table[o, 2]] = acc[o]
+                start[idx[y0 + i, j0 + j] + 1] += 1
+        for z in range(n):
+            start[z + 1] += start[z]
+        for i in range(rows):  # after this, start[z] is where kernel z's run ends
+            for j in range(tj):
+                z = idx[y0 + i, j0 + j]
+                order[start[z]] = i * tj + j
+                start[z] += 1
+        g0 = 0
+        for z in range(n):
+            g1 = start[z]
+            for g in range(g0, g1, 4):  # a short last group repeats its last pixel
+                pa = order[g]
+                pb = order[min(g + 1, g1 - 1)]
+                pc = order[min(g + 2, g1 - 1)]
+                pd = order[min(g + 3, g1 - 1)]
+                qa = (y0 + pa // tj - rpad - raw_v0) * s_r + j0 + pa % tj
+                qb = (y0 + pb // tj - rpad - raw_v0) * s_r + j0 + pb % tj
+                qc = (y0 + pc // tj - rpad - raw_v0) * s_r + j0 + pc % tj
+                qd = (y0 + pd // tj - rpad - raw_v0) * s_r + j0 + pd % tj
+                for o0 in range(0, co_used, LANES):
+                    dot4x16(rawf, off, t_len, qa, qb, qc, qd, wf, z * t_len * co_pad + o0, co_pad, res,
+                            pa * co_pad + o0, pb * co_pad + o0, pc * co_pad + o0, pd * co_pad + o0)
+            g0 = g1
+        for i in range(rows):
+            v = y0 + i
+            for o in range(co):
+                yy = v * s - top + table[o, 0]
+                if yy < 0 or yy >= ho:
+                    continue
+                dx, c, src = table[o, 1], table[o, 2], table[o, 3]
+                for j in range(tj):
+                    xx = (j0 + j) * s - left + dx
+                    if 0 <= xx < wo:
+                        if src < 0:
+                            out[yy, xx, c] = res[(i * tj + j) * co_pad + o]
                         else:
-                            out[yy, xx, table[o, 2]] = raw[table[o, 3], v - raw_v0, rpad + j0 + j]
+                            out[yy, xx, c] = raw[src, v - raw_v0, rpad + j0 + j]
 
 
 @nb.njit(**_NJIT_PARALLEL)

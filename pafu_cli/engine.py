@@ -86,20 +86,22 @@ def passthrough_outputs(model: PafuModel) -> np.ndarray:
 def _apply_layout(model: PafuModel):
     """Bank and output table for the banded apply.
 
-    Returns ``bank`` (n, C padded to a multiple of 4, T) float32: the C computed
-    outputs of kernel z, each a row of its K x K taps in (c, dy, dx) order (zero
-    outside its own support, as stored), then zeros up to T (C_in K^2 rounded up
-    to a multiple of 16); and ``table`` (C_out, 4) int64: (dy, dx, colour, src)
-    of each output in pixel_shuffle order, computed outputs first (in bank row
+    Returns ``bank`` (n, T, C_pad) float32, tap-major: for kernel z and tap t
+    (T = C_in K^2 taps in (c, dy, dx) order, zero outside the kernel's own
+    support, as stored), the C computed outputs, zero-padded to a multiple of
+    16 (one SIMD register); and ``table`` (C_out, 4) int64: (dy, dx, colour,
+    src) of each output in pixel_shuffle order, computed outputs first (in bank
     order, src = -1), then the copied ones (src = input channel).
     """
+    from ._simd import LANES
+
     n, co, ci, k, _ = model.bank.shape
     f = model.shuffle
     src = passthrough_outputs(model)
     order = np.concatenate([np.flatnonzero(src < 0), np.flatnonzero(src >= 0)])
     n_comp = int(np.sum(src < 0))
-    bank = np.zeros((n, -(-max(n_comp, 1) // 4) * 4, -(-ci * k * k // 16) * 16), dtype=np.float32)
-    bank[:, :n_comp, : ci * k * k] = model.bank.reshape(n, co, -1)[:, order[:n_comp]]
+    bank = np.zeros((n, ci * k * k, -(-max(n_comp, 1) // LANES) * LANES), dtype=np.float32)
+    bank[:, :, :n_comp] = np.transpose(model.bank.reshape(n, co, -1)[:, order[:n_comp]], (0, 2, 1))
     table = np.stack([(order // f) % f, order % f, order // (f * f), src[order]], axis=1)
     return bank, np.ascontiguousarray(table, dtype=np.int64)
 

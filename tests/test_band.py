@@ -122,3 +122,21 @@ def test_passthrough_outputs_are_detected_and_copied(rng):
     packed, (top, left) = to_packed_rggb(cfa, "RGGB", 6)
     want = ref.depth_to_space(ref.apply_bank(packed, engine.run(m, packed)[1], m.bank), 2)
     np.testing.assert_allclose(out, want[top : top + 40, left : left + 34], atol=ATOL, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_taps", [1, 5, 100, 147])
+def test_simd_dot4x16_matches_numpy(rng, n_taps):
+    from pafu_cli._simd import dot4x16_array, dot4x16_reference
+
+    raw = rng.standard_normal(4000).astype(np.float32)
+    off = rng.integers(0, 1000, n_taps).astype(np.int64)
+    stride = 32
+    wf = rng.standard_normal(n_taps * stride + 16).astype(np.float32)
+    q = np.array([0, 3, 3, 2999], np.int64)  # a repeated pixel, as in a short last group
+    s = np.array([0, 16, 64, 96], np.int64)
+    got = np.full(128, np.nan, np.float32)
+    want = np.full(128, np.nan, np.float32)
+    dot4x16_array(raw, off, q, wf, 16, stride, got, s)
+    dot4x16_reference(raw, off, q, wf, 16, stride, want, s)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(n_taps), equal_nan=True)
+    assert np.isnan(got[32:64]).all()  # nothing written outside the four result rows
