@@ -25,7 +25,7 @@ import numba as nb
 import numpy as np
 
 from ._kernels import _reflect
-from ._simd import LANES, dot4x16
+from ._simd import CONV_OUT, LANES, conv1_4x16, conv3_4x16, dot4x16
 
 _NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
 _NJIT_PARALLEL = dict(_NJIT, parallel=True)
@@ -154,15 +154,51 @@ def _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc):
     _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc)
 
 
+@nb.njit(inline="always", **_NJIT)
+def _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, relu, dst, d_base, d_ostride):
+    """Outputs ``o0 .. o0 + 3`` of selector layer ``layer`` (bias plus convolution,
+    ReLU if ``relu``) for one column tile of one row, 16 pixels per call of the
+    explicit-SIMD kernels; output o, column j goes to ``dst[d_base + o d_ostride + j]``.
+    Needs ``tj >= 16`` (the last vector overlaps the previous one) and k in (1, 3).
+    Beyond the layer's last channel, the last channel is computed again."""
+    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
+    r = (k - 1) // 2
+    srcf = src.ravel()
+    c_stride = src.shape[1] * src.shape[2]
+    r_stride = src.shape[2]
+    oa, ob, oc, od = o0, min(o0 + 1, co - 1), min(o0 + 2, co - 1), min(o0 + 3, co - 1)
+    kk = ci * k * k
+    ws = (woff + oa * kk, woff + ob * kk, woff + oc * kk, woff + od * kk)
+    bs = (boff + oa, boff + ob, boff + oc, boff + od)
+    for j in range(0, tj, LANES):
+        jj = min(j, tj - LANES)
+        s_base = row0 * r_stride + pad - r + j0 + jj
+        ds = (d_base + oa * d_ostride + jj, d_base + ob * d_ostride + jj,
+              d_base + oc * d_ostride + jj, d_base + od * d_ostride + jj)
+        if k == 3:
+            conv3_4x16(srcf, s_base, c_stride, r_stride, ci, wf, ws, bf, bs, relu, dst, ds)
+        else:
+            conv1_4x16(srcf, s_base, c_stride, r_stride, ci, wf, ws, bf, bs, relu, dst, ds)
+
+
 @nb.njit(**_NJIT)
 def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, layer, acc):
     """One hidden selector layer with ReLU for image rows [v_lo, v_hi) into ``dst``."""
-    co, r = meta[layer, 0], (meta[layer, 2] - 1) // 2
+    co, k = meta[layer, 0], meta[layer, 2]
+    r = (k - 1) // 2
+    simd = (k == 1 or k == 3) and w >= LANES
+    dstf = dst.ravel()
+    d_ostride = dst.shape[1] * dst.shape[2]
     for v in range(v_lo, v_hi):
         row0 = v - r - src_v0
         drow = v - dst_v0
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
+            if simd and tj >= LANES:
+                for o0 in range(0, co, CONV_OUT):
+                    _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, True, dstf,
+                               drow * dst.shape[2] + pad + j0, d_ostride)
+                continue
             for o in range(co):
                 _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
                 d = dst[o, drow]
@@ -174,11 +210,27 @@ def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, laye
 @nb.njit(**_NJIT)
 def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, idx):
     """Last selector layer fused with the per-pixel argmax (first maximum wins)."""
-    co, r = meta[layer, 0], (meta[layer, 2] - 1) // 2
+    co, k = meta[layer, 0], meta[layer, 2]
+    r = (k - 1) // 2
+    simd = (k == 1 or k == 3) and w >= LANES
+    logits = np.empty(co * TILE, dtype=np.float32)
     for v in range(y0, y1):
         row0 = v - r - src_v0
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
+            if simd and tj >= LANES:
+                for o0 in range(0, co, CONV_OUT):
+                    _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, False, logits, 0, TILE)
+                for j in range(tj):
+                    best[j] = logits[j]
+                    idx[v, j0 + j] = 0
+                for o in range(1, co):
+                    lo = logits[o * TILE:]
+                    for j in range(tj):
+                        if lo[j] > best[j]:
+                            best[j] = lo[j]
+                            idx[v, j0 + j] = o
+                continue
             for o in range(co):
                 _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
                 if o == 0:

@@ -113,3 +113,104 @@ def dot4x16_reference(raw, off, q, wf, wb, wstride, res, s):
     for p in range(4):
         x = raw[q[p] + off].astype(np.float64)
         res[s[p]: s[p] + LANES] = (x[:, None] * w).sum(axis=0)
+
+
+def _make_conv(k: int, n_out: int):
+    """Intrinsic: ``n_out`` output channels of a k x k convolution on 16 pixels.
+
+    ``conv(src, s_base, c_stride, r_stride, ci, wf, w_0..w_{n-1}, bias, b_0..,
+    relu, dst, d_0..)``: for output o, ``acc = bias[b_o] + sum_{c, dy, dx}
+    wf[w_o + (c k + dy) k + dx] * src[s_base + c c_stride + dy r_stride + dx + lane]``,
+    then ``max(acc, 0)`` if ``relu``, stored to ``dst[d_o + lane]`` (lanes 0..15).
+    The k x k taps are unrolled; the loop runs over input channels; each source
+    vector load serves all ``n_out`` outputs."""
+
+    @intrinsic
+    def conv(typingctx, src, s_base, c_stride, r_stride, ci, wf, ws, bias, bs, relu, dst, ds):
+        if not (isinstance(ws, types.UniTuple) and ws.count == n_out and isinstance(bs, types.UniTuple)
+                and bs.count == n_out and isinstance(ds, types.UniTuple) and ds.count == n_out):
+            return None
+        sig = types.void(src, s_base, c_stride, r_stride, ci, wf, ws, bias, bs, relu, dst, ds)
+
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+            i64 = ir.IntType(64)
+            f32 = ir.FloatType()
+            vty = ir.VectorType(f32, LANES)
+
+            def data(i):
+                return context.make_array(tys[i])(context, builder, args[i]).data
+
+            def as_i64(i):
+                return context.cast(builder, args[i], tys[i], types.int64)
+
+            def tuple_i64(i):
+                return [context.cast(builder, builder.extract_value(args[i], j), tys[i].dtype, types.int64)
+                        for j in range(n_out)]
+
+            src_p, wf_p, bias_p, dst_p = data(0), data(5), data(7), data(10)
+            s_base, c_stride, r_stride, ci = as_i64(1), as_i64(2), as_i64(3), as_i64(4)
+            w_offs, b_offs, d_offs = tuple_i64(6), tuple_i64(8), tuple_i64(11)
+            relu = context.cast(builder, args[9], tys[9], types.boolean)
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                                                 f"llvm.fma.v{LANES}f32")
+            undef = ir.Constant(vty, ir.Undefined)
+            splat0 = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+
+            def splat(x):
+                return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(ir.IntType(32), 0)),
+                                              undef, splat0)
+
+            def load_vec(index):
+                ptr = builder.gep(src_p, [index], inbounds=True)
+                return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=4)
+
+            inits = [splat(builder.load(builder.gep(bias_p, [b], inbounds=True))) for b in b_offs]
+            entry = builder.basic_block
+            loop = builder.append_basic_block("conv.loop")
+            done = builder.append_basic_block("conv.done")
+            zero_i = ir.Constant(i64, 0)
+            builder.cbranch(builder.icmp_signed(">", ci, zero_i), loop, done)
+            builder.position_at_end(loop)
+            c = builder.phi(i64)
+            accs = [builder.phi(vty) for _ in range(n_out)]
+            c.add_incoming(zero_i, entry)
+            for a, v in zip(accs, inits):
+                a.add_incoming(v, entry)
+            base = builder.add(s_base, builder.mul(c, c_stride))
+            wrow = builder.mul(c, ir.Constant(i64, k * k))
+            cur = list(accs)
+            for dy in range(k):
+                for dx in range(k):
+                    x = load_vec(builder.add(base, builder.add(builder.mul(r_stride, ir.Constant(i64, dy)),
+                                                               ir.Constant(i64, dx))))
+                    tap = builder.add(wrow, ir.Constant(i64, dy * k + dx))
+                    for o in range(n_out):
+                        wv = builder.load(builder.gep(wf_p, [builder.add(w_offs[o], tap)], inbounds=True))
+                        cur[o] = builder.call(fma, [splat(wv), x, cur[o]])
+            c1 = builder.add(c, ir.Constant(i64, 1))
+            c.add_incoming(c1, builder.basic_block)
+            for a, v in zip(accs, cur):
+                a.add_incoming(v, builder.basic_block)
+            loop_end = builder.basic_block
+            builder.cbranch(builder.icmp_signed("<", c1, ci), loop, done)
+            builder.position_at_end(done)
+            zero_v = ir.Constant(vty, [0.0] * LANES)
+            phis = [builder.phi(vty) for _ in range(n_out)]
+            for o, phi in enumerate(phis):
+                phi.add_incoming(inits[o], entry)
+                phi.add_incoming(cur[o], loop_end)
+            for o, phi in enumerate(phis):
+                v = builder.select(relu, builder.select(builder.fcmp_ordered(">", phi, zero_v), phi, zero_v), phi)
+                ptr = builder.gep(dst_p, [d_offs[o]], inbounds=True)
+                builder.store(v, builder.bitcast(ptr, vty.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return conv
+
+
+CONV_OUT = 4  # output channels per call
+conv3_4x16 = _make_conv(3, CONV_OUT)
+conv1_4x16 = _make_conv(1, CONV_OUT)

@@ -140,3 +140,31 @@ def test_simd_dot4x16_matches_numpy(rng, n_taps):
     dot4x16_reference(raw, off, q, wf, 16, stride, want, s)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(n_taps), equal_nan=True)
     assert np.isnan(got[32:64]).all()  # nothing written outside the four result rows
+
+
+@numba.njit
+def _conv_call(k, src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds):
+    from pafu_cli._simd import conv1_4x16, conv3_4x16
+
+    if k == 3:
+        conv3_4x16(src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds)
+    else:
+        conv1_4x16(src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("relu", [True, False])
+def test_simd_conv_matches_numpy(rng, k, relu):
+    ci, rows, cols, co = 5, 3, 40, 6
+    src = rng.standard_normal((ci, rows, cols)).astype(np.float32)
+    w = rng.standard_normal((co, ci, k, k)).astype(np.float32)
+    b = rng.standard_normal(co).astype(np.float32)
+    dst = np.full((co, 16), np.nan, np.float32)
+    outs, j0 = (0, 2, 5, 5), 7  # a repeated output, as for a layer width not a multiple of 4
+    _conv_call(k, src.ravel(), j0, rows * cols, cols, ci, w.ravel(), tuple(o * ci * k * k for o in outs),
+               b, outs, relu, dst.ravel(), tuple(o * 16 for o in outs))
+    for o in set(outs):
+        want = b[o] + sum(w[o, c, dy, dx] * src[c, dy, j0 + dx: j0 + dx + 16].astype(np.float64)
+                          for c in range(ci) for dy in range(k) for dx in range(k))
+        np.testing.assert_allclose(dst[o], np.maximum(want, 0) if relu else want, rtol=1e-5, atol=1e-5)
+    assert np.isnan(dst[[1, 3, 4]]).all()
