@@ -11,6 +11,7 @@ import pytest
 import reference as ref
 from conftest import ATOL, random_model
 from pafu_cli import engine
+from pafu_cli._simd import conv1_4x16, conv3_4x16
 from pafu_cli.bayer import PATTERNS, to_packed_rggb
 
 
@@ -144,8 +145,6 @@ def test_simd_dot4x16_matches_numpy(rng, n_taps):
 
 @numba.njit
 def _conv_call(k, src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds):
-    from pafu_cli._simd import conv1_4x16, conv3_4x16
-
     if k == 3:
         conv3_4x16(src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds)
     else:
