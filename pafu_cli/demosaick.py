@@ -23,7 +23,7 @@ def receptive_margin(model: PafuModel) -> int:
     return max(sel, (model.bank.shape[3] - 1) // 2)
 
 
-def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = False):
+def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = False, out=None):
     """Demosaick (and, with a denoising model, denoise) a Bayer mosaic.
 
     Parameters
@@ -38,6 +38,9 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
         shipped model (see ``pafu models``).
     return_selection : bool
         Also return the kernel index chosen for every 2x2 quad.
+    out : ndarray (H, W, 3) float32, optional
+        C-contiguous array to write the result into (and return), e.g. one
+        buffer reused for many bands of a large mosaic.
 
     Returns
     -------
@@ -66,7 +69,7 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
     from . import engine
     from .bayer import packed_geometry
 
-    rgb, idx = engine.run_mosaic(m, x, pattern, margin)
+    rgb, idx = engine.run_mosaic(m, x, pattern, margin, out=out)
     h, w = x.shape
     top, left, _, _ = packed_geometry(h, w, pattern, margin)
     if not return_selection:

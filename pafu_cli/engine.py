@@ -127,10 +127,13 @@ def run(model: PafuModel, x: np.ndarray, out_shape=None, offset=(0, 0), band: in
     return _run_banded(model, h, w, x, np.zeros((0, 0), np.float32), 0, 0, out_shape, offset, band)
 
 
-def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: int = BAND_ROWS):
+def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: int = BAND_ROWS,
+               out: np.ndarray | None = None):
     """A demosaick model on a Bayer mosaic (H, W) float32, without materialising
     the packed quads: the mosaic is read as :func:`pafu_cli.bayer.to_packed_rggb`
-    with margin ``pad`` would pack it. Returns ((H, W, 3) float32, quad indices)."""
+    with margin ``pad`` would pack it. Returns ((H, W, 3) float32, quad indices).
+    ``out``, if given, is a C-contiguous (H, W, 3) float32 array to fill (callers
+    that process many bands reuse one, sparing the page faults of a fresh one)."""
     from .bayer import packed_geometry, to_packed_rggb
 
     cfa = np.ascontiguousarray(cfa, dtype=np.float32)
@@ -139,9 +142,13 @@ def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: 
     hq, wq = hp // 2, wp // 2
     if min(hq, wq) <= margin(model) + 1 or min(h, w) < 2:
         packed, _ = to_packed_rggb(cfa, pattern, pad)
-        return _run_layers(model, packed, (h, w), (top, left))
+        rgb, idx = _run_layers(model, packed, (h, w), (top, left))
+        if out is not None:
+            out[...] = rgb
+            rgb = out
+        return rgb, idx
     return _run_banded(model, hq, wq, np.zeros((hq, wq, 0), np.float32), cfa, top, left, (h, w),
-                       (top, left), band)
+                       (top, left), band, out)
 
 
 def _run_layers(model, x, out_shape, offset):
@@ -154,7 +161,7 @@ def _run_layers(model, x, out_shape, offset):
     return np.ascontiguousarray(full[top : top + out_shape[0], left : left + out_shape[1]]), idx
 
 
-def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band):
+def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band, out=None):
     from . import _band
 
     f = model.shuffle
@@ -162,7 +169,11 @@ def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band):
         out_shape = (h * f, w * f)
     top, left = offset
     wf, bf, meta = _packed_layers(model)
-    out = np.empty(tuple(out_shape) + (model.out_channels // (f * f),), dtype=np.float32)
+    shape = tuple(out_shape) + (model.out_channels // (f * f),)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     idx = np.empty((h, w), dtype=np.int32)
     bank, table = _apply_layout(model)
     _band.run_bands(x, cfa, ctop, cleft, model.selector_input_mean.astype(np.float32),

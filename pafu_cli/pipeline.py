@@ -136,18 +136,20 @@ def demosaick_bands(get_rows, h: int, w: int, pattern: str, model: PafuModel, wa
     """Yield ``(r0, r1, rgb, sel)`` for row bands of an (h, w) mosaic.
 
     ``get_rows(a, b)`` returns rows a..b-1 of the model input (float32, [0, 1]);
-    ``a`` is always even so the pattern is unchanged. ``sel`` is the (r1-r0, w)
+    ``a`` is always even so the pattern is unchanged. ``rgb`` is a view of one
+    buffer reused for every band: use it before asking for the next band. ``sel`` is the (r1-r0, w)
     kernel index of every pixel (or None).
     """
     margin = 2 * receptive_margin(model) + 2
     margin += margin % 2
     rows = _band_rows(h, w)
     ry, rx = RED_OFFSET[pattern]
+    buf = np.empty((min(h, rows + 2 * margin), w, 3), np.float32)  # one result buffer for all bands
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         a, b = max(0, r0 - margin), min(h, r1 + margin)
         x = get_rows(a, b)
-        rgb, idx = demosaick(x, pattern, model=model, return_selection=True)
+        rgb, idx = demosaick(x, pattern, model=model, return_selection=True, out=buf[: b - a])
         sel = None
         if want_sel:
             qy = np.minimum((np.arange(r0 - a, r1 - a) + ry) // 2, idx.shape[0] - 1)
