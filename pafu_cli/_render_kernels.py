@@ -70,6 +70,25 @@ def apply_curve_oriented(rgb16, lut, flip, out):
 
 
 @nb.njit(**_NJIT_PARALLEL)
+def curve_oriented_rows(rgb16, lut, flip, row0, out):
+    """Rows ``row0 .. row0 + len(out)`` of ``render.orient(lut[rgb16], flip)`` into
+    ``out``, so that the oriented image can be written strip by strip."""
+    h, w, _ = rgb16.shape
+    n, ow, _ = out.shape
+    for i in nb.prange(n):
+        oy = row0 + np.int64(i)
+        for ox in range(ow):
+            if flip & 4:
+                yy, xx = ox, oy
+            else:
+                yy, xx = oy, ox
+            y = h - 1 - yy if flip & 2 else yy
+            x = w - 1 - xx if flip & 1 else xx
+            for c in range(3):
+                out[i, ox, c] = lut[rgb16[y, x, c]]
+
+
+@nb.njit(**_NJIT_PARALLEL)
 def scale_mosaic01(cfa, colours, black, scale, row0, out):
     """``render.scale_mosaic(cfa, ...) * float32(1 / 65535)`` into ``out`` (float32), bit for bit.
 

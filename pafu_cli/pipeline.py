@@ -209,6 +209,42 @@ def render_raw(raw, opts: DemosaickOptions):
     out : ndarray (H', W', 3) uint8 or uint16, oriented
     sel : ndarray (H', W', 3) uint8 selection picture, or None
     """
+    from . import _render_kernels as rk
+
+    rgb16, lut, flip, pic = _render_linear(raw, opts)
+    h, w, _ = rgb16.shape
+    out = np.empty((w, h, 3) if flip & 4 else (h, w, 3), lut.dtype)
+    rk.apply_curve_oriented(rgb16, lut, flip, out)
+    return out, pic
+
+
+CURVE_STRIP_ROWS = 256
+
+
+def render_raw_strips(raw, opts: DemosaickOptions):
+    """:func:`render_raw` with the final image as strips of rows (the same pixels),
+    so that it can be written without holding it: returns ``(shape, dtype,
+    strips, sel)``; ``strips`` yields views of one reused buffer."""
+    from . import _render_kernels as rk
+
+    rgb16, lut, flip, pic = _render_linear(raw, opts)
+    h, w, _ = rgb16.shape
+    shape = (w, h, 3) if flip & 4 else (h, w, 3)
+
+    def strips():
+        buf = np.empty((min(CURVE_STRIP_ROWS, shape[0]),) + shape[1:], lut.dtype)
+        for r0 in range(0, shape[0], CURVE_STRIP_ROWS):
+            part = buf[: min(CURVE_STRIP_ROWS, shape[0] - r0)]
+            rk.curve_oriented_rows(rgb16, lut, flip, r0, part)
+            yield part
+
+    return shape, lut.dtype, strips(), pic
+
+
+def _render_linear(raw, opts: DemosaickOptions):
+    """Everything of :func:`render_raw` before the tone curve: the 16-bit
+    camera->sRGB image (not oriented), the curve as a lookup table (uint8 or
+    uint16 output), the orientation code and the selection picture (or None)."""
     cfa, pattern = raw.cfa, raw.pattern
     h, w = cfa.shape
     maximum = render.white_point(cfa, pattern, raw.black, raw.white)
@@ -258,13 +294,10 @@ def render_raw(raw, opts: DemosaickOptions):
         white = render.auto_white(rk.histogram(rgb16), h * w)
     curve = render.gamma_curve(gamma, int(white / opts.bright))
     lut = (curve >> 8).astype(np.uint8) if (opts.bits or 8) == 8 else curve
-    out = np.empty((w, h, 3) if raw.flip & 4 else (h, w, 3), lut.dtype)
-    rk.apply_curve_oriented(rgb16, lut, raw.flip, out)
-    del rgb16
     pic = None
     if sel is not None:
         pic = render.orient(selection_picture(sel, model.n_kernels), raw.flip)
-    return out, pic
+    return rgb16, lut, raw.flip, pic
 
 
 def demosaick_file(src, dst, opts: DemosaickOptions) -> None:
@@ -286,7 +319,12 @@ def demosaick_file(src, dst, opts: DemosaickOptions) -> None:
         raw = io.read_raw(src)
         log.info("%s: %dx%d %s, black %s, white %g, flip %d", src, raw.cfa.shape[1],
                  raw.cfa.shape[0], raw.pattern, raw.black.tolist(), raw.white, raw.flip)
-        out, pic = render_raw(raw, opts)
+        shape, dtype, strips, pic = render_raw_strips(raw, opts)
+        del raw  # the mosaic is no longer needed while the strips are written
+        io.write_rows(dst, shape, dtype, strips, overwrite=opts.overwrite)
+        if pic is not None:
+            io.write_image(opts.selection_map, pic, overwrite=opts.overwrite)
+        return
     if opts.bits == 16 and out.dtype == np.uint8:
         out = out.astype(np.uint16) * np.uint16(257)
     io.write_image(dst, out, overwrite=opts.overwrite)
