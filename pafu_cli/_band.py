@@ -25,7 +25,7 @@ import numba as nb
 import numpy as np
 
 from ._kernels import _reflect
-from ._simd import CONV_OUT, LANES, conv1_4x16, conv3_4x16, dot4x16
+from ._simd import CONV_OUT, LANES, conv1_4x16, conv1_argmax_16, conv3_4x16, dot4x16
 
 _NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
 _NJIT_PARALLEL = dict(_NJIT, parallel=True)
@@ -210,12 +210,21 @@ def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, laye
 @nb.njit(**_NJIT)
 def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, idx):
     """Last selector layer fused with the per-pixel argmax (first maximum wins)."""
-    co, k = meta[layer, 0], meta[layer, 2]
+    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
     r = (k - 1) // 2
     simd = (k == 1 or k == 3) and w >= LANES
     logits = np.empty(co * TILE, dtype=np.float32)
+    srcf = src.ravel()
+    idxf = idx.ravel()
+    c_stride = src.shape[1] * src.shape[2]
     for v in range(y0, y1):
         row0 = v - r - src_v0
+        if k == 1 and w >= LANES:  # logits and argmax in registers, 16 pixels at a time
+            for j in range(0, w, LANES):
+                jj = min(j, w - LANES)
+                conv1_argmax_16(srcf, row0 * src.shape[2] + pad + jj, c_stride, ci, wf, woff, co, bf, boff,
+                                idxf, v * w + jj)
+            continue
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
             if simd and tj >= LANES:

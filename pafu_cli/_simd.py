@@ -214,3 +214,85 @@ def _make_conv(k: int, n_out: int):
 CONV_OUT = 4  # output channels per call
 conv3_4x16 = _make_conv(3, CONV_OUT)
 conv1_4x16 = _make_conv(1, CONV_OUT)
+
+
+@intrinsic
+def conv1_argmax_16(typingctx, src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, i_base):
+    """Last selector layer (1x1) fused with the argmax, for 16 pixels in registers:
+    ``idx[i_base + lane] = argmax_o (bias[boff + o] + sum_c wf[woff + o ci + c]
+    * src[s_base + c c_stride + lane])``, the first maximum winning (``ci, co >= 1``)."""
+    sig = types.void(src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, i_base)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        i32 = ir.IntType(32)
+        i64 = ir.IntType(64)
+        f32 = ir.FloatType()
+        vty = ir.VectorType(f32, LANES)
+        ity = ir.VectorType(i32, LANES)
+
+        def data(i):
+            return context.make_array(tys[i])(context, builder, args[i]).data
+
+        def as_i64(i):
+            return context.cast(builder, args[i], tys[i], types.int64)
+
+        src_p, wf_p, bias_p, idx_p = data(0), data(4), data(7), data(9)
+        s_base, c_stride, ci, woff, co, boff, i_base = (as_i64(i) for i in (1, 2, 3, 5, 6, 8, 10))
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+                                             f"llvm.fma.v{LANES}f32")
+        undef_f = ir.Constant(vty, ir.Undefined)
+        undef_i = ir.Constant(ity, ir.Undefined)
+        splat0 = ir.Constant(ity, [0] * LANES)
+
+        def splat(x, undef):
+            return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat0)
+
+        entry = builder.basic_block
+        oloop = builder.append_basic_block("argmax.o")
+        cloop = builder.append_basic_block("argmax.c")
+        oend = builder.append_basic_block("argmax.oend")
+        done = builder.append_basic_block("argmax.done")
+        builder.branch(oloop)
+
+        builder.position_at_end(oloop)
+        o = builder.phi(i64)
+        best = builder.phi(vty)
+        bidx = builder.phi(ity)
+        o.add_incoming(ir.Constant(i64, 0), entry)
+        best.add_incoming(ir.Constant(vty, [float("-inf")] * LANES), entry)
+        bidx.add_incoming(ir.Constant(ity, [0] * LANES), entry)
+        init = splat(builder.load(builder.gep(bias_p, [builder.add(boff, o)], inbounds=True)), undef_f)
+        wrow = builder.add(woff, builder.mul(o, ci))
+        builder.branch(cloop)
+
+        builder.position_at_end(cloop)
+        c = builder.phi(i64)
+        acc = builder.phi(vty)
+        c.add_incoming(ir.Constant(i64, 0), oloop)
+        acc.add_incoming(init, oloop)
+        xptr = builder.gep(src_p, [builder.add(s_base, builder.mul(c, c_stride))], inbounds=True)
+        x = builder.load(builder.bitcast(xptr, vty.as_pointer()), align=4)
+        wv = builder.load(builder.gep(wf_p, [builder.add(wrow, c)], inbounds=True))
+        acc1 = builder.call(fma, [splat(wv, undef_f), x, acc])
+        c1 = builder.add(c, ir.Constant(i64, 1))
+        c.add_incoming(c1, cloop)
+        acc.add_incoming(acc1, cloop)
+        builder.cbranch(builder.icmp_signed("<", c1, ci), cloop, oend)
+
+        builder.position_at_end(oend)
+        better = builder.fcmp_ordered(">", acc1, best)
+        best1 = builder.select(better, acc1, best)
+        bidx1 = builder.select(better, splat(builder.trunc(o, i32), undef_i), bidx)
+        o1 = builder.add(o, ir.Constant(i64, 1))
+        o.add_incoming(o1, oend)
+        best.add_incoming(best1, oend)
+        bidx.add_incoming(bidx1, oend)
+        builder.cbranch(builder.icmp_signed("<", o1, co), oloop, done)
+
+        builder.position_at_end(done)
+        ptr = builder.gep(idx_p, [i_base], inbounds=True)
+        builder.store(bidx1, builder.bitcast(ptr, ity.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
