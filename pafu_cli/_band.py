@@ -86,7 +86,7 @@ def _reflect_pads(buf, co, v0, nrows, h, w, pad):
                 buf[c, i, pad + w - 1 + q] = buf[c, i, pad + _reflect(w - 1 + q, w)]
 
 
-@nb.njit(inline="always", **_NJIT)
+@nb.njit(**_NJIT)
 def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
     """``acc[:tj] += sum_{c,dy,dx} w[o, c, dy, dx] * src[c, row0 + dy, pad - r + j0 + j + dx]``."""
     r = (k - 1) // 2
@@ -143,7 +143,7 @@ def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
                         acc[j] += wv * sv[j]
 
 
-@nb.njit(inline="always", **_NJIT)
+@nb.njit(**_NJIT)
 def _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc):
     """``acc[:tj]`` = output channel ``o`` of selector layer ``layer`` (bias plus
     convolution, no activation) for one column tile of one row."""
