@@ -391,5 +391,7 @@ def pick_denoise_model(noise: float, allow_clean: bool = True) -> PafuModel:
     if allow_clean:
         fam = [(CLEAN_NOISE_LEVEL, DEFAULT_MODELS[("demosaick", 1)])] + fam
     level = max(float(noise), 1e-4)
-    _, name = min(fam, key=lambda t: abs(np.log(t[0] / level)))
+    # Nearest level; near-ties (float32-stored levels) go to the earlier entry, so the
+    # noise-free model beats a member made for the same level.
+    _, (_, name) = min(enumerate(fam), key=lambda t: (round(abs(np.log(t[1][0] / level)), 6), t[0]))
     return resolve_model(name, "demosaick")

@@ -131,20 +131,24 @@ def test_selection_map_and_verbose(tmp_path, sample_dng):
 def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dng, monkeypatch):
     lin = analytic.bilinear_demosaick_model()
     models.save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
-    for sg in (5, 10):
+    for sg in (2, 5, 10):
         models.save_model(lin.__class__(**{**lin.__dict__, "noise_sigma": sg / 255, "name": f"demosaick_denoise_s{sg}"}),
                           tmp_path / f"demosaick_denoise_s{sg}.npz")
     monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
-    assert [n for _, n in models.denoise_family()] == ["demosaick_denoise_s5", "demosaick_denoise_s10"]
+    assert [n for _, n in models.denoise_family()] == ["demosaick_denoise_s2", "demosaick_denoise_s5",
+                                                        "demosaick_denoise_s10"]
     assert models.pick_denoise_model(1.5 / 255).name == "demosaick"
-    assert models.pick_denoise_model(1.5 / 255, allow_clean=False).name == "demosaick_denoise_s5"
+    assert models.pick_denoise_model(1.5 / 255, allow_clean=False).name == "demosaick_denoise_s2"
+    assert models.pick_denoise_model(2.5 / 255).name == "demosaick"  # a tie at 2/255: the noise-free model
+    assert models.pick_denoise_model(2.5 / 255, allow_clean=False).name == "demosaick_denoise_s2"
+    assert models.pick_denoise_model(4 / 255, allow_clean=False).name == "demosaick_denoise_s5"
     assert models.pick_denoise_model(6 / 255).name == "demosaick_denoise_s5"
     assert models.pick_denoise_model(30 / 255).name == "demosaick_denoise_s10"
     # The sample chart is clean (ISO 100): auto keeps the noise-free model, on denoises.
     r = run("-v", "demosaick", sample_dng, tmp_path / "a.png")
     assert r.exit_code == 0 and "denoise auto" in r.stderr and "model demosaick\n" in r.stderr, r.stderr
     r = run("-v", "demosaick", "--denoise", "on", sample_dng, tmp_path / "b.png")
-    assert r.exit_code == 0 and "model demosaick_denoise_s5" in r.stderr, r.stderr
+    assert r.exit_code == 0 and "model demosaick_denoise_s2" in r.stderr, r.stderr
     r = run("-v", "demosaick", "--denoise", "on", "-m", "bilinear", sample_dng, tmp_path / "c.png")
     assert r.exit_code == 2 and "either --model or --denoise on" in r.stderr
 

@@ -137,12 +137,12 @@ def test_resolve_checks_task_and_scale(model_file):
 
 def test_shipped_models_load_and_are_defaults():
     names = list_models()
-    for name in ("demosaick", "demosaick_denoise_s5", "demosaick_denoise_s10", "upscale_x2", "upscale_x3",
-                 "upscale_x4"):
+    for name in ("demosaick", "demosaick_denoise_s2", "demosaick_denoise_s5", "demosaick_denoise_s10",
+                 "upscale_x2", "upscale_x3", "upscale_x4"):
         assert name in names
     from pafu_cli.models import denoise_family
 
-    assert [round(s * 255, 3) for s, _ in denoise_family()] == [5, 10]
+    assert [round(s * 255, 3) for s, _ in denoise_family()] == [2, 5, 10]
     for task, scale in (("demosaick", 1), ("upscale", 2), ("upscale", 3), ("upscale", 4)):
         m = resolve_model(None, task, scale)
         assert m.task == task and m.scale == scale
