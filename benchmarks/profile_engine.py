@@ -22,10 +22,11 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 from llvmlite import ir
-from numba.core import cgutils, types
+from numba.core import types
 from numba.core.extending import intrinsic
 
 from pafu_cli import _band, engine
+from pafu_cli._simd import I64, VEC, fma16
 from pafu_cli.bayer import packed_geometry
 from pafu_cli.demosaick import receptive_margin
 from pafu_cli.models import resolve_model
@@ -40,9 +41,8 @@ def _fma_chains(typingctx, n):
     sig = types.float32(n)
 
     def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        vty = ir.VectorType(ir.FloatType(), 16)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), "llvm.fma.v16f32")
+        i64, vty = I64, VEC
+        fma = fma16(builder)
         count = context.cast(builder, args[0], signature.args[0], types.int64)
         a = ir.Constant(vty, [0.999] * 16)
         b = ir.Constant(vty, [0.001] * 16)

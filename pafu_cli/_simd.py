@@ -21,6 +21,58 @@ from numba.core import cgutils, types
 from numba.core.extending import intrinsic
 
 LANES = 16
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+VEC = ir.VectorType(ir.FloatType(), LANES)
+IVEC = ir.VectorType(I32, LANES)
+
+
+def fma16(builder):
+    """``llvm.fma.v16f32`` (a * b + c, one rounding), declared in the builder's module."""
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(VEC, [VEC] * 3), f"llvm.fma.v{LANES}f32")
+
+
+def splat(builder, x, vty=VEC):
+    """The scalar ``x`` in every lane of a ``vty`` vector."""
+    undef = ir.Constant(vty, ir.Undefined)
+    return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(I32, 0)), undef,
+                                  ir.Constant(IVEC, [0] * LANES))
+
+
+def _element(builder, base, index):
+    return builder.gep(base, [index], inbounds=True)
+
+
+def _load(builder, base, index):
+    """Scalar ``base[index]``."""
+    return builder.load(_element(builder, base, index))
+
+
+def _load_vec(builder, base, index):
+    """16 consecutive floats from ``base[index]`` (unaligned)."""
+    return builder.load(builder.bitcast(_element(builder, base, index), VEC.as_pointer()), align=4)
+
+
+def _store_vec(builder, v, base, index):
+    builder.store(v, builder.bitcast(_element(builder, base, index), v.type.as_pointer()), align=4)
+
+
+class _Args:
+    """An intrinsic's arguments as IR values: data pointers of arrays, int64 of integers."""
+
+    def __init__(self, context, builder, signature, args):
+        self.context, self.builder, self.tys, self.args = context, builder, signature.args, args
+
+    def data(self, i):
+        return self.context.make_array(self.tys[i])(self.context, self.builder, self.args[i]).data
+
+    def i64(self, i):
+        return self.context.cast(self.builder, self.args[i], self.tys[i], types.int64)
+
+    def i64_tuple(self, i):
+        ty = self.tys[i]
+        return [self.context.cast(self.builder, self.builder.extract_value(self.args[i], j), ty.dtype, types.int64)
+                for j in range(ty.count)]
 
 
 @intrinsic
@@ -33,62 +85,35 @@ def _dot4x16(typingctx, raw, off, n_taps, q0, q1, q2, q3, wf, wb, wstride, res, 
     sig = types.void(raw, off, n_taps, q0, q1, q2, q3, wf, wb, wstride, res, s0, s1, s2, s3)
 
     def codegen(context, builder, signature, args):
-        (raw_a, off_a, n, q0v, q1v, q2v, q3v, wf_a, wbv, wsv, res_a, *sv) = args
-        tys = signature.args
-        i64 = ir.IntType(64)
-        f32 = ir.FloatType()
-        vty = ir.VectorType(f32, LANES)
-
-        def data(ty, val):
-            return context.make_array(ty)(context, builder, val).data
-
-        def as_i64(val, ty):
-            return context.cast(builder, val, ty, types.int64)
-
-        raw_p = data(tys[0], raw_a)
-        off_p = data(tys[1], off_a)
-        wf_p = data(tys[7], wf_a)
-        res_p = data(tys[10], res_a)
-        n = as_i64(n, tys[2])
-        qs = [as_i64(v, tys[3 + i]) for i, v in enumerate((q0v, q1v, q2v, q3v))]
-        wb = as_i64(wbv, tys[8])
-        ws = as_i64(wsv, tys[9])
-        ss = [as_i64(v, tys[11 + i]) for i, v in enumerate(sv)]
-
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-                                             f"llvm.fma.v{LANES}f32")
-        undef = ir.Constant(vty, ir.Undefined)
-        splat0 = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        zero = ir.Constant(vty, [0.0] * LANES)
+        a = _Args(context, builder, signature, args)
+        raw_p, off_p, wf_p, res_p = a.data(0), a.data(1), a.data(7), a.data(10)
+        n, wb, ws = a.i64(2), a.i64(8), a.i64(9)
+        qs = [a.i64(i) for i in range(3, 7)]
+        ss = [a.i64(i) for i in range(11, 15)]
+        fma = fma16(builder)
 
         entry = builder.basic_block
         loop = builder.append_basic_block("dot4x16.loop")
         done = builder.append_basic_block("dot4x16.done")
         builder.branch(loop)
         builder.position_at_end(loop)
-        t = builder.phi(i64)
-        accs = [builder.phi(vty) for _ in range(4)]
-        t.add_incoming(ir.Constant(i64, 0), entry)
-        for a in accs:
-            a.add_incoming(zero, entry)
-        o = builder.load(builder.gep(off_p, [t], inbounds=True))
-        wptr = builder.gep(wf_p, [builder.add(wb, builder.mul(t, ws))], inbounds=True)
-        wv = builder.load(builder.bitcast(wptr, vty.as_pointer()), align=4)
-        new = []
-        for q, a in zip(qs, accs):
-            x = builder.load(builder.gep(raw_p, [builder.add(q, o)], inbounds=True))
-            xv = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(ir.IntType(32), 0)),
-                                        undef, splat0)
-            new.append(builder.call(fma, [xv, wv, a]))
-        t1 = builder.add(t, ir.Constant(i64, 1))
+        t = builder.phi(I64)
+        accs = [builder.phi(VEC) for _ in range(4)]
+        t.add_incoming(ir.Constant(I64, 0), entry)
+        for acc in accs:
+            acc.add_incoming(ir.Constant(VEC, [0.0] * LANES), entry)
+        o = _load(builder, off_p, t)
+        wv = _load_vec(builder, wf_p, builder.add(wb, builder.mul(t, ws)))
+        new = [builder.call(fma, [splat(builder, _load(builder, raw_p, builder.add(q, o))), wv, acc])
+               for q, acc in zip(qs, accs)]
+        t1 = builder.add(t, ir.Constant(I64, 1))
         t.add_incoming(t1, loop)
-        for a, v in zip(accs, new):
-            a.add_incoming(v, loop)
+        for acc, v in zip(accs, new):
+            acc.add_incoming(v, loop)
         builder.cbranch(builder.icmp_signed("<", t1, n), loop, done)
         builder.position_at_end(done)
         for s, v in zip(ss, new):
-            ptr = builder.gep(res_p, [s], inbounds=True)
-            builder.store(v, builder.bitcast(ptr, vty.as_pointer()), align=4)
+            _store_vec(builder, v, res_p, s)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -133,77 +158,50 @@ def _make_conv(k: int, n_out: int):
         sig = types.void(src, s_base, c_stride, r_stride, ci, wf, ws, bias, bs, relu, dst, ds)
 
         def codegen(context, builder, signature, args):
-            tys = signature.args
-            i64 = ir.IntType(64)
-            f32 = ir.FloatType()
-            vty = ir.VectorType(f32, LANES)
-
-            def data(i):
-                return context.make_array(tys[i])(context, builder, args[i]).data
-
-            def as_i64(i):
-                return context.cast(builder, args[i], tys[i], types.int64)
-
-            def tuple_i64(i):
-                return [context.cast(builder, builder.extract_value(args[i], j), tys[i].dtype, types.int64)
-                        for j in range(n_out)]
-
-            src_p, wf_p, bias_p, dst_p = data(0), data(5), data(7), data(10)
-            s_base, c_stride, r_stride, ci = as_i64(1), as_i64(2), as_i64(3), as_i64(4)
-            w_offs, b_offs, d_offs = tuple_i64(6), tuple_i64(8), tuple_i64(11)
-            relu = context.cast(builder, args[9], tys[9], types.boolean)
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-                                                 f"llvm.fma.v{LANES}f32")
-            undef = ir.Constant(vty, ir.Undefined)
-            splat0 = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-
-            def splat(x):
-                return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(ir.IntType(32), 0)),
-                                              undef, splat0)
-
-            def load_vec(index):
-                ptr = builder.gep(src_p, [index], inbounds=True)
-                return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=4)
-
-            inits = [splat(builder.load(builder.gep(bias_p, [b], inbounds=True))) for b in b_offs]
+            a = _Args(context, builder, signature, args)
+            src_p, wf_p, bias_p, dst_p = a.data(0), a.data(5), a.data(7), a.data(10)
+            s_base, c_stride, r_stride, ci = a.i64(1), a.i64(2), a.i64(3), a.i64(4)
+            w_offs, b_offs, d_offs = a.i64_tuple(6), a.i64_tuple(8), a.i64_tuple(11)
+            relu = context.cast(builder, args[9], signature.args[9], types.boolean)
+            fma = fma16(builder)
+            inits = [splat(builder, _load(builder, bias_p, b)) for b in b_offs]
             entry = builder.basic_block
             loop = builder.append_basic_block("conv.loop")
             done = builder.append_basic_block("conv.done")
-            zero_i = ir.Constant(i64, 0)
+            zero_i = ir.Constant(I64, 0)
             builder.cbranch(builder.icmp_signed(">", ci, zero_i), loop, done)
             builder.position_at_end(loop)
-            c = builder.phi(i64)
-            accs = [builder.phi(vty) for _ in range(n_out)]
+            c = builder.phi(I64)
+            accs = [builder.phi(VEC) for _ in range(n_out)]
             c.add_incoming(zero_i, entry)
             for a, v in zip(accs, inits):
                 a.add_incoming(v, entry)
             base = builder.add(s_base, builder.mul(c, c_stride))
-            wrow = builder.mul(c, ir.Constant(i64, k * k))
+            wrow = builder.mul(c, ir.Constant(I64, k * k))
             cur = list(accs)
             for dy in range(k):
                 for dx in range(k):
-                    x = load_vec(builder.add(base, builder.add(builder.mul(r_stride, ir.Constant(i64, dy)),
-                                                               ir.Constant(i64, dx))))
-                    tap = builder.add(wrow, ir.Constant(i64, dy * k + dx))
+                    x = _load_vec(builder, src_p, builder.add(base, builder.add(
+                        builder.mul(r_stride, ir.Constant(I64, dy)), ir.Constant(I64, dx))))
+                    tap = builder.add(wrow, ir.Constant(I64, dy * k + dx))
                     for o in range(n_out):
-                        wv = builder.load(builder.gep(wf_p, [builder.add(w_offs[o], tap)], inbounds=True))
-                        cur[o] = builder.call(fma, [splat(wv), x, cur[o]])
-            c1 = builder.add(c, ir.Constant(i64, 1))
+                        wv = _load(builder, wf_p, builder.add(w_offs[o], tap))
+                        cur[o] = builder.call(fma, [splat(builder, wv), x, cur[o]])
+            c1 = builder.add(c, ir.Constant(I64, 1))
             c.add_incoming(c1, builder.basic_block)
             for a, v in zip(accs, cur):
                 a.add_incoming(v, builder.basic_block)
             loop_end = builder.basic_block
             builder.cbranch(builder.icmp_signed("<", c1, ci), loop, done)
             builder.position_at_end(done)
-            zero_v = ir.Constant(vty, [0.0] * LANES)
-            phis = [builder.phi(vty) for _ in range(n_out)]
+            zero_v = ir.Constant(VEC, [0.0] * LANES)
+            phis = [builder.phi(VEC) for _ in range(n_out)]
             for o, phi in enumerate(phis):
                 phi.add_incoming(inits[o], entry)
                 phi.add_incoming(cur[o], loop_end)
             for o, phi in enumerate(phis):
                 v = builder.select(relu, builder.select(builder.fcmp_ordered(">", phi, zero_v), phi, zero_v), phi)
-                ptr = builder.gep(dst_p, [d_offs[o]], inbounds=True)
-                builder.store(v, builder.bitcast(ptr, vty.as_pointer()), align=4)
+                _store_vec(builder, v, dst_p, d_offs[o])
             return context.get_dummy_value()
 
         return sig, codegen
@@ -224,29 +222,10 @@ def conv1_argmax_16(typingctx, src, s_base, c_stride, ci, wf, woff, co, bias, bo
     sig = types.void(src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, i_base)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        i32 = ir.IntType(32)
-        i64 = ir.IntType(64)
-        f32 = ir.FloatType()
-        vty = ir.VectorType(f32, LANES)
-        ity = ir.VectorType(i32, LANES)
-
-        def data(i):
-            return context.make_array(tys[i])(context, builder, args[i]).data
-
-        def as_i64(i):
-            return context.cast(builder, args[i], tys[i], types.int64)
-
-        src_p, wf_p, bias_p, idx_p = data(0), data(4), data(7), data(9)
-        s_base, c_stride, ci, woff, co, boff, i_base = (as_i64(i) for i in (1, 2, 3, 5, 6, 8, 10))
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-                                             f"llvm.fma.v{LANES}f32")
-        undef_f = ir.Constant(vty, ir.Undefined)
-        undef_i = ir.Constant(ity, ir.Undefined)
-        splat0 = ir.Constant(ity, [0] * LANES)
-
-        def splat(x, undef):
-            return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat0)
+        a = _Args(context, builder, signature, args)
+        src_p, wf_p, bias_p, idx_p = a.data(0), a.data(4), a.data(7), a.data(9)
+        s_base, c_stride, ci, woff, co, boff, i_base = (a.i64(i) for i in (1, 2, 3, 5, 6, 8, 10))
+        fma = fma16(builder)
 
         entry = builder.basic_block
         oloop = builder.append_basic_block("argmax.o")
@@ -256,26 +235,25 @@ def conv1_argmax_16(typingctx, src, s_base, c_stride, ci, wf, woff, co, bias, bo
         builder.branch(oloop)
 
         builder.position_at_end(oloop)
-        o = builder.phi(i64)
-        best = builder.phi(vty)
-        bidx = builder.phi(ity)
-        o.add_incoming(ir.Constant(i64, 0), entry)
-        best.add_incoming(ir.Constant(vty, [float("-inf")] * LANES), entry)
-        bidx.add_incoming(ir.Constant(ity, [0] * LANES), entry)
-        init = splat(builder.load(builder.gep(bias_p, [builder.add(boff, o)], inbounds=True)), undef_f)
+        o = builder.phi(I64)
+        best = builder.phi(VEC)
+        bidx = builder.phi(IVEC)
+        o.add_incoming(ir.Constant(I64, 0), entry)
+        best.add_incoming(ir.Constant(VEC, [float("-inf")] * LANES), entry)
+        bidx.add_incoming(ir.Constant(IVEC, [0] * LANES), entry)
+        init = splat(builder, _load(builder, bias_p, builder.add(boff, o)))
         wrow = builder.add(woff, builder.mul(o, ci))
         builder.branch(cloop)
 
         builder.position_at_end(cloop)
-        c = builder.phi(i64)
-        acc = builder.phi(vty)
-        c.add_incoming(ir.Constant(i64, 0), oloop)
+        c = builder.phi(I64)
+        acc = builder.phi(VEC)
+        c.add_incoming(ir.Constant(I64, 0), oloop)
         acc.add_incoming(init, oloop)
-        xptr = builder.gep(src_p, [builder.add(s_base, builder.mul(c, c_stride))], inbounds=True)
-        x = builder.load(builder.bitcast(xptr, vty.as_pointer()), align=4)
-        wv = builder.load(builder.gep(wf_p, [builder.add(wrow, c)], inbounds=True))
-        acc1 = builder.call(fma, [splat(wv, undef_f), x, acc])
-        c1 = builder.add(c, ir.Constant(i64, 1))
+        x = _load_vec(builder, src_p, builder.add(s_base, builder.mul(c, c_stride)))
+        wv = _load(builder, wf_p, builder.add(wrow, c))
+        acc1 = builder.call(fma, [splat(builder, wv), x, acc])
+        c1 = builder.add(c, ir.Constant(I64, 1))
         c.add_incoming(c1, cloop)
         acc.add_incoming(acc1, cloop)
         builder.cbranch(builder.icmp_signed("<", c1, ci), cloop, oend)
@@ -283,16 +261,15 @@ def conv1_argmax_16(typingctx, src, s_base, c_stride, ci, wf, woff, co, bias, bo
         builder.position_at_end(oend)
         better = builder.fcmp_ordered(">", acc1, best)
         best1 = builder.select(better, acc1, best)
-        bidx1 = builder.select(better, splat(builder.trunc(o, i32), undef_i), bidx)
-        o1 = builder.add(o, ir.Constant(i64, 1))
+        bidx1 = builder.select(better, splat(builder, builder.trunc(o, I32), IVEC), bidx)
+        o1 = builder.add(o, ir.Constant(I64, 1))
         o.add_incoming(o1, oend)
         best.add_incoming(best1, oend)
         bidx.add_incoming(bidx1, oend)
         builder.cbranch(builder.icmp_signed("<", o1, co), oloop, done)
 
         builder.position_at_end(done)
-        ptr = builder.gep(idx_p, [i_base], inbounds=True)
-        builder.store(bidx1, builder.bitcast(ptr, ity.as_pointer()), align=4)
+        _store_vec(builder, bidx1, idx_p, i_base)
         return context.get_dummy_value()
 
     return sig, codegen
