@@ -55,24 +55,10 @@ def histogram(rgb16):
 
 
 @nb.njit(**_NJIT_PARALLEL)
-def apply_curve_oriented(rgb16, lut, flip, out):
-    """``render.orient(lut[rgb16], flip)`` into ``out`` without the intermediate."""
-    h, w, _ = rgb16.shape
-    for yi in nb.prange(h):
-        y = np.int64(yi)  # prange indices may be unsigned; keep the arithmetic signed
-        for x in range(w):
-            yy = h - 1 - y if flip & 2 else y
-            xx = w - 1 - x if flip & 1 else x
-            if flip & 4:
-                yy, xx = xx, yy
-            for c in range(3):
-                out[yy, xx, c] = lut[rgb16[y, x, c]]
-
-
-@nb.njit(**_NJIT_PARALLEL)
 def curve_oriented_rows(rgb16, lut, flip, row0, out):
     """Rows ``row0 .. row0 + len(out)`` of ``render.orient(lut[rgb16], flip)`` into
-    ``out``, so that the oriented image can be written strip by strip."""
+    ``out`` without the intermediate: the whole image (``row0 = 0``), or strip by
+    strip so that it can be written without holding it."""
     h, w, _ = rgb16.shape
     n, ow, _ = out.shape
     for i in nb.prange(n):

@@ -214,7 +214,7 @@ def render_raw(raw, opts: DemosaickOptions):
     rgb16, lut, flip, pic = _render_linear(raw, opts)
     h, w, _ = rgb16.shape
     out = np.empty((w, h, 3) if flip & 4 else (h, w, 3), lut.dtype)
-    rk.apply_curve_oriented(rgb16, lut, flip, out)
+    rk.curve_oriented_rows(rgb16, lut, flip, 0, out)
     return out, pic
 
 
