@@ -13,6 +13,22 @@ import numpy as np
 _NJIT_PARALLEL = dict(nogil=True, cache=True, parallel=True)
 
 
+@nb.njit(inline="always")
+def _rgb16_pixel(rgb, y, x, matrix, use_matrix, out, q, sixteenth, full):
+    for c in range(3):
+        v = np.floor(np.float32(rgb[y, x, c] * full) + sixteenth)
+        q[c] = min(max(v, np.float32(0)), full)
+    for c in range(3):
+        if use_matrix:
+            v = matrix[c, 0] * q[0]
+            v = v + matrix[c, 1] * q[1]
+            v = v + matrix[c, 2] * q[2]
+            v = np.trunc(v)
+        else:
+            v = q[c]
+        out[y, x, c] = np.uint16(min(max(v, np.float32(0)), full))
+
+
 @nb.njit(**_NJIT_PARALLEL)
 def to_rgb16(rgb, matrix, use_matrix, out):
     """``render.apply_matrix(render.quantise(rgb * 65535), matrix)`` into ``out`` (uint16).
@@ -26,18 +42,25 @@ def to_rgb16(rgb, matrix, use_matrix, out):
     for y in nb.prange(h):
         q = np.empty(3, dtype=np.float32)
         for x in range(w):
-            for c in range(3):
-                v = np.floor(np.float32(rgb[y, x, c] * full) + sixteenth)
-                q[c] = min(max(v, np.float32(0)), full)
-            for c in range(3):
-                if use_matrix:
-                    v = matrix[c, 0] * q[0]
-                    v = v + matrix[c, 1] * q[1]
-                    v = v + matrix[c, 2] * q[2]
-                    v = np.trunc(v)
-                else:
-                    v = q[c]
-                out[y, x, c] = np.uint16(min(max(v, np.float32(0)), full))
+            _rgb16_pixel(rgb, y, x, matrix, use_matrix, out, q, sixteenth, full)
+
+
+@nb.njit(**_NJIT_PARALLEL)
+def to_rgb16_counting(rgb, matrix, use_matrix, out, parts):
+    """:func:`to_rgb16`, adding each written value's ``>> 3`` bin to ``parts``
+    ((blocks, 3, 8192) int64, summed over blocks = :func:`histogram` of ``out``):
+    the histogram of a band while its values are in the cache."""
+    h, w, _ = rgb.shape
+    sixteenth = np.float32(1 / 16)
+    full = np.float32(65535)
+    n_blocks = min(h, parts.shape[0])
+    for b in nb.prange(n_blocks):
+        q = np.empty(3, dtype=np.float32)
+        for y in range(b * h // n_blocks, (b + 1) * h // n_blocks):
+            for x in range(w):
+                _rgb16_pixel(rgb, y, x, matrix, use_matrix, out, q, sixteenth, full)
+                for c in range(3):
+                    parts[b, c, out[y, x, c] >> 3] += 1
 
 
 @nb.njit(**_NJIT_PARALLEL)

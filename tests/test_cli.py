@@ -365,3 +365,20 @@ def test_console_script_subprocess(tmp_path, sample_dng):
     p = subprocess.run(cmd + ["demosaick", str(tmp_path / "missing.dng"), str(out)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and p.stderr.strip().startswith("Error: ")
+
+
+def test_console_entry_flushes_and_keeps_exit_codes(tmp_path):
+    # The console script ends with os._exit: piped output must still arrive in full,
+    # and the exit codes must be click's (0 ok, 1 runtime error, 2 usage error).
+    cmd = [sys.executable, "-m", "pafu_cli"]
+    p = subprocess.run(cmd + ["models"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    names = [line.split(":")[0] for line in p.stdout.splitlines()]
+    assert "demosaick" in names and "upscale_x4" in names
+    p = subprocess.run(cmd + ["upscale", "-s", "7", "a.png", "b.png"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 2 and "'7' is not one of" in p.stderr
+    p = subprocess.run(cmd + ["upscale", "-s", "2", str(tmp_path / "missing.png"), str(tmp_path / "o.png")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.startswith("Error: ") and "missing.png" in p.stderr
+    assert not (tmp_path / "o.png").exists()

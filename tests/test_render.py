@@ -107,6 +107,14 @@ def test_render_kernels_match_numpy(rng):
         out = np.empty(rgb.shape, np.uint16)
         rk.to_rgb16(rgb, m if matrix is not None else np.eye(3, dtype=np.float32), matrix is not None, out)
         np.testing.assert_array_equal(out, render.apply_matrix(q, matrix))
+        # The band-by-band form with the histogram counted on the way (bands of 10 rows).
+        banded = np.zeros_like(out)
+        parts = np.zeros((4, 3, 0x2000), np.int64)
+        for r0 in range(0, rgb.shape[0], 10):
+            rk.to_rgb16_counting(rgb[r0:r0 + 10], m if matrix is not None else np.eye(3, dtype=np.float32),
+                                 matrix is not None, banded[r0:r0 + 10], parts)
+        np.testing.assert_array_equal(banded, out)
+        np.testing.assert_array_equal(parts.sum(0), render.histogram(out))
     rgb16 = rng.integers(0, 65536, (41, 23, 3)).astype(np.uint16)
     np.testing.assert_array_equal(rk.histogram(rgb16), render.histogram(rgb16))
     black = np.array([512.5, 500.0, 498.25, 530.0])

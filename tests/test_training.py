@@ -170,3 +170,39 @@ def test_train_loop_exports_checkpoints_and_resumes(tmp_path):
     cfg.iters = 6
     train(cfg, command="pafu train test")
     assert torch.load(ckpt, weights_only=False)["step"] == 6
+
+
+def test_revive_splits_a_busy_kernel_into_a_dead_one():
+    from pafu_cli.training.loop import revive_dead_kernels
+
+    torch.manual_seed(0)
+    net = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3] * 4, width=8, depth=3)
+    _randomise(net, 3)
+    last = net.selector[-1]
+    with torch.no_grad():  # kernel 1 never wins; kernel 0 wins most pixels
+        last.bias[1] = -1e3
+        last.bias[0] = 5.0
+    rng = np.random.default_rng(0)
+    g = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+
+    def sampler(_rng):  # smooth random images: (low-res, high-res) pairs
+        hr = torch.stack([torch.sin(xx / (2 + 4 * torch.rand(1, generator=g)) + torch.rand(1, generator=g) * 6)
+                          * torch.cos(yy / (2 + 4 * torch.rand(1, generator=g)))
+                          for _ in range(6)])[:, None].repeat(1, 3, 1, 1) * 0.4 + 0.5
+        return torch.nn.functional.avg_pool2d(hr, 2), hr
+
+    with torch.no_grad():
+        before = net.logits(net.prepare(sampler(rng)[0])).argmax(1)
+    counts = np.bincount(before.reshape(-1).numpy(), minlength=4)
+    assert counts[1] == 0 and counts[0] > 0.5 * counts.sum()
+    w0 = last.weight[0, :, 0, 0].detach().clone()
+    pairs = revive_dead_kernels(net, sampler, rng, counts, min_share=0.01, refit_batches=4)
+    assert (1, 0) in pairs
+    # The two rows moved apart symmetrically from the source's row ...
+    np.testing.assert_allclose((last.weight[0, :, 0, 0] + last.weight[1, :, 0, 0]).detach() / 2, w0, atol=1e-5)
+    with torch.no_grad():
+        after = net.logits(net.prepare(sampler(rng)[0])).argmax(1).reshape(-1).numpy()
+    share = np.mean(after == 1) / max(np.mean((after == 0) | (after == 1)), 1e-9)
+    assert 0.15 < share < 0.85  # ... and split the source's pixels into two real parts
+    assert not torch.equal(net.bank[0], net.bank[1])  # each refitted on its own pixels

@@ -71,6 +71,8 @@ class TrainConfig:
     kmeans_samples: int = 40000
     init: str = "kmeans"  # or "random": every kernel the LS fit on a random pixel split
     selector_pretrain: int = 500
+    revive_every: int = 0  # steps between dead-kernel splits (0: off); only in the first half
+    revive_min_share: float = 0.002  # a kernel chosen for less than this share of pixels is dead
 
     def default_patch(self):
         if self.patch:
@@ -257,6 +259,74 @@ def _init_bank(net: PafuNet, sampler, rng, cfg):
     refit_bank(net, sampler, rng, max(20, cfg.refit_batches // 4), assign="selector")
 
 
+def _reset_adam_rows(opt, param, rows):
+    st = opt.state.get(param)
+    if st:
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in st:
+                st[key][rows] = 0
+
+
+def revive_dead_kernels(net: PafuNet, sampler: Sampler, rng, counts, min_share: float,
+                        opt_sel=None, opt_bank=None, refit_batches: int = 20) -> list:
+    """Split busy kernels into dead ones (in place); returns the (dead, source) pairs.
+
+    Straight-through Gumbel training leaves many kernels unchosen (they get no
+    gradient and stay dead). Each dead kernel takes over half of the pixels of
+    a busy one, as in splitting a vector-quantiser codebook: the two share the
+    source's last-layer selector row, moved apart along the first principal
+    direction of the source's hidden features (so the split follows the
+    largest variation among its pixels), and both kernels are refitted by
+    least squares on their new pixels.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return []
+    dead = [int(z) for z in np.flatnonzero(counts < min_share * total)]
+    busy = [int(z) for z in np.argsort(-counts) if counts[z] >= 4 * min_share * total]
+    pairs = list(zip(dead, busy))
+    if not pairs:
+        return []
+    last = net.selector[-1]
+    with torch.no_grad():
+        xb, _ = sampler(rng)
+        x = net.prepare(xb)
+        h = (x - net.in_mean.view(1, -1, 1, 1)) * net.in_scale.view(1, -1, 1, 1)
+        for i, conv in enumerate(net.selector[:-1]):
+            r = (conv.kernel_size[0] - 1) // 2
+            h = F.relu(conv(F.pad(h, (r, r, r, r), mode="reflect") if r else h))
+        feats = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        choice = last(h).argmax(1).reshape(-1)
+        for d, s in pairs:
+            hs = feats[choice == s]
+            if len(hs) < 2 * feats.shape[1]:
+                continue
+            mean = hs.mean(0)
+            _, _, vt = torch.linalg.svd(hs - mean, full_matrices=False)
+            v = vt[0]
+            std = ((hs - mean) @ v).std().clamp(min=1e-6)
+            delta = v / std  # logit difference of about +-2 per standard deviation
+            w0, b0 = last.weight[s, :, 0, 0].clone(), last.bias[s].clone()
+            last.weight[s, :, 0, 0] = w0 - delta
+            last.weight[d, :, 0, 0] = w0 + delta
+            last.bias[s] = b0 + delta @ mean
+            last.bias[d] = b0 - delta @ mean
+        bank = net.bank.data.clone()
+        refit_bank(net, sampler, rng, refit_batches)
+        keep = torch.ones(net.n_kernels, dtype=torch.bool)
+        for d, s in pairs:
+            keep[d] = keep[s] = False
+        net.bank.data[keep] = bank[keep]
+    rows = [z for pair in pairs for z in pair]
+    if opt_bank is not None:
+        _reset_adam_rows(opt_bank, net.bank, rows)
+    if opt_sel is not None:
+        _reset_adam_rows(opt_sel, last.weight, rows)
+        _reset_adam_rows(opt_sel, last.bias, rows)
+    return pairs
+
+
 def train(cfg: TrainConfig, command: str = "") -> dict:
     """Train a PAFU model and export it to ``cfg.out``; returns a summary dict."""
     if cfg.threads:
@@ -294,6 +364,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     base_lr = ((opt_sel, cfg.lr_selector), (opt_bank, cfg.lr_bank))
     t0 = time.time()
     run_loss = 0.0
+    use = torch.zeros(net.n_kernels, dtype=torch.float64)
     while step < cfg.iters:
         tau = cfg.tau0 * (cfg.tau1 / cfg.tau0) ** (step / max(1, cfg.iters - 1))
         cos = 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / cfg.iters))  # cosine decay to 5%
@@ -301,7 +372,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr * cos
         xb, yb = sampler(rng)
-        out, _ = net(xb, tau=tau, mode="gumbel")
+        out, sel = net(xb, tau=tau, mode="gumbel")
         task_loss = F.l1_loss(_crop(out, m), _crop(yb, m))
         loss = task_loss + cfg.decorrelation * net.decorrelation() if cfg.decorrelation else task_loss
         update_selector = (step % 4 == 0) if cfg.alternate else True
@@ -315,6 +386,15 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             opt_bank.step()
         step += 1
         run_loss += task_loss.item()
+        if cfg.revive_every:
+            use += _crop(sel.detach(), m // net.shuffle).sum((0, 2, 3)).double()
+            if step % cfg.revive_every == 0:
+                if step <= cfg.iters // 2:
+                    pairs = revive_dead_kernels(net, sampler, rng, use.numpy(), cfg.revive_min_share,
+                                                opt_sel, opt_bank)
+                    if pairs:
+                        log.info("step %d: split %s", step, " ".join(f"{s}->{d}" for d, s in pairs))
+                use.zero_()
         if step % cfg.log_every == 0:
             log.info("step %d/%d tau %.3f l1 %.5f (%.2fs/step)", step, cfg.iters, tau,
                      run_loss / cfg.log_every, (time.time() - t0) / cfg.log_every)
