@@ -341,7 +341,8 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, table, s, top, left, ou
 
 
 @nb.njit(**_NJIT_PARALLEL)
-def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table, s, top, left, band, out, idx):
+def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table, s, top, left, band, out, idx,
+              n_chunks):
     """The whole model on ``x`` (H, W, Ci) in bands of ``band`` rows, in parallel.
 
     With ``cfa`` a 2-D mosaic (and ``x`` of shape (H, W, 0)), the input is
@@ -369,31 +370,49 @@ def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table
         cmax = max(cmax, meta[l, 0])
     big_r = (big_k - 1) // 2
     n_bands = (h + band - 1) // band
-    for bi in nb.prange(n_bands):
-        y0 = bi * band
-        y1 = min(h, y0 + band)
-        rows = y1 - y0 + 2 * marg[0]
-        buf_a = np.empty((cmax, rows, w + 2 * pad), dtype=np.float32)
-        buf_b = np.empty((cmax, rows, w + 2 * pad), dtype=np.float32)
+    n_chunks = max(1, min(n_chunks, n_bands))
+    most = min(band, h)
+    wa, wr = w + 2 * pad, w + 2 * big_r
+    # One chunk of consecutive bands per thread, with its scratch memory allocated
+    # once: per-band arrays of a few MB would be mapped afresh (and page-faulted)
+    # band after band by glibc.
+    for chunk in nb.prange(n_chunks):
+        flat_a = np.empty(cmax * (most + 2 * marg[0]) * wa, dtype=np.float32)
+        flat_b = np.empty(cmax * (most + 2 * marg[0]) * wa, dtype=np.float32)
+        flat_raw = np.empty(ci * (most + 2 * big_r) * wr, dtype=np.float32)
         acc = np.empty(TILE, dtype=np.float32)
         best = np.empty(TILE, dtype=np.float32)
-        if bayer:
-            _fill_bayer(cfa, ctop, cleft, h, w, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
-        else:
-            _fill_input(x, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
-        src, dst = buf_a, buf_b
-        src_v0 = y0 - marg[0]
-        for l in range(n_layers - 1):
-            m = marg[l + 1]
-            dst_v0 = y0 - m
-            _conv_layer(src, src_v0, dst, dst_v0, max(0, y0 - m), min(h, y1 + m), w, pad, wf, bf, meta, l, acc)
-            _reflect_pads(dst, meta[l, 0], dst_v0, y1 - y0 + 2 * m, h, w, pad)
-            src, dst = dst, src
-            src_v0 = dst_v0
-        _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, idx)
-        raw = np.empty((ci, y1 - y0 + 2 * big_r, w + 2 * big_r), dtype=np.float32)
-        if bayer:
-            _fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
-        else:
-            _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
-        _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, table, s, top, left, out)
+        for bi in range(chunk * n_bands // n_chunks, (chunk + 1) * n_bands // n_chunks):
+            _one_band(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, table, s, top, left, out, idx,
+                      h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, bi * band, min(h, bi * band + band),
+                      flat_a, flat_b, flat_raw, acc, best)
+
+
+@nb.njit(**_NJIT)
+def _one_band(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, table, s, top, left, out, idx,
+              h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, y0, y1, flat_a, flat_b, flat_raw, acc, best):
+    """:func:`run_bands` for the band of rows ``y0 .. y1``, in the given scratch memory."""
+    rows = y1 - y0 + 2 * marg[0]
+    wa, wr = w + 2 * pad, w + 2 * big_r
+    buf_a = flat_a[: cmax * rows * wa].reshape((cmax, rows, wa))
+    buf_b = flat_b[: cmax * rows * wa].reshape((cmax, rows, wa))
+    if bayer:
+        _fill_bayer(cfa, ctop, cleft, h, w, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
+    else:
+        _fill_input(x, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
+    src, dst = buf_a, buf_b
+    src_v0 = y0 - marg[0]
+    for l in range(n_layers - 1):
+        m = marg[l + 1]
+        dst_v0 = y0 - m
+        _conv_layer(src, src_v0, dst, dst_v0, max(0, y0 - m), min(h, y1 + m), w, pad, wf, bf, meta, l, acc)
+        _reflect_pads(dst, meta[l, 0], dst_v0, y1 - y0 + 2 * m, h, w, pad)
+        src, dst = dst, src
+        src_v0 = dst_v0
+    _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, idx)
+    raw = flat_raw[: ci * (y1 - y0 + 2 * big_r) * wr].reshape((ci, y1 - y0 + 2 * big_r, wr))
+    if bayer:
+        _fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
+    else:
+        _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
+    _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, table, s, top, left, out)

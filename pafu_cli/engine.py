@@ -178,7 +178,7 @@ def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band, out=N
     bank, table = _apply_layout(model)
     _band.run_bands(x, cfa, ctop, cleft, model.selector_input_mean.astype(np.float32),
                     model.selector_input_scale.astype(np.float32), wf, bf, meta,
-                    bank, model.bank.shape[3], table, f, top, left, band, out, idx)
+                    bank, model.bank.shape[3], table, f, top, left, band, out, idx, _band.nb.get_num_threads())
     return out, idx
 
 
