@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -358,10 +359,15 @@ def demosaick_file(src, dst, opts: DemosaickOptions) -> None:
         n = io.raw_pixel_count(src)
         check_memory(src, n * (_RAW_BYTES_PER_PIXEL + (2 if opts.selection_map else 0))
                      + BAND_PIXELS * _BAND_BYTES_PER_PIXEL, "demosaicking")
+        t0 = time.perf_counter()
         raw, plan, rgb16 = _read_raw_loading_kernels(src, opts)
+        t1 = time.perf_counter()
         shape, dtype, strips, pic = render_raw_strips(raw, opts, rgb16, plan)
         del raw  # the mosaic is no longer needed while the strips are written
+        t2 = time.perf_counter()
         io.write_rows(dst, shape, dtype, strips, overwrite=opts.overwrite)
+        log.info("%s: read %.2f s (with loading the kernels), render %.2f s, curve + write %.2f s",
+                 src, t1 - t0, t2 - t1, time.perf_counter() - t2)
         if pic is not None:
             io.write_image(opts.selection_map, pic, overwrite=opts.overwrite)
         return
