@@ -51,6 +51,8 @@ import click
               help="Initialisation: selector steps learning the k-means patch clusters.")
 @click.option("--init", "init", type=click.Choice(["kmeans", "random"]), default="kmeans", show_default=True,
               help="Bank/selector start: k-means input partition, or near-identical kernels (ablation).")
+@click.option("--balance", default=0.0, show_default=True,
+              help="Weight of a load-balancing term (n x sum of share x soft share per kernel) against unused kernels.")
 @click.option("--revive", "revive_every", default=0, show_default=True,
               help="Every N steps of the first half, split busy kernels into unused ones (0: off).")
 @click.option("--seed", default=0, show_default=True)
@@ -58,7 +60,7 @@ import click
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean, noise_min, val_sigma,
-              color_aug, passthrough, selector_input, selector_pretrain, init, revive_every, seed, threads,
+              color_aug, passthrough, selector_input, selector_pretrain, init, balance, revive_every, seed, threads,
               checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
@@ -83,7 +85,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
         val_sigma=val_sigma / 255, color_aug=color_aug, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
-        checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, revive_every=revive_every,
+        checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, balance=balance, revive_every=revive_every,
     )
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")

@@ -71,6 +71,7 @@ class TrainConfig:
     kmeans_samples: int = 40000
     init: str = "kmeans"  # or "random": every kernel the LS fit on a random pixel split
     selector_pretrain: int = 500
+    balance: float = 0.0  # weight of the load-balancing term n * sum_z f_z p_z (0: off)
     revive_every: int = 0  # steps between dead-kernel splits (0: off); only in the first half
     revive_min_share: float = 0.002  # a kernel chosen for less than this share of pixels is dead
 
@@ -375,6 +376,10 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         out, sel = net(xb, tau=tau, mode="gumbel")
         task_loss = F.l1_loss(_crop(out, m), _crop(yb, m))
         loss = task_loss + cfg.decorrelation * net.decorrelation() if cfg.decorrelation else task_loss
+        if cfg.balance:  # f_z: share of pixels choosing z (the values are the hard choices,
+            # the gradient goes through the soft ones), as in mixture-of-experts routing
+            share = _crop(sel, m // net.shuffle).mean((0, 2, 3))
+            loss = loss + cfg.balance * net.n_kernels * (share.detach() * share).sum()
         update_selector = (step % 4 == 0) if cfg.alternate else True
         update_bank = (step % 4 != 0) if cfg.alternate else True
         opt_sel.zero_grad()
