@@ -206,3 +206,26 @@ def test_revive_splits_a_busy_kernel_into_a_dead_one():
     share = np.mean(after == 1) / max(np.mean((after == 0) | (after == 1)), 1e-9)
     assert 0.15 < share < 0.85  # ... and split the source's pixels into two real parts
     assert not torch.equal(net.bank[0], net.bank[1])  # each refitted on its own pixels
+
+
+def test_balance_loss_pushes_pixels_off_the_busiest_kernel():
+    from pafu_cli.training.loop import balance_loss
+
+    torch.manual_seed(0)
+    net = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3] * 4, width=8, depth=3)
+    _randomise(net, 3)
+    with torch.no_grad():
+        net.selector[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0, -3.0]))
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    _, sel = net(x, tau=1.0, mode="gumbel")
+    share = sel.detach().mean((0, 2, 3)).numpy()
+    loss = balance_loss(sel)
+    assert abs(loss.item() - 4 * float((share ** 2).sum())) < 1e-5 and loss.item() > 1.0
+    loss.backward()
+    g = net.selector[-1].bias.grad.numpy()
+    busiest = int(np.argmax(share))
+    assert g[busiest] > 0 and g[busiest] == g.max()  # descending lowers the busiest logit
+    # Equal shares: the minimum, 1.
+    even = torch.zeros(1, 4, 2, 2)
+    even[0, 0, 0, 0] = even[0, 1, 0, 1] = even[0, 2, 1, 0] = even[0, 3, 1, 1] = 1
+    assert abs(balance_loss(even).item() - 1.0) < 1e-6

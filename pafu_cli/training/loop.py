@@ -260,6 +260,17 @@ def _init_bank(net: PafuNet, sampler, rng, cfg):
     refit_bank(net, sampler, rng, max(20, cfg.refit_batches // 4), assign="selector")
 
 
+def balance_loss(sel):
+    """``n * sum_z f_z * f_z'`` over the selection weights ``sel`` (B, n, H, W):
+    ``f_z`` the share of pixels choosing kernel z (the straight-through values
+    are the hard choices) and ``f_z'`` the same with its gradient (through the
+    soft choices), as in mixture-of-experts routing. 1 when every kernel is
+    chosen equally often, n when one takes all; its gradient moves pixels away
+    from the busiest kernels."""
+    share = sel.mean((0, 2, 3))
+    return sel.shape[1] * (share.detach() * share).sum()
+
+
 def _reset_adam_rows(opt, param, rows):
     st = opt.state.get(param)
     if st:
@@ -376,10 +387,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         out, sel = net(xb, tau=tau, mode="gumbel")
         task_loss = F.l1_loss(_crop(out, m), _crop(yb, m))
         loss = task_loss + cfg.decorrelation * net.decorrelation() if cfg.decorrelation else task_loss
-        if cfg.balance:  # f_z: share of pixels choosing z (the values are the hard choices,
-            # the gradient goes through the soft ones), as in mixture-of-experts routing
-            share = _crop(sel, m // net.shuffle).mean((0, 2, 3))
-            loss = loss + cfg.balance * net.n_kernels * (share.detach() * share).sum()
+        if cfg.balance:
+            loss = loss + cfg.balance * balance_loss(_crop(sel, m // net.shuffle))
         update_selector = (step % 4 == 0) if cfg.alternate else True
         update_bank = (step % 4 != 0) if cfg.alternate else True
         opt_sel.zero_grad()
