@@ -156,6 +156,13 @@ def wall(cmd, repeats, env=None, cwd=None):
     return float(np.median(times))
 
 
+def settle():
+    """Flush written files to disk and pause, so that the kernel's background
+    writeback of earlier cases (gigabytes of TIFFs) does not run during the next."""
+    os.sync()
+    time.sleep(2)
+
+
 def wall_interleaved(cmds, repeats):
     """Median wall time of each command, run in turn (a, b, a, b, ...) so that
     drifts of the machine's speed hit all of them alike."""
@@ -245,6 +252,7 @@ def main():
     cfa = make_mosaic(Path(a.data), h, w)
     np.save(tmp / "cfa.npy", cfa)
     write_dng(tmp / "big.dng", cfa)
+    settle()
     rows = []
 
     def row(name, r, out_mp, anchor=None, quality=""):
@@ -270,6 +278,7 @@ def main():
                 run_case("demosaick", tmp / f"cfa_{sh}.npy", "default"), sh * sw / 1e6, ahd)
 
     # End to end: read, render, write a 16-bit TIFF, against rawpy + AHD + imageio.
+    settle()
     e2e_ref = tmp / "e2e_ref.py"
     e2e_ref.write_text(
         "import sys, rawpy, imageio.v3 as iio\n"
@@ -288,6 +297,7 @@ def main():
     e2e = run_case("cli", "-q", "demosaick", "--overwrite", tmp / "big.dng", tmp / "out.tif", "--bits", "16")
     row("end to end: pafu demosaick big.dng out.tif --bits 16", {"seconds": t_pafu, "peak_mb": e2e["peak_mb"]},
         mp, ref)
+    settle()
 
     import imageio.v3 as iio
 
