@@ -42,6 +42,8 @@ import click
                    "stored as the model's noise_sigma (the level --denoise picks it for).")
 @click.option("--color-aug", default=0.0, show_default=True,
               help="Demosaick: share of patches with random channel permutation and saturation.")
+@click.option("--color-sat", default=2.0, show_default=True,
+              help="Demosaick: largest saturation factor of --color-aug (log-uniform from 0.5).")
 @click.option("--passthrough/--no-passthrough", default=False, show_default=True,
               help="Demosaick: keep the known sample of every pixel (learn only the missing colours).")
 @click.option("--selector-input", type=click.Choice(["packed", "full"]), default="packed", show_default=True,
@@ -60,8 +62,8 @@ import click
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean, noise_min, val_sigma,
-              color_aug, passthrough, selector_input, selector_pretrain, init, balance, revive_every, seed, threads,
-              checkpoint):
+              color_aug, color_sat, passthrough, selector_input, selector_pretrain, init, balance, revive_every, seed,
+              threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
     \b
@@ -84,7 +86,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
-        val_sigma=val_sigma / 255, color_aug=color_aug, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
+        val_sigma=val_sigma / 255, color_aug=color_aug, color_sat=color_sat, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, balance=balance, revive_every=revive_every,
     )
     if task == "upscale" and scale not in (2, 3, 4):

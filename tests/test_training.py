@@ -92,6 +92,20 @@ def test_noise_specialist_range():
     assert 0.029 < min(sds) and max(sds) < 0.041
 
 
+@pytest.mark.parametrize("sat_max", [2.0, 3.0])
+def test_colour_variation_keeps_grey_and_scales_chroma_within_range(sat_max):
+    rng = np.random.default_rng(0)
+    base = 0.5 + 0.05 * rng.standard_normal((8, 8, 3)).astype(np.float32)  # small chroma: no clipping
+    factors = []
+    for i in range(200):
+        out = tdata.vary_colours(np.random.default_rng(i), base, sat_max)
+        np.testing.assert_allclose(out.mean(2), base.mean(2), atol=1e-6)  # grey axis kept
+        chroma_in = np.sort((base - base.mean(2, keepdims=True)).ravel() ** 2)
+        chroma_out = np.sort((out - out.mean(2, keepdims=True)).ravel() ** 2)
+        factors.append(np.sqrt(chroma_out.sum() / chroma_in.sum()))
+    assert 0.5 - 1e-5 <= min(factors) < 0.6 and sat_max * 0.9 < max(factors) <= sat_max + 1e-5
+
+
 def test_passthrough_keeps_known_samples_whatever_the_bank():
     torch.manual_seed(0)
     net = PafuNet("demosaick", 1, n_kernels=4, width=4, passthrough=True)

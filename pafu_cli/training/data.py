@@ -125,11 +125,14 @@ class NoiseRange:
         return np.clip(noisy, 0, 1).astype(np.float32)
 
 
-def vary_colours(rng, rgb: np.ndarray) -> np.ndarray:
-    """Random channel permutation and saturation change (grey axis kept), clipped to [0, 1]."""
+def vary_colours(rng, rgb: np.ndarray, sat_max: float = 2.0) -> np.ndarray:
+    """Random channel permutation and saturation change (grey axis kept), clipped to [0, 1].
+
+    The saturation factor is log-uniform in [0.5, ``sat_max``].
+    """
     rgb = rgb[..., rng.permutation(3)]
     grey = rgb.mean(axis=2, keepdims=True)
-    sat = np.float32(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    sat = np.float32(np.exp(rng.uniform(np.log(0.5), np.log(sat_max))))
     return np.clip(grey + sat * (rgb - grey), 0, 1).astype(np.float32)
 
 
@@ -143,13 +146,14 @@ class BayerImages:
     def build(cls, files):
         return cls([read_rgb8(f) for f in files])
 
-    def sample(self, rng, batch: int, patch: int, noise: NoiseRange, color_aug: float = 0.0):
+    def sample(self, rng, batch: int, patch: int, noise: NoiseRange, color_aug: float = 0.0,
+               color_sat: float = 2.0):
         """(B, 1, p, p) RGGB mosaics and (B, 3, p, p) ground truth, float32 in [0, 1].
 
         Each patch is mosaicked with a random one of the four layouts and then
         phase-shifted to RGGB by dropping its first row and/or column, exactly
         the shift inference applies. ``color_aug`` is the share of patches whose
-        colours are varied (random RGB permutation and saturation x0.5..2),
+        colours are varied (random RGB permutation and saturation x0.5..``color_sat``),
         so that the bank sees colour statistics beyond those of the photos.
         """
         picks = _pick(rng, [a.shape[:2] for a in self.images], batch, patch + 1)
@@ -161,7 +165,7 @@ class BayerImages:
             crop = dihedral(im[y0 : y0 + patch + 1, x0 : x0 + patch + 1], int(rng.integers(8)))
             crop = crop.astype(np.float32) / 255
             if color_aug and rng.random() < color_aug:
-                crop = vary_colours(rng, crop)
+                crop = vary_colours(rng, crop, color_sat)
             pattern = PATTERNS[int(rng.integers(4))]
             cfa = mosaic(crop, pattern)
             ry, rx = RED_OFFSET[pattern]

@@ -59,6 +59,7 @@ class TrainConfig:
     noise_sigma_min: float = 0.0
     val_sigma: float = 0.0  # demosaick: mosaic noise (0..1 units) of the validation that picks the bank
     color_aug: float = 0.0
+    color_sat: float = 2.0  # demosaick: largest saturation factor of the colour augmentation
     passthrough: bool = False  # demosaick: copy the known samples (see PafuNet)
     selector_input: str = "packed"  # demosaick: "full" = full-resolution selector (ablation)
     shrink: tuple = (1.0, 0.8, 0.6)
@@ -97,7 +98,7 @@ class Sampler:
         if c.task == "upscale":
             x, y = self.src.sample(rng, c.batch, c.default_patch(), c.scale)
         else:
-            x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise, c.color_aug)
+            x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise, c.color_aug, c.color_sat)
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
