@@ -13,5 +13,5 @@ pafu evaluate demosaick --data "$DATA" --denoise auto --sigma 0 --sigma 5 --sigm
 pafu evaluate demosaick --data "$DATA" --denoise on --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s5 --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s10 --sigma 0 --sigma 5 --sigma 10
-pafu evaluate demosaick --data "$DATA" --model demosaick_w24
+pafu evaluate demosaick --data "$DATA" --model demosaick_vivid --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick --sigma 5 --sigma 10

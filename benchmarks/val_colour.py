@@ -7,7 +7,7 @@ this scores models on the held-out tenth of the training data (the same split
 saturation multiplied by ``--saturation`` around its per-pixel grey (clipped),
 which weakens the inter-channel correlation the way McMaster's colours do.
 
-    python benchmarks/val_colour.py default demosaick_w24 runs/x.npz
+    python benchmarks/val_colour.py default demosaick_vivid runs/x.npz
 """
 
 from __future__ import annotations
