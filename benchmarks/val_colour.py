@@ -20,14 +20,12 @@ from pafu_cli.bayer import mosaic
 from pafu_cli.demosaick import demosaick
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.models import resolve_model
-from pafu_cli.training.data import list_images, read_rgb8, split_files
+from pafu_cli.training.data import list_images, read_rgb8, scale_saturation, split_files
 
 
 def saturate(im8: np.ndarray, factor: float) -> np.ndarray:
     """uint8 RGB with saturation scaled by ``factor`` around the channel mean."""
-    x = im8.astype(np.float32)
-    grey = x.mean(axis=2, keepdims=True)
-    return np.clip(np.rint(grey + factor * (x - grey)), 0, 255).astype(np.uint8)
+    return np.rint(scale_saturation(im8.astype(np.float32), factor, 255)).astype(np.uint8)
 
 
 def score(model, images, factor: float) -> float:

@@ -125,15 +125,21 @@ class NoiseRange:
         return np.clip(noisy, 0, 1).astype(np.float32)
 
 
+def scale_saturation(rgb: np.ndarray, factor, peak: float = 1.0) -> np.ndarray:
+    """``rgb`` with its saturation scaled by ``factor`` around the per-pixel channel
+    mean (the grey axis kept), clipped to [0, ``peak``]."""
+    grey = rgb.mean(axis=2, keepdims=True)
+    return np.clip(grey + factor * (rgb - grey), 0, peak)
+
+
 def vary_colours(rng, rgb: np.ndarray, sat_max: float = 2.0) -> np.ndarray:
     """Random channel permutation and saturation change (grey axis kept), clipped to [0, 1].
 
     The saturation factor is log-uniform in [0.5, ``sat_max``].
     """
     rgb = rgb[..., rng.permutation(3)]
-    grey = rgb.mean(axis=2, keepdims=True)
     sat = np.float32(np.exp(rng.uniform(np.log(0.5), np.log(sat_max))))
-    return np.clip(grey + sat * (rgb - grey), 0, 1).astype(np.float32)
+    return scale_saturation(rgb, sat).astype(np.float32)
 
 
 @dataclasses.dataclass
