@@ -8,8 +8,10 @@ pafu evaluate upscale --data "$DATA" --ensemble
 echo "## Demosaicking, noise-free, CPSNR (dB)"
 pafu evaluate demosaick --data "$DATA"
 pafu evaluate demosaick --data "$DATA" --model bilinear
+pafu evaluate demosaick --data "$DATA" --colours auto
 echo "## Joint denoise + demosaick, CPSNR (dB)"
 pafu evaluate demosaick --data "$DATA" --denoise auto --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --denoise auto --colours auto --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --denoise on --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s5 --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s10 --sigma 0 --sigma 5 --sigma 10

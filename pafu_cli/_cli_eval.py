@@ -36,9 +36,13 @@ def _record(model_name: str, key: str, value: float) -> None:
 @click.option("--denoise", type=click.Choice(["on", "auto"]), default=None,
               help="Demosaick: pick the model per image from the noise estimate, as "
                    "'pafu demosaick --denoise on|auto' does (instead of --model).")
+@click.option("--colours", type=click.Choice(["auto", "natural", "vivid"]), default=None,
+              help="Demosaick: pick the noise-free model per image from its colourfulness, as "
+                   "'pafu demosaick --colours auto' does (instead of --model; default: the "
+                   "default model alone).")
 @click.option("--baseline", is_flag=True, help="Upscale: also MATLAB bicubic.")
 @click.option("--record", is_flag=True, help="Write the means into the shipped default model's provenance.")
-def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise, baseline, record):
+def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise, colours, baseline, record):
     """Print a markdown table of mean PSNR per test set.
 
     \b
@@ -46,6 +50,7 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise,
       $ pafu evaluate upscale --data ../shared/data --baseline
       $ pafu evaluate demosaick --data ../shared/data --sigma 0 --sigma 5 --sigma 10
       $ pafu evaluate demosaick --data ../shared/data --denoise on --sigma 0 --sigma 5
+      $ pafu evaluate demosaick --data ../shared/data --denoise auto --colours auto
     """
     from . import evaluate as ev
     from .models import DEFAULT_MODELS
@@ -75,15 +80,17 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise,
             picks = {}
             for g in sigmas:
                 for s in sets:
-                    scores = ev.demosaick_scores(root / s, model, g, denoise=denoise, picks=picks)
+                    scores = ev.demosaick_scores(root / s, model, g, denoise=denoise, picks=picks,
+                                                 colours=colours)
                     sc = np.array(list(scores.values()))
                     vals += [sc[:, 0].mean(), sc[:, 1].mean()]
-                    if record and not denoise:
+                    if record and not (denoise or colours):
                         name = model or DEFAULT_MODELS[("demosaick", 1)]
                         _record(name, f"{s} b10" + (f" sigma{g:g}" if g else ""), sc[:, 0].mean())
-            label = f"--denoise {denoise} (noise-estimate pick)" if denoise else model or "pafu (default)"
+            label = " ".join(([f"--denoise {denoise}"] if denoise else [])
+                             + ([f"--colours {colours}"] if colours else [])) or model or "pafu (default)"
             rows = {label: vals}
-            if denoise:
+            if denoise or colours:
                 click.echo("models picked: " + "; ".join(f"{k}: " + ", ".join(f"{n} x{c}" for n, c in sorted(v.items()))
                                                          for k, v in picks.items()), err=True)
     except PafuError as e:

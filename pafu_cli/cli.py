@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .bayer import PATTERNS
+from .models import COLOUR_CHOICES
 
 # Choices, kept here so that `--help` needs no heavy imports.
 DENOISE_CHOICES = ("auto", "off", "on")
@@ -136,6 +137,10 @@ def _run(job, inputs, output, opts, extensions, default_ext, jobs, selection_map
 @click.option("--denoise", type=click.Choice(DENOISE_CHOICES), default="auto", show_default=True,
               help="Use the joint demosaick+denoise model: 'auto' decides from ISO and a noise "
                    "estimate (-v says which).")
+@click.option("--colours", type=click.Choice(COLOUR_CHOICES), default="auto", show_default=True,
+              help="Noise-free model: 'vivid' is trained for saturated colours (flowers, "
+                   "stained glass, stage light), 'natural' for ordinary photographs; 'auto' "
+                   "picks per picture by its colourfulness (-v says which).")
 @click.option("--pattern", type=click.Choice(PATTERNS, case_sensitive=False), default=None,
               help="CFA pattern of a mosaic PNG/TIFF input (RAW files carry their own).")
 @click.option("--wb", type=click.Choice(WB_CHOICES), default="camera", show_default=True,
@@ -154,7 +159,7 @@ def _run(job, inputs, output, opts, extensions, default_ext, jobs, selection_map
 @_overwrite_opt
 @_jobs_opt
 @click.pass_context
-def demosaick_cmd(ctx, inputs, output, model, denoise, pattern, wb, bright, auto_bright, gamma,
+def demosaick_cmd(ctx, inputs, output, model, denoise, colours, pattern, wb, bright, auto_bright, gamma,
                   linear, bits, selection_map, overwrite, jobs):
     """Demosaick camera RAW files into PNG/TIFF pictures, with a PAFU model inside
     LibRaw's rendering (black/white levels, white balance, colour matrix,
@@ -185,7 +190,7 @@ def demosaick_cmd(ctx, inputs, output, model, denoise, pattern, wb, bright, auto
                                  param_hint="OUT")
     if bits is None and out_ext in (".tif", ".tiff") and pattern is None:
         bits = "16"
-    opts = DemosaickOptions(model=model, denoise=denoise, pattern=pattern.upper() if pattern else None,
+    opts = DemosaickOptions(model=model, denoise=denoise, colours=colours, pattern=pattern.upper() if pattern else None,
                             wb=wb, auto_bright=auto_bright, bright=bright, gamma=gamma,
                             bits=int(bits) if bits else None,
                             selection_map=str(selection_map) if selection_map else None,

@@ -60,18 +60,22 @@ def bicubic_sr_scores(folder, scale: int) -> dict:
     return scores
 
 
-def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None) -> dict:
+def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None, colours=None) -> dict:
     """Per-image (CPSNR b10, CPSNR b0) on one test set; ``sigma`` in 0..255 units.
 
-    ``denoise`` "on" or "auto": instead of ``model``, each image gets the model
-    that ``pafu demosaick --denoise on|auto`` would pick from the noise
-    estimate of its (noisy) mosaic; ``picks`` (a dict) counts the choices.
+    ``denoise`` "on" or "auto", ``colours`` "auto", "natural" or "vivid":
+    instead of ``model``, each image gets the model that ``pafu demosaick
+    --denoise on|auto --colours ...`` would pick from the noise estimate and
+    the colourfulness of its (noisy) mosaic (``denoise`` None: the noise-free
+    model; ``colours`` None: the default noise-free model); ``picks`` (a dict)
+    counts the choices.
     """
     from . import render
     from .demosaick import demosaick
-    from .models import pick_denoise_model, resolve_model
+    from .models import pick_colour_model, pick_denoise_model, resolve_model
 
-    m = None if denoise else resolve_model(model, "demosaick")
+    pick = bool(denoise or colours)
+    m = None if pick else resolve_model(model, "demosaick")
     scores = {}
     for i, (name, im) in enumerate(_images(folder)):
         gt = im.astype(np.float32) / 255
@@ -80,8 +84,12 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
             rng = np.random.default_rng(int(1000 * sigma) + i)
             cfa = np.clip(cfa + rng.normal(0, sigma / 255, cfa.shape), 0, 1).astype(np.float32)
         mi = m
-        if denoise:
-            mi = pick_denoise_model(render.noise_level(cfa, "RGGB"), allow_clean=denoise == "auto")
+        if pick:
+            mi = None
+            if denoise:
+                mi = pick_denoise_model(render.noise_level(cfa, "RGGB"), allow_clean=denoise == "auto")
+            if mi is None or mi.noise_sigma == 0:
+                mi = pick_colour_model(render.mosaic_colourfulness(cfa, "RGGB"), colours or "natural")
             if picks is not None:
                 key = f"{Path(folder).name} sigma {sigma:g}"
                 picks.setdefault(key, {})

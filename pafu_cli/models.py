@@ -79,6 +79,13 @@ DEFAULT_MODELS = {
 # render.noise_level gives for clean pictures (median 2.0/255 on Kodak24).
 DENOISE_PREFIX = "demosaick_denoise"
 CLEAN_NOISE_LEVEL = 2.0 / 255
+# Colours: besides the noise-free default, a bank trained for saturated colours.
+# ``--colours auto`` takes it for a picture whose mosaic colourfulness
+# (render.mosaic_colourfulness) is above VIVID_COLOURFULNESS, a threshold chosen
+# on validation images (benchmarks/colour_pick.py), never on the test sets.
+VIVID_MODEL = "demosaick_vivid"
+VIVID_COLOURFULNESS = 0.5
+COLOUR_CHOICES = ("auto", "natural", "vivid")
 # Hand-made banks selectable by name (see pafu_cli.analytic).
 ANALYTIC_MODELS = {
     "demosaick": {"bilinear": lambda a, s: a.bilinear_demosaick_model()},
@@ -395,3 +402,18 @@ def pick_denoise_model(noise: float, allow_clean: bool = True) -> PafuModel:
     # noise-free model beats a member made for the same level.
     _, (_, name) = min(enumerate(fam), key=lambda t: (round(abs(np.log(t[1][0] / level)), 6), t[0]))
     return resolve_model(name, "demosaick")
+
+
+def pick_colour_model(colourfulness: float, colours: str = "auto") -> PafuModel:
+    """The noise-free demosaick model for a picture of this colourfulness.
+
+    ``colours`` "natural": the default model; "vivid": :data:`VIVID_MODEL`;
+    "auto": the vivid model when ``colourfulness`` is above
+    :data:`VIVID_COLOURFULNESS` and it is installed, else the default.
+    """
+    if colours not in COLOUR_CHOICES:
+        raise ValueError(f"colours must be one of {COLOUR_CHOICES}, got {colours!r}")
+    vivid = colours == "vivid" or (
+        colours == "auto" and colourfulness > VIVID_COLOURFULNESS
+        and (models_dir() / f"{VIVID_MODEL}.npz").exists())
+    return resolve_model(VIVID_MODEL if vivid else None, "demosaick")

@@ -19,7 +19,7 @@ from . import io, render
 from .bayer import RED_OFFSET
 from .demosaick import demosaick, receptive_margin
 from .errors import InputError, ModelError
-from .models import PafuModel, pick_denoise_model, resolve_model
+from .models import VIVID_COLOURFULNESS, PafuModel, pick_colour_model, pick_denoise_model, resolve_model
 from .superres import upscale
 
 log = logging.getLogger("pafu")
@@ -41,6 +41,7 @@ class DemosaickOptions:
 
     model: object = None
     denoise: str = "auto"
+    colours: str = "auto"
     pattern: str | None = None
     wb: str = "camera"
     auto_bright: bool = True
@@ -164,32 +165,42 @@ def demosaick_bands(get_rows, h: int, w: int, pattern: str, model: PafuModel, wa
         yield r0, r1, rgb[r0 - a : r1 - a], sel
 
 
-def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample):
-    """The demosaick model for one file: ``--model``, else by ``--denoise``.
+def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, linear: bool):
+    """The demosaick model for one file: ``--model``, else by ``--denoise``
+    and, where that leaves the noise-free model, by ``--colours``.
 
-    ``off``: the noise-free default. ``on``: the denoising family member nearest
-    to the estimated noise level. ``auto``: the family member nearest to the
-    estimate, the noise-free model included (it stands for clean pictures);
-    ISO >= :data:`DENOISE_ISO` rules the noise-free model out.
+    ``--denoise off``: the noise-free model. ``on``: the denoising family member
+    nearest to the estimated noise level. ``auto``: the family member nearest
+    to the estimate, the noise-free model included (it stands for clean
+    pictures); ISO >= :data:`DENOISE_ISO` rules the noise-free model out.
+    The noise-free model is the default one or, for colourful pictures with
+    ``--colours auto`` (or always with ``vivid``), :data:`models.VIVID_MODEL`.
     """
     if opts.model is not None:
         m = resolve_model(opts.model, "demosaick")
         log.info("%s: model %s", where, m.name)
         return m
-    if opts.denoise == "off":
-        return resolve_model(None, "demosaick")
-    noise = render.noise_level(scaled_sample, pattern)
-    iso_txt = f"ISO {iso:.0f}" if iso else "ISO unknown"
-    high_iso = iso is not None and iso >= DENOISE_ISO
-    try:
-        m = pick_denoise_model(noise, allow_clean=opts.denoise == "auto" and not high_iso)
-    except ModelError as e:
-        if opts.denoise == "on":
-            raise
-        log.warning("%s: %s; using the noise-free model", where, e)
-        return resolve_model(None, "demosaick")
-    log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): model %s",
-             where, opts.denoise, iso_txt, noise, noise * 255, m.name)
+    if opts.denoise != "off":
+        noise = render.noise_level(scaled_sample, pattern)
+        iso_txt = f"ISO {iso:.0f}" if iso else "ISO unknown"
+        high_iso = iso is not None and iso >= DENOISE_ISO
+        try:
+            m = pick_denoise_model(noise, allow_clean=opts.denoise == "auto" and not high_iso)
+        except ModelError as e:
+            if opts.denoise == "on":
+                raise
+            log.warning("%s: %s; using the noise-free model", where, e)
+            m = None
+        if m is not None and m.noise_sigma > 0:
+            log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): model %s",
+                     where, opts.denoise, iso_txt, noise, noise * 255, m.name)
+            return m
+        log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): noise-free",
+                 where, opts.denoise, iso_txt, noise, noise * 255)
+    colourful = render.mosaic_colourfulness(scaled_sample, pattern, linear=linear)
+    m = pick_colour_model(colourful, opts.colours)
+    log.info("%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
+             where, opts.colours, colourful, VIVID_COLOURFULNESS, m.name)
     return m
 
 
@@ -272,7 +283,7 @@ def plan_render(raw, opts: DemosaickOptions) -> RenderPlan:
     cy, cx = (h // 2) & ~1, (w // 2) & ~1
     sample = cfa[max(0, cy - 512) : cy + 512, max(0, cx - 512) : cx + 512]
     sample = render.scale_mosaic(sample, pattern, raw.black, scale) / np.float32(65535)
-    model = _choose_model(raw.path, pattern, raw.iso, opts, sample)
+    model = _choose_model(raw.path, pattern, raw.iso, opts, sample, linear=True)
     matrix = render.camera_to_srgb(raw.color_matrix, raw.rgb_xyz_matrix, raw.is_dng, cam_used)
     if matrix is None and raw.probed_matrix is not None:
         # LibRaw's built-in matrix for this camera, which rawpy does not expose.
@@ -448,7 +459,7 @@ def _demosaick_mosaic_image(src, opts: DemosaickOptions):
         raise InputError(f"{src}: a mosaic needs at least 2x2 samples, got {img.shape}")
     top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)
     sample = img[:1024, :1024].astype(np.float32) / top
-    model = _choose_model(src, opts.pattern, None, opts, sample)
+    model = _choose_model(src, opts.pattern, None, opts, sample, linear=False)
     h, w = img.shape
     bits = opts.bits or (8 if img.dtype == np.uint8 else 16)
     out = np.empty((h, w, 3), np.uint8 if bits == 8 else np.uint16)

@@ -338,3 +338,34 @@ def noise_level(scaled: np.ndarray, pattern: str, block: int = 8, percentile: fl
     sigma = float(np.mean(est)) / (1 - z / np.sqrt(2 * (block * block - 1)))
     ref = max(float(np.percentile(scaled[::4, ::4], 99)), 1 / 64)
     return sigma / ref
+
+
+def mosaic_colourfulness(scaled: np.ndarray, pattern: str, linear: bool = False,
+                         dark: float = 0.02) -> float:
+    """Mean saturation ``(max - min) / max`` of the RGB quads of a [0, 1] mosaic.
+
+    Each 2x2 quad gives one (R, mean G, B) triple; quads whose brightest
+    channel is below ``dark`` (noise-dominated) or clipped (>= 0.98) are
+    skipped. Grey scenes score near 0, saturated McMaster-like ones above 0.5
+    (Kodak24 medians 0.33, McMaster 0.59). The scale is that of gamma-encoded
+    pictures, on which the models were trained: for a ``linear`` (RAW) mosaic
+    the ratio min/max is taken to the power 1/2.2 and "dark" is relative to
+    the 99th percentile of the quads' maxima.
+    ``--colours auto`` compares the result with
+    :data:`pafu_cli.models.VIVID_COLOURFULNESS`.
+    """
+    tile = colour_index(pattern)
+    h, w = scaled.shape[0] // 2 * 2, scaled.shape[1] // 2 * 2
+    if h == 0 or w == 0:
+        return 0.0
+    p = [_plane(scaled[:h, :w], tile, c).astype(np.float32) for c in range(4)]
+    rgb = np.stack([p[0], 0.5 * (p[1] + p[3]), p[2]])
+    mx, mn = rgb.max(axis=0), rgb.min(axis=0)
+    ok = (mx > 0) & (mx < 0.98)
+    if linear:  # (max - min) / max is scale-free: only the encoding and "dark" change
+        ok &= mx >= np.float32(np.percentile(mx, 99) * dark ** 2.2)
+        ratio = (np.maximum(mn[ok], 0) / mx[ok]) ** np.float32(1 / 2.2)
+    else:
+        ok &= mx >= dark
+        ratio = np.maximum(mn[ok], 0) / mx[ok]
+    return float(np.mean(1 - ratio)) if ratio.size else 0.0

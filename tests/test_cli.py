@@ -153,6 +153,44 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
     assert r.exit_code == 2 and "either --model or --denoise on" in r.stderr
 
 
+def test_colours_pick_the_vivid_model_for_colourful_pictures(tmp_path, rng, monkeypatch):
+    from pafu_cli import evaluate
+    from pafu_cli.bayer import mosaic
+
+    lin = analytic.bilinear_demosaick_model()
+    models.save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
+    # A distinguishable "vivid" bank: bilinear with every output halved.
+    vivid = lin.__class__(**{**lin.__dict__, "name": "demosaick_vivid", "bank": lin.bank * np.float32(0.5)})
+    models.save_model(vivid, tmp_path / "demosaick_vivid.npz")
+    monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
+    t = models.VIVID_COLOURFULNESS
+    assert models.pick_colour_model(t + 0.01).name == "demosaick_vivid"
+    assert models.pick_colour_model(t).name == "demosaick"
+    assert models.pick_colour_model(0.9, "natural").name == "demosaick"
+    assert models.pick_colour_model(0.0, "vivid").name == "demosaick_vivid"
+    grey = np.full((40, 40, 3), 0.5, np.float32) + rng.uniform(0, 0.1, (40, 40, 1)).astype(np.float32)
+    red = grey * np.float32([1.0, 0.2, 0.1])
+    for name, im, expect in (("grey", grey, "demosaick"), ("red", red, "demosaick_vivid")):
+        io.write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
+        for colours, want in (("natural", "demosaick"), ("auto", expect), ("vivid", "demosaick_vivid")):
+            out = tmp_path / f"{name}_{colours}.png"
+            r = run("-v", "demosaick", "--pattern", "RGGB", "--denoise", "off", "--colours", colours,
+                    tmp_path / f"{name}.png", out)
+            assert r.exit_code == 0 and f"model {want}\n" in r.stderr, r.stderr
+            got = io.read_image(out).astype(np.float64)
+            ref = io.read_image(tmp_path / f"{name}_natural.png" if colours != "natural" else out)
+            assert got.mean() == pytest.approx(ref.mean() * (0.5 if want == "demosaick_vivid" else 1), rel=0.01)
+    # The evaluation picks per image as the command does.
+    (tmp_path / "set").mkdir()
+    for name, im in (("grey", grey), ("red", red)):
+        io.write_image(tmp_path / "set" / f"{name}.png", np.rint(im * 255).astype(np.uint8))
+    picks = {}
+    auto = evaluate.demosaick_scores(tmp_path / "set", None, colours="auto", picks=picks)
+    assert picks == {"set sigma 0": {"demosaick": 1, "demosaick_vivid": 1}}
+    assert auto["grey"] == evaluate.demosaick_scores(tmp_path / "set", "demosaick")["grey"]
+    assert auto["red"] == evaluate.demosaick_scores(tmp_path / "set", "demosaick_vivid")["red"]
+
+
 def test_mosaic_image_keeps_value_space(tmp_path, rng):
     cfa = rng.integers(1000, 60000, size=(12, 10)).astype(np.uint16)
     io.write_image(tmp_path / "m.png", cfa)

@@ -95,6 +95,29 @@ def test_noise_level_grows_with_noise(rng):
     assert 0.05 < render.noise_level(noisy, "RGGB") < 0.2
 
 
+def test_mosaic_colourfulness(rng):
+    from pafu_cli.bayer import mosaic
+
+    grey = mosaic(np.full((16, 16, 3), 0.5, np.float32), "RGGB")
+    assert render.mosaic_colourfulness(grey, "RGGB") == 0.0
+    pink = mosaic(np.broadcast_to(np.float32([0.8, 0.4, 0.4]), (16, 16, 3)).copy(), "GBRG")
+    assert render.mosaic_colourfulness(pink, "GBRG") == pytest.approx(0.5)
+    # Linear values: the min/max ratio is gamma-encoded first (0.5 ** (1 / 2.2)).
+    assert render.mosaic_colourfulness(pink, "GBRG", linear=True) == pytest.approx(1 - 0.5 ** (1 / 2.2))
+    # Dark (below 0.02) and clipped (>= 0.98) quads are left out.
+    im = rng.uniform(0.1, 0.9, (32, 32, 3)).astype(np.float32)
+    ref = render.mosaic_colourfulness(mosaic(im, "RGGB"), "RGGB")
+    im[:8] = [0.01, 0.0, 0.0]
+    im[8:16] = [1.0, 0.0, 0.0]
+    assert render.mosaic_colourfulness(mosaic(im, "RGGB"), "RGGB") == pytest.approx(
+        render.mosaic_colourfulness(mosaic(im[16:], "RGGB"), "RGGB"))
+    assert 0.3 < ref < 0.9
+    # A linear mosaic scores (about) as its gamma-encoded version does, at any exposure.
+    lin = mosaic(im[16:] ** 2.2 * 0.1, "RGGB")
+    assert render.mosaic_colourfulness(lin, "RGGB", linear=True) == pytest.approx(
+        render.mosaic_colourfulness(mosaic(im[16:], "RGGB"), "RGGB"), rel=0.02)  # greens averaged before/after gamma
+
+
 def test_render_kernels_match_numpy(rng):
     """The fused Numba steps of the RAW rendering equal the NumPy definitions bit for bit."""
     from pafu_cli import _render_kernels as rk

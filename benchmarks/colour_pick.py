@@ -1,0 +1,89 @@
+"""Choose the colourfulness threshold of ``--colour auto`` on validation images.
+
+``pafu demosaick`` can pick, per picture, between the default demosaick model
+and ``demosaick_vivid`` (trained for saturated colours) by a colourfulness
+statistic of the white-balanced mosaic (``render.mosaic_colourfulness``). This
+script measures, on the held-out tenth of the training data (the split
+``pafu train`` validates on) at several saturation factors (x1 is the plain
+image; larger factors make McMaster-like scenes, as ``val_colour.py`` does),
+the statistic and both models' CPSNR b10 per image, and reports the threshold
+that maximises the mean CPSNR over all of them. Never the test sets.
+
+    python benchmarks/colour_pick.py [--factors 1 1.5 2] [--plain default] [--vivid demosaick_vivid]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from pafu_cli import render
+from pafu_cli.bayer import mosaic
+from pafu_cli.demosaick import demosaick
+from pafu_cli.metrics import cpsnr, to_uint8
+from pafu_cli.models import resolve_model
+from pafu_cli.training.data import list_images, read_rgb8, scale_saturation, split_files
+
+
+def rows(images, factors, plain, vivid):
+    """(factor, statistic, CPSNR plain model, CPSNR vivid model) per image and factor."""
+    out = []
+    for f in factors:
+        for im in images:
+            h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
+            gt = im[:h, :w].astype(np.float32)
+            if f != 1:
+                gt = scale_saturation(gt, f, 255)
+            gt = np.rint(gt).astype(np.uint8)
+            cfa = mosaic(gt.astype(np.float32) / 255, "RGGB")
+            s = render.mosaic_colourfulness(cfa, "RGGB")
+            a = cpsnr(to_uint8(demosaick(cfa, "RGGB", plain)), gt)
+            b = cpsnr(to_uint8(demosaick(cfa, "RGGB", vivid)), gt)
+            out.append((f, s, a, b))
+    return np.array(out)
+
+
+def best_threshold(r):
+    """Threshold t (vivid where statistic > t) maximising the mean CPSNR, and that mean."""
+    cands = np.concatenate([[-np.inf], np.sort(r[:, 1]), [np.inf]])
+    means = [np.where(r[:, 1] > t, r[:, 3], r[:, 2]).mean() for t in cands]
+    i = int(np.argmax(means))
+    if 0 < i < len(cands) - 1:  # middle of the gap between two statistics
+        t = 0.5 * (cands[i] + cands[i + 1]) if np.isfinite(cands[i + 1]) else cands[i]
+    else:
+        t = cands[i]
+    return float(t), float(means[i])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", nargs="+", default=["../shared/data/T91", "../shared/data/BSD200"])
+    ap.add_argument("--factors", nargs="+", type=float, default=[1.0, 1.5, 2.0])
+    ap.add_argument("--plain", default="default")
+    ap.add_argument("--vivid", default="demosaick_vivid")
+    ap.add_argument("--val-every", type=int, default=10)
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="also score this threshold (e.g. the shipped one)")
+    a = ap.parse_args()
+    _, val = split_files(list_images(a.data), a.val_every)
+    images = [read_rgb8(f) for f in val]
+    plain = resolve_model(None if a.plain == "default" else a.plain, "demosaick")
+    vivid = resolve_model(a.vivid, "demosaick")
+    r = rows(images, a.factors, plain, vivid)
+    t, best = best_threshold(r)
+    print(f"{len(images)} validation images x saturation {a.factors}: {len(r)} pictures")
+    print("| saturation | statistic (median) | plain model | vivid model | oracle | pick at t |")
+    print("|---|---|---|---|---|---|")
+    ts = [t] + ([a.threshold] if a.threshold is not None else [])
+    for f in a.factors + [None]:
+        sel = r if f is None else r[r[:, 0] == f]
+        picks = " / ".join(f"{np.where(sel[:, 1] > x, sel[:, 3], sel[:, 2]).mean():.3f}" for x in ts)
+        print(f"| {'all' if f is None else f'x{f:g}'} | {np.median(sel[:, 1]):.3f} | {sel[:, 2].mean():.3f} | "
+              f"{sel[:, 3].mean():.3f} | {np.maximum(sel[:, 2], sel[:, 3]).mean():.3f} | {picks} |")
+    print(f"best threshold t = {t:.4f} (mean {best:.3f} dB); vivid chosen for "
+          f"{int((r[:, 1] > t).sum())} of {len(r)} pictures")
+
+
+if __name__ == "__main__":
+    main()
