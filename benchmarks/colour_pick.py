@@ -23,7 +23,8 @@ from pafu_cli.bayer import mosaic
 from pafu_cli.demosaick import demosaick
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.models import resolve_model
-from pafu_cli.training.data import list_images, read_rgb8, scale_saturation, split_files
+from pafu_cli.training.data import list_images, read_rgb8, split_files
+from val_colour import saturate  # benchmarks/ is the script's folder, first on sys.path
 
 
 def rows(images, factors, plain, vivid):
@@ -32,10 +33,7 @@ def rows(images, factors, plain, vivid):
     for f in factors:
         for im in images:
             h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
-            gt = im[:h, :w].astype(np.float32)
-            if f != 1:
-                gt = scale_saturation(gt, f, 255)
-            gt = np.rint(gt).astype(np.uint8)
+            gt = im[:h, :w] if f == 1 else saturate(im[:h, :w], f)
             cfa = mosaic(gt.astype(np.float32) / 255, "RGGB")
             s = render.mosaic_colourfulness(cfa, "RGGB")
             a = cpsnr(to_uint8(demosaick(cfa, "RGGB", plain)), gt)

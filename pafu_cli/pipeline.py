@@ -191,12 +191,11 @@ def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, li
                 raise
             log.warning("%s: %s; using the noise-free model", where, e)
             m = None
-        if m is not None and m.noise_sigma > 0:
-            log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): model %s",
-                     where, opts.denoise, iso_txt, noise, noise * 255, m.name)
+        denoising = m is not None and m.noise_sigma > 0
+        log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): %s", where, opts.denoise,
+                 iso_txt, noise, noise * 255, f"model {m.name}" if denoising else "noise-free")
+        if denoising:
             return m
-        log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): noise-free",
-                 where, opts.denoise, iso_txt, noise, noise * 255)
     colourful = render.mosaic_colourfulness(scaled_sample, pattern, linear=linear)
     m = pick_colour_model(colourful, opts.colours)
     log.info("%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
