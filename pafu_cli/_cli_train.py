@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from .errors import ModelError
+
 
 @click.command("train", short_help="Train a PAFU model (needs the [train] extra).")
 @click.option("--task", type=click.Choice(["upscale", "demosaick"]), required=True)
@@ -53,6 +55,9 @@ import click
               help="Initialisation: selector steps learning the k-means patch clusters.")
 @click.option("--init", "init", type=click.Choice(["kmeans", "random"]), default="kmeans", show_default=True,
               help="Bank/selector start: k-means input partition, or near-identical kernels (ablation).")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Warm start: begin from this exported model (same task, scale, kernels and selector) "
+                   "instead of the k-means start; its command is recorded in the new model's provenance.")
 @click.option("--balance", default=0.0, show_default=True,
               help="Weight of a load-balancing term (n x sum of share x soft share per kernel) against unused kernels.")
 @click.option("--revive", "revive_every", default=0, show_default=True,
@@ -62,7 +67,7 @@ import click
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean, noise_min, val_sigma,
-              color_aug, color_sat, passthrough, selector_input, selector_pretrain, init, balance, revive_every, seed,
+              color_aug, color_sat, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, seed,
               threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
@@ -87,14 +92,14 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
         val_sigma=val_sigma / 255, color_aug=color_aug, color_sat=color_sat, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
-        checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, balance=balance, revive_every=revive_every,
+        checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, init_from=init_from or "", balance=balance, revive_every=revive_every,
     )
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")
     logging.getLogger("pafu.train").setLevel(logging.INFO)
     try:
         summary = train(cfg, command="pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "")
-    except ValueError as e:
+    except (ValueError, ModelError) as e:
         raise click.ClickException(str(e)) from None
     if summary["out"]:
         click.echo(f"wrote {summary['out']}: validation {summary['val']:.3f} dB", err=True)

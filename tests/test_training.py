@@ -186,6 +186,62 @@ def test_train_loop_exports_checkpoints_and_resumes(tmp_path):
     assert torch.load(ckpt, weights_only=False)["step"] == 6
 
 
+def test_load_model_is_the_inverse_of_export(tmp_path):
+    net = PafuNet("demosaick", 1, n_kernels=5, kernel_sizes=[3, 5, 3, 1, 5], width=6, depth=3)
+    _randomise(net, 7)
+    with torch.no_grad():
+        net.in_mean.fill_(0.25)
+    save_model(net.to_model(name="t"), tmp_path / "t.npz")
+    other = PafuNet("demosaick", 1, n_kernels=5, kernel_sizes=[3, 5, 3, 1, 5], width=6, depth=3)
+    other.load_model(load_model(tmp_path / "t.npz"))
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 16, 18), dtype=np.float32))
+    with torch.no_grad():
+        np.testing.assert_allclose(other.logits(other.prepare(x)).numpy(), net.logits(net.prepare(x)).numpy(),
+                                   atol=1e-6)
+        np.testing.assert_allclose(other.masked_bank().numpy(), net.masked_bank().numpy(), atol=0)
+    for wrong in (PafuNet("demosaick", 1, 5, [3, 5, 3, 1, 5], width=8), PafuNet("demosaick", 1, 5, [5] * 5, width=6),
+                  PafuNet("upscale", 2, 5, [3, 5, 3, 1, 5], width=6)):
+        with pytest.raises(ValueError, match="t.npz: cannot start from it"):
+            wrong.load_model(load_model(tmp_path / "t.npz"))
+
+
+def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
+    from pafu_cli.training.loop import TrainConfig, train
+
+    rng = np.random.default_rng(5)
+    data = tmp_path / "imgs"
+    data.mkdir()
+    import imageio.v3 as iio
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    for i in range(4):
+        base = np.stack([np.sin(xx / (3 + i)), np.cos(yy / (4 + i)), np.sin((xx + yy) / 5)], 2)
+        img = (127 + 100 * base + rng.normal(0, 5, base.shape)).clip(0, 255).astype(np.uint8)
+        iio.imwrite(data / f"im{i}.png", img)
+    kw = dict(task="upscale", scale=2, data=(str(data),), iters=6, batch=2, patch=12, n_kernels=4, width=4,
+              shrink=(1.0,), refit_batches=8, selector_pretrain=3, kmeans_samples=500, val_every=4, threads=1)
+    first = TrainConfig(out=str(tmp_path / "a.npz"), **kw)
+    train(first, command="pafu train first")
+    a = load_model(tmp_path / "a.npz")
+    # Zero steps from the first model: the start is the first model itself.
+    same = TrainConfig(out=str(tmp_path / "b.npz"), init_from=str(tmp_path / "a.npz"), refit=False,
+                       **{**kw, "iters": 0})
+    train(same, command="pafu train second")
+    b = load_model(tmp_path / "b.npz")
+    np.testing.assert_array_equal(b.bank, a.bank)
+    for wa, wb in zip(a.selector_weights, b.selector_weights):
+        np.testing.assert_array_equal(wa, wb)
+    chain = b.quality["training"]["init_from"]
+    assert chain["command"] == "pafu train first" and chain["file"].endswith("a.npz")
+    assert chain["validation"]["val"] == a.quality["validation"]["val"]
+    assert abs(b.quality["validation"]["val"] - a.quality["validation"]["val"]) < 1e-3
+    # A mismatched architecture is refused before any step.
+    bad = TrainConfig(out=str(tmp_path / "c.npz"), init_from=str(tmp_path / "a.npz"), **{**kw, "n_kernels": 5})
+    with pytest.raises(ValueError, match="a.npz: cannot start from it"):
+        train(bad)
+    assert not (tmp_path / "c.npz").exists()
+
+
 def test_revive_splits_a_busy_kernel_into_a_dead_one():
     from pafu_cli.training.loop import revive_dead_kernels
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics import cpsnr, to_uint8, y_psnr
-from ..models import save_model
+from ..models import load_model, save_model
 from . import data as tdata
 from .module import PafuNet
 
@@ -71,6 +71,7 @@ class TrainConfig:
     val_every: int = 10
     kmeans_samples: int = 40000
     init: str = "kmeans"  # or "random": every kernel the LS fit on a random pixel split
+    init_from: str = ""  # warm start: an exported model (.npz) of the same architecture
     selector_pretrain: int = 500
     balance: float = 0.0  # weight of the load-balancing term n * sum_z f_z p_z (0: off)
     revive_every: int = 0  # steps between dead-kernel splits (0: off); only in the first half
@@ -370,6 +371,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", ckpt, step)
+    elif cfg.init_from:
+        net.load_model(load_model(cfg.init_from))
+        log.info("init from %s: val %.3f dB", cfg.init_from, evaluate(net, val_files, cfg))
     else:
         _init_bank(net, sampler, rng, cfg)
         log.info("init (k-means partition + LS bank, argmax): val %.3f dB", evaluate(net, val_files, cfg))
@@ -440,6 +444,11 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     summary["val"] = max(summary["val_sgd"], summary.get("val_refit", -1.0))
     data_desc = "; ".join(f"{d} ({len(tdata.list_images([d]))} images)" for d in cfg.data)
     data_desc += f"; every {cfg.val_every}th image held out for validation"
+    training = {"wall_minutes": round((time.time() - t_start) / 60, 1), "torch_threads": torch.get_num_threads()}
+    if cfg.init_from:  # the chain that reproduces this model
+        start = load_model(cfg.init_from)
+        training["init_from"] = {"file": str(cfg.init_from), "command": start.provenance.get("command", ""),
+                                 "validation": start.quality.get("validation", {})}
     prov = {
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "seed": cfg.seed,
@@ -447,8 +456,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         "date": datetime.date.today().isoformat(),
         "quality": json.dumps({
             "validation": {k: round(v, 3) for k, v in summary.items() if k.startswith("val")},
-            "training": {"wall_minutes": round((time.time() - t_start) / 60, 1),
-                         "torch_threads": torch.get_num_threads()},
+            "training": training,
         }),
     }
     name = cfg.name or Path(cfg.out).stem

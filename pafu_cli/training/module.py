@@ -157,6 +157,27 @@ class PafuNet(nn.Module):
     def selector_parameters(self):
         return list(self.selector.parameters())
 
+    def load_model(self, model: PafuModel) -> None:
+        """Take the selector and bank of an exported model (a warm start; the inverse of
+        :meth:`to_model`). Raises ValueError, naming what differs, unless the model has
+        this network's task, scale, kernel sizes and selector shape."""
+        where = model.path or model.name or "the model"
+        mine = (self.task, self.scale if self.task == "upscale" else 1, self.kernel_sizes.tolist(),
+                [tuple(c.weight.shape) for c in self.selector])
+        theirs = (model.task, model.scale, model.kernel_sizes.tolist(),
+                  [tuple(w.shape) for w in model.selector_weights])
+        for what, a, b in zip(("task", "scale", "kernel sizes", "selector layer shapes"), mine, theirs):
+            if a != b:
+                raise ValueError(f"{where}: cannot start from it: {what} {b} (this training: {a}); give the model's task, scale, --kernels, --kernel-sizes, --width "
+                                 "and --depth")
+        with torch.no_grad():
+            for conv, w, b in zip(self.selector, model.selector_weights, model.selector_biases):
+                conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+                conv.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+            self.in_mean.copy_(torch.from_numpy(model.selector_input_mean))
+            self.in_scale.copy_(torch.from_numpy(model.selector_input_scale))
+            self.bank.copy_(torch.from_numpy(model.bank))
+
     def to_model(self, name="", description="", provenance=None, noise_sigma=0.0) -> PafuModel:
         """Export to the ``.npz`` model format's in-memory form."""
         if self.full_res:
