@@ -236,10 +236,47 @@ def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
     assert chain["validation"]["val"] == a.quality["validation"]["val"]
     assert abs(b.quality["validation"]["val"] - a.quality["validation"]["val"]) < 1e-3
     # A mismatched architecture is refused before any step.
-    bad = TrainConfig(out=str(tmp_path / "c.npz"), init_from=str(tmp_path / "a.npz"), **{**kw, "n_kernels": 5})
+    bad = TrainConfig(out=str(tmp_path / "c.npz"), init_from=str(tmp_path / "a.npz"), **{**kw, "n_kernels": 6})
     with pytest.raises(ValueError, match="a.npz: cannot start from it"):
         train(bad)
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_grown_bank_starts_as_the_model_and_splits_every_kernel(tmp_path):
+    from pafu_cli.training.loop import Sampler, TrainConfig, grow_bank
+
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(2)
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for i in range(2):
+        iio.imwrite(data / f"im{i}.png", rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    small = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3] * 4, width=4, depth=3)
+    _randomise(small, 3)
+    save_model(small.to_model(name="small"), tmp_path / "small.npz")
+    big = PafuNet("upscale", 2, n_kernels=8, kernel_sizes=[3] * 8, width=4, depth=3)
+    assert big.load_model(load_model(tmp_path / "small.npz")) == 4
+    x = torch.from_numpy(rng.random((1, 3, 20, 20), dtype=np.float32))
+    with torch.no_grad():
+        want, _ = small(x, mode="argmax")
+        got, sel_big = big(x, mode="argmax")
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)  # the copies are never chosen
+    assert int(sel_big[:, 4:].sum()) == 0
+    cfg = TrainConfig(task="upscale", scale=2, batch=8, patch=16, shrink=(1.0,))
+    sampler = Sampler(cfg, sorted(data.glob("*.png")))
+    xb, _ = sampler(np.random.default_rng(1))
+    with torch.no_grad():
+        before = small(xb, mode="argmax")[1].sum((0, 2, 3))
+    pairs = grow_bank(big, sampler, np.random.default_rng(0), 4)
+    assert sorted(d for d, _ in pairs) == [4, 5, 6, 7] and sorted(s for _, s in pairs) == [0, 1, 2, 3]
+    with torch.no_grad():
+        after = big(xb, mode="argmax")[1].sum((0, 2, 3))
+    assert int(after.sum()) == int(before.sum())
+    busy = [(d, s) for d, s in pairs if before[s] >= 100]
+    assert busy
+    for d, s in busy:  # each split original shares its pixels with its copy
+        assert after[d] > 0 and after[s] > 0 and after[d] + after[s] >= 0.5 * before[s], (before, after, d, s)
 
 
 def test_revive_splits_a_busy_kernel_into_a_dead_one():

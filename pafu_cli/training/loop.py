@@ -341,6 +341,24 @@ def revive_dead_kernels(net: PafuNet, sampler: Sampler, rng, counts, min_share: 
     return pairs
 
 
+def grow_bank(net: PafuNet, sampler: Sampler, rng, n0: int) -> list:
+    """Split each of the first ``n0`` kernels into its copies (in place).
+
+    After :meth:`PafuNet.load_model` of an ``n0``-kernel model into a larger
+    bank, kernels ``n0..n-1`` are copies that are never chosen (argmax takes the
+    first of equal logits): each is treated as a dead kernel and split off its
+    original along the first principal direction of the original's hidden
+    features, as :func:`revive_dead_kernels` does, and both are refitted by
+    least squares. Returns the (copy, original) pairs.
+    """
+    pairs = []
+    for start in range(n0, net.n_kernels, n0):
+        counts = np.zeros(net.n_kernels)
+        counts[:start] = 1.0  # the kernels in use so far; the next n0 copies are dead
+        pairs += revive_dead_kernels(net, sampler, rng, counts, min_share=0.2 / start)
+    return pairs
+
+
 def train(cfg: TrainConfig, command: str = "") -> dict:
     """Train a PAFU model and export it to ``cfg.out``; returns a summary dict."""
     if cfg.threads:
@@ -372,8 +390,11 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", ckpt, step)
     elif cfg.init_from:
-        net.load_model(load_model(cfg.init_from))
+        n0 = net.load_model(load_model(cfg.init_from))
         log.info("init from %s: val %.3f dB", cfg.init_from, evaluate(net, val_files, cfg))
+        if n0 < net.n_kernels:
+            grow_bank(net, sampler, rng, n0)
+            log.info("grown from %d to %d kernels: val %.3f dB", n0, net.n_kernels, evaluate(net, val_files, cfg))
     else:
         _init_bank(net, sampler, rng, cfg)
         log.info("init (k-means partition + LS bank, argmax): val %.3f dB", evaluate(net, val_files, cfg))

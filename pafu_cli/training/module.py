@@ -157,26 +157,42 @@ class PafuNet(nn.Module):
     def selector_parameters(self):
         return list(self.selector.parameters())
 
-    def load_model(self, model: PafuModel) -> None:
+    def load_model(self, model: PafuModel) -> int:
         """Take the selector and bank of an exported model (a warm start; the inverse of
-        :meth:`to_model`). Raises ValueError, naming what differs, unless the model has
-        this network's task, scale, kernel sizes and selector shape."""
+        :meth:`to_model`). Returns the model's number of kernels.
+
+        The network may have a multiple of the model's kernels (a grown bank): kernel
+        ``z`` and its selector row are then copies of the model's ``z mod n``, so the
+        network computes what the model does until the copies are split apart (see
+        ``loop.grow_bank``). Raises ValueError, naming what differs, unless task, scale,
+        kernel sizes (repeated, for a grown bank) and selector shape agree."""
         where = model.path or model.name or "the model"
+        n0 = model.n_kernels
+        grown = self.n_kernels % n0 == 0
+        sizes = model.kernel_sizes.tolist() * (self.n_kernels // n0 if grown else 1)
+        shapes = [tuple(w.shape) for w in model.selector_weights]
+        if grown:
+            shapes[-1] = (self.n_kernels,) + shapes[-1][1:]
         mine = (self.task, self.scale if self.task == "upscale" else 1, self.kernel_sizes.tolist(),
                 [tuple(c.weight.shape) for c in self.selector])
-        theirs = (model.task, model.scale, model.kernel_sizes.tolist(),
-                  [tuple(w.shape) for w in model.selector_weights])
+        theirs = (model.task, model.scale, sizes, shapes)
         for what, a, b in zip(("task", "scale", "kernel sizes", "selector layer shapes"), mine, theirs):
             if a != b:
-                raise ValueError(f"{where}: cannot start from it: {what} {b} (this training: {a}); give the model's task, scale, --kernels, --kernel-sizes, --width "
-                                 "and --depth")
+                raise ValueError(f"{where}: cannot start from it: {what} {b} (this training: {a}); give the "
+                                 "model's task, scale, --kernel-sizes, --width and --depth, and --kernels a "
+                                 f"multiple of its {n0}")
+        rows = torch.arange(self.n_kernels) % n0
         with torch.no_grad():
             for conv, w, b in zip(self.selector, model.selector_weights, model.selector_biases):
-                conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-                conv.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+                w, b = torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(np.ascontiguousarray(b))
+                if conv is self.selector[-1]:
+                    w, b = w[rows], b[rows]
+                conv.weight.copy_(w)
+                conv.bias.copy_(b)
             self.in_mean.copy_(torch.from_numpy(model.selector_input_mean))
             self.in_scale.copy_(torch.from_numpy(model.selector_input_scale))
-            self.bank.copy_(torch.from_numpy(model.bank))
+            self.bank.copy_(torch.from_numpy(model.bank)[rows])
+        return n0
 
     def to_model(self, name="", description="", provenance=None, noise_sigma=0.0) -> PafuModel:
         """Export to the ``.npz`` model format's in-memory form."""
