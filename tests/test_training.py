@@ -199,7 +199,14 @@ def test_load_model_is_the_inverse_of_export(tmp_path):
         np.testing.assert_allclose(other.logits(other.prepare(x)).numpy(), net.logits(net.prepare(x)).numpy(),
                                    atol=1e-6)
         np.testing.assert_allclose(other.masked_bank().numpy(), net.masked_bank().numpy(), atol=0)
-    for wrong in (PafuNet("demosaick", 1, 5, [3, 5, 3, 1, 5], width=8), PafuNet("demosaick", 1, 5, [5] * 5, width=6),
+    # Larger supports start as the model's kernels, zero-padded: the same output.
+    wider = PafuNet("demosaick", 1, n_kernels=5, kernel_sizes=[5, 7, 3, 3, 5], width=6, depth=3)
+    wider.load_model(load_model(tmp_path / "t.npz"))
+    with torch.no_grad():
+        np.testing.assert_allclose(wider(x, mode="argmax")[0].numpy(), net(x, mode="argmax")[0].numpy(), atol=1e-5)
+        assert wider.masked_bank()[..., 0].abs().sum() == 0  # zero-padded to 7x7 ...
+        assert int(wider.mask[1].sum()) == 49  # ... and kernel 1 may now learn the border
+    for wrong in (PafuNet("demosaick", 1, 5, [3, 5, 3, 1, 5], width=8), PafuNet("demosaick", 1, 5, [3] * 5, width=6),
                   PafuNet("upscale", 2, 5, [3, 5, 3, 1, 5], width=6)):
         with pytest.raises(ValueError, match="t.npz: cannot start from it"):
             wrong.load_model(load_model(tmp_path / "t.npz"))

@@ -164,8 +164,10 @@ class PafuNet(nn.Module):
         The network may have a multiple of the model's kernels (a grown bank): kernel
         ``z`` and its selector row are then copies of the model's ``z mod n``, so the
         network computes what the model does until the copies are split apart (see
-        ``loop.grow_bank``). Raises ValueError, naming what differs, unless task, scale,
-        kernel sizes (repeated, for a grown bank) and selector shape agree."""
+        ``loop.grow_bank``). The network's kernels may also be larger than the model's
+        (a larger support): they start as the model's, zero-padded. Raises ValueError,
+        naming what differs, unless task, scale and selector shape agree and no kernel
+        is smaller than the model's (repeated, for a grown bank)."""
         where = model.path or model.name or "the model"
         n0 = model.n_kernels
         grown = self.n_kernels % n0 == 0
@@ -176,6 +178,8 @@ class PafuNet(nn.Module):
         mine = (self.task, self.scale if self.task == "upscale" else 1, self.kernel_sizes.tolist(),
                 [tuple(c.weight.shape) for c in self.selector])
         theirs = (model.task, model.scale, sizes, shapes)
+        if len(sizes) == self.n_kernels and all(a >= b for a, b in zip(mine[2], sizes)):
+            theirs = theirs[:2] + (mine[2],) + theirs[3:]  # larger supports: zero-padded
         for what, a, b in zip(("task", "scale", "kernel sizes", "selector layer shapes"), mine, theirs):
             if a != b:
                 raise ValueError(f"{where}: cannot start from it: {what} {b} (this training: {a}); give the "
@@ -191,7 +195,9 @@ class PafuNet(nn.Module):
                 conv.bias.copy_(b)
             self.in_mean.copy_(torch.from_numpy(model.selector_input_mean))
             self.in_scale.copy_(torch.from_numpy(model.selector_input_scale))
-            self.bank.copy_(torch.from_numpy(model.bank)[rows])
+            bank = torch.from_numpy(model.bank)[rows]
+            pad = (self.big_k - bank.shape[-1]) // 2
+            self.bank.copy_(F.pad(bank, (pad, pad, pad, pad)) * self.mask)
         return n0
 
     def to_model(self, name="", description="", provenance=None, noise_sigma=0.0) -> PafuModel:
