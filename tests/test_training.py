@@ -5,6 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch.nn.functional as F  # noqa: E402
 from pafu_cli import engine  # noqa: E402
 from pafu_cli.bayer import PATTERNS, mosaic, to_packed_rggb  # noqa: E402
 from pafu_cli.demosaick import demosaick  # noqa: E402
@@ -284,6 +285,42 @@ def test_grown_bank_starts_as_the_model_and_splits_every_kernel(tmp_path):
     assert busy
     for d, s in busy:  # each split original shares its pixels with its copy
         assert after[d] > 0 and after[s] > 0 and after[d] + after[s] >= 0.5 * before[s], (before, after, d, s)
+
+
+def test_polish_teaches_the_selector_the_kernel_of_least_error():
+    from pafu_cli.training.loop import polish_selector
+
+    torch.manual_seed(0)
+    net = PafuNet("upscale", 2, n_kernels=2, kernel_sizes=[1, 1], width=4, depth=2)
+    with torch.no_grad():
+        net.bank.zero_()
+        for o in range(12):  # kernel 0 copies the pixel's colour, kernel 1 halves it
+            net.bank[0, o, o // 4, 0, 0] = 1.0
+            net.bank[1, o, o // 4, 0, 0] = 0.5
+
+    def truth(x):  # bright pixels (red above 0.5) want kernel 0, dark ones kernel 1
+        bright = (x[:, :1] > 0.5).float()
+        y = x * bright + 0.5 * x * (1 - bright)
+        return F.interpolate(y, scale_factor=2, mode="nearest"), bright[:, 0]
+
+    def sampler(rng):
+        x = torch.from_numpy(rng.random((8, 3, 12, 12), dtype=np.float32))
+        return x, truth(x)[0]
+
+    x = torch.from_numpy(np.random.default_rng(9).random((4, 3, 16, 16), dtype=np.float32))
+    want = 1 - truth(x)[1]  # kernel index of least error
+
+    def accuracy():
+        with torch.no_grad():
+            return float((net.logits(x).argmax(1) == want).float().mean())
+
+    before = accuracy()
+    loss = polish_selector(net, sampler, np.random.default_rng(1), 400, 0.02)
+    assert accuracy() > 0.97 > before + 0.2
+    xs, ys = sampler(np.random.default_rng(2))
+    with torch.no_grad():  # the expected loss of the best single kernel, for scale
+        err = ((net.responses(xs) - F.pixel_unshuffle(ys, 2).unsqueeze(1)) ** 2).sum(2)
+    assert 0 <= loss < 0.25 * float(err.mean((0, 2, 3)).min())
 
 
 def test_revive_splits_a_busy_kernel_into_a_dead_one():
