@@ -243,6 +243,12 @@ def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
     assert chain["command"] == "pafu train first" and chain["file"].endswith("a.npz")
     assert chain["validation"]["val"] == a.quality["validation"]["val"]
     assert abs(b.quality["validation"]["val"] - a.quality["validation"]["val"]) < 1e-3
+    # A chain of two warm starts keeps both commands.
+    third = TrainConfig(out=str(tmp_path / "c3.npz"), init_from=str(tmp_path / "b.npz"), refit=False,
+                        **{**kw, "iters": 0})
+    train(third, command="pafu train third")
+    c3 = load_model(tmp_path / "c3.npz").quality["training"]["init_from"]
+    assert c3["command"] == "pafu train second" and c3["init_from"]["command"] == "pafu train first"
     # A mismatched architecture is refused before any step.
     bad = TrainConfig(out=str(tmp_path / "c.npz"), init_from=str(tmp_path / "a.npz"), **{**kw, "n_kernels": 6})
     with pytest.raises(ValueError, match="a.npz: cannot start from it"):

@@ -514,6 +514,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         start = load_model(cfg.init_from)
         training["init_from"] = {"file": str(cfg.init_from), "command": start.provenance.get("command", ""),
                                  "validation": start.quality.get("validation", {})}
+        earlier = start.quality.get("training", {}).get("init_from")
+        if earlier:  # a longer chain: the start's own start, and so on
+            training["init_from"]["init_from"] = earlier
     prov = {
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "seed": cfg.seed,
