@@ -156,19 +156,25 @@ def test_sr_pairs_are_matlab_bicubic(shared_data):
     assert x.shape == (4, 3, 10, 10) and y.shape == (4, 3, 30, 30)
 
 
-def test_train_loop_exports_checkpoints_and_resumes(tmp_path):
-    from pafu_cli.training.loop import TrainConfig, train
+def _toy_images(tmp_path):
+    """A folder of four 64x64 smooth colour images (for short training runs)."""
+    import imageio.v3 as iio
 
     rng = np.random.default_rng(5)
     data = tmp_path / "imgs"
     data.mkdir()
-    import imageio.v3 as iio
-
     yy, xx = np.mgrid[0:64, 0:64]
     for i in range(4):
         base = np.stack([np.sin(xx / (3 + i)), np.cos(yy / (4 + i)), np.sin((xx + yy) / 5)], 2)
         img = (127 + 100 * base + rng.normal(0, 5, base.shape)).clip(0, 255).astype(np.uint8)
         iio.imwrite(data / f"im{i}.png", img)
+    return data
+
+
+def test_train_loop_exports_checkpoints_and_resumes(tmp_path):
+    from pafu_cli.training.loop import TrainConfig, train
+
+    data = _toy_images(tmp_path)
     out = tmp_path / "m.npz"
     cfg = TrainConfig(task="upscale", scale=2, data=(str(data),), out=str(out), iters=4,
                       batch=2, patch=12, n_kernels=4, width=4, shrink=(1.0,), refit_batches=8,
@@ -216,16 +222,7 @@ def test_load_model_is_the_inverse_of_export(tmp_path):
 def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
     from pafu_cli.training.loop import TrainConfig, train
 
-    rng = np.random.default_rng(5)
-    data = tmp_path / "imgs"
-    data.mkdir()
-    import imageio.v3 as iio
-
-    yy, xx = np.mgrid[0:64, 0:64]
-    for i in range(4):
-        base = np.stack([np.sin(xx / (3 + i)), np.cos(yy / (4 + i)), np.sin((xx + yy) / 5)], 2)
-        img = (127 + 100 * base + rng.normal(0, 5, base.shape)).clip(0, 255).astype(np.uint8)
-        iio.imwrite(data / f"im{i}.png", img)
+    data = _toy_images(tmp_path)
     kw = dict(task="upscale", scale=2, data=(str(data),), iters=6, batch=2, patch=12, n_kernels=4, width=4,
               shrink=(1.0,), refit_batches=8, selector_pretrain=3, kmeans_samples=500, val_every=4, threads=1)
     first = TrainConfig(out=str(tmp_path / "a.npz"), **kw)
