@@ -56,8 +56,9 @@ from .errors import ModelError
 @click.option("--init", "init", type=click.Choice(["kmeans", "random"]), default="kmeans", show_default=True,
               help="Bank/selector start: k-means input partition, or near-identical kernels (ablation).")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Warm start: begin from this exported model (same task, scale, kernels and selector) "
-                   "instead of the k-means start; its command is recorded in the new model's provenance.")
+              help="Warm start: begin from this exported model (same task, scale and selector; --kernels "
+                   "may be a multiple of its kernels, --kernel-sizes larger) instead of the k-means start; "
+                   "its chain of commands is recorded in the new model's provenance.")
 @click.option("--balance", default=0.0, show_default=True,
               help="Weight of a load-balancing term (n x sum of share x soft share per kernel) against unused kernels.")
 @click.option("--revive", "revive_every", default=0, show_default=True,

@@ -343,6 +343,15 @@ def revive_dead_kernels(net: PafuNet, sampler: Sampler, rng, counts, min_share: 
     return pairs
 
 
+def _cosine(step: int, total: int) -> float:
+    """Learning-rate factor: cosine decay from 1 to 5% over ``total`` steps."""
+    return 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / total))
+
+
+def _snapshot(net: PafuNet) -> dict:
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
 def polish_selector(net: PafuNet, sampler: Sampler, rng, steps: int, lr: float) -> float:
     """Train the selector alone for a fixed bank, on the expected l2 loss (in place).
 
@@ -358,7 +367,7 @@ def polish_selector(net: PafuNet, sampler: Sampler, rng, steps: int, lr: float) 
     tail = []
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / steps)))
+            g["lr"] = lr * _cosine(step, steps)
         xb, yb = sampler(rng)
         x = net.prepare(xb)
         with torch.no_grad():
@@ -409,6 +418,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                   selector_input=cfg.selector_input)
     opt_sel = torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector)
     opt_bank = torch.optim.Adam([net.bank], lr=cfg.lr_bank)
+    start = load_model(cfg.init_from) if cfg.init_from else None  # warm start (also for the provenance)
     step = 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else Path(cfg.out).with_suffix(".ckpt.pt")
     if ckpt.exists():
@@ -420,8 +430,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d", ckpt, step)
-    elif cfg.init_from:
-        n0 = net.load_model(load_model(cfg.init_from))
+    elif start is not None:
+        n0 = net.load_model(start)
         log.info("init from %s: val %.3f dB", cfg.init_from, evaluate(net, val_files, cfg))
         if n0 < net.n_kernels:
             grow_bank(net, sampler, rng, n0)
@@ -436,7 +446,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     use = torch.zeros(net.n_kernels, dtype=torch.float64)
     while step < cfg.iters:
         tau = cfg.tau0 * (cfg.tau1 / cfg.tau0) ** (step / max(1, cfg.iters - 1))
-        cos = 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / cfg.iters))  # cosine decay to 5%
+        cos = _cosine(step, cfg.iters)
         for opt, lr in base_lr:
             for g in opt.param_groups:
                 g["lr"] = lr * cos
@@ -491,7 +501,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             log.info("kept the gradient-trained bank (better on validation)")
     if cfg.polish_steps:
         best = max(summary["val_sgd"], summary.get("val_refit", -1.0))
-        keep = {k: v.clone() for k, v in net.state_dict().items()}
+        keep = _snapshot(net)
         prng = np.random.default_rng(cfg.seed + 2)
         for r in range(cfg.polish_rounds):
             loss = polish_selector(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2)
@@ -499,7 +509,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             v = evaluate(net, val_files, cfg)
             log.info("polish round %d: expected l2 %.3g, val %.3f dB; kernel use %s", r + 1, loss, v, counts)
             if v > best:
-                best, keep = v, {k: t.clone() for k, t in net.state_dict().items()}
+                best, keep = v, _snapshot(net)
                 summary["val_polish"], summary["kernel_use"] = v, counts
         net.load_state_dict(keep)
     if cfg.task == "demosaick" and (cfg.noise_sigma or cfg.noise_a):
@@ -510,8 +520,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     data_desc = "; ".join(f"{d} ({len(tdata.list_images([d]))} images)" for d in cfg.data)
     data_desc += f"; every {cfg.val_every}th image held out for validation"
     training = {"wall_minutes": round((time.time() - t_start) / 60, 1), "torch_threads": torch.get_num_threads()}
-    if cfg.init_from:  # the chain that reproduces this model
-        start = load_model(cfg.init_from)
+    if start is not None:  # the chain that reproduces this model
         training["init_from"] = {"file": str(cfg.init_from), "command": start.provenance.get("command", ""),
                                  "validation": start.quality.get("validation", {})}
         earlier = start.quality.get("training", {}).get("init_from")

@@ -170,17 +170,18 @@ class PafuNet(nn.Module):
         is smaller than the model's (repeated, for a grown bank)."""
         where = model.path or model.name or "the model"
         n0 = model.n_kernels
-        grown = self.n_kernels % n0 == 0
-        sizes = model.kernel_sizes.tolist() * (self.n_kernels // n0 if grown else 1)
+        copies = self.n_kernels // n0 if self.n_kernels % n0 == 0 else 1
+        sizes = model.kernel_sizes.tolist() * copies
         shapes = [tuple(w.shape) for w in model.selector_weights]
-        if grown:
-            shapes[-1] = (self.n_kernels,) + shapes[-1][1:]
-        mine = (self.task, self.scale if self.task == "upscale" else 1, self.kernel_sizes.tolist(),
-                [tuple(c.weight.shape) for c in self.selector])
-        theirs = (model.task, model.scale, sizes, shapes)
-        if len(sizes) == self.n_kernels and all(a >= b for a, b in zip(mine[2], sizes)):
-            theirs = theirs[:2] + (mine[2],) + theirs[3:]  # larger supports: zero-padded
-        for what, a, b in zip(("task", "scale", "kernel sizes", "selector layer shapes"), mine, theirs):
+        shapes[-1] = (n0 * copies,) + shapes[-1][1:]
+        mine_sizes = self.kernel_sizes.tolist()
+        if len(sizes) == len(mine_sizes) and all(a >= b for a, b in zip(mine_sizes, sizes)):
+            sizes = mine_sizes  # equal, or larger supports (zero-padded)
+        checks = (("task", self.task, model.task),
+                  ("scale", self.scale if self.task == "upscale" else 1, model.scale),
+                  ("kernel sizes", mine_sizes, sizes),
+                  ("selector layer shapes", [tuple(c.weight.shape) for c in self.selector], shapes))
+        for what, a, b in checks:
             if a != b:
                 raise ValueError(f"{where}: cannot start from it: {what} {b} (this training: {a}); give the "
                                  "model's task, scale, --kernel-sizes, --width and --depth, and --kernels a "
