@@ -87,7 +87,7 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
         if pick:
             mi = None
             if denoise:
-                mi = pick_denoise_model(render.noise_level(cfa, "RGGB"), allow_clean=denoise == "auto")
+                mi = pick_denoise_model(render.noise_level(cfa), allow_clean=denoise == "auto")
             if mi is None or mi.noise_sigma == 0:
                 mi = pick_colour_model(render.mosaic_colourfulness(cfa, "RGGB"), colours or "natural")
             if picks is not None:

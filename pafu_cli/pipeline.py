@@ -181,7 +181,7 @@ def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, li
         log.info("%s: model %s", where, m.name)
         return m
     if opts.denoise != "off":
-        noise = render.noise_level(scaled_sample, pattern)
+        noise = render.noise_level(scaled_sample)
         iso_txt = f"ISO {iso:.0f}" if iso else "ISO unknown"
         high_iso = iso is not None and iso >= DENOISE_ISO
         try:

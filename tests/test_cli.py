@@ -137,13 +137,20 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
     monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
     assert [n for _, n in models.denoise_family()] == ["demosaick_denoise_s2", "demosaick_denoise_s5",
                                                         "demosaick_denoise_s10"]
-    assert models.pick_denoise_model(1.5 / 255).name == "demosaick"
-    assert models.pick_denoise_model(1.5 / 255, allow_clean=False).name == "demosaick_denoise_s2"
-    assert models.pick_denoise_model(2.5 / 255).name == "demosaick"  # a tie at 2/255: the noise-free model
-    assert models.pick_denoise_model(2.5 / 255, allow_clean=False).name == "demosaick_denoise_s2"
-    assert models.pick_denoise_model(4 / 255, allow_clean=False).name == "demosaick_denoise_s5"
-    assert models.pick_denoise_model(6 / 255).name == "demosaick_denoise_s5"
-    assert models.pick_denoise_model(30 / 255).name == "demosaick_denoise_s10"
+    pick = models.pick_denoise_model
+    assert pick(1.5 / 255, scale=1).name == "demosaick"
+    assert pick(1.5 / 255, allow_clean=False, scale=1).name == "demosaick_denoise_s2"
+    assert pick(2.5 / 255, scale=1).name == "demosaick"  # a tie at 2/255: the noise-free model
+    assert pick(2.5 / 255, allow_clean=False, scale=1).name == "demosaick_denoise_s2"
+    assert pick(4 / 255, allow_clean=False, scale=1).name == "demosaick_denoise_s5"
+    assert pick(6 / 255, scale=1).name == "demosaick_denoise_s5"
+    assert pick(30 / 255, scale=1).name == "demosaick_denoise_s10"
+    # By default the estimate is scaled down first (photographs read above their noise).
+    assert 0.5 < models.NOISE_PICK_SCALE < 1
+    for level, name in ((4.5, "demosaick"), (7, "demosaick_denoise_s5"), (11, "demosaick_denoise_s5"),
+                        (12, "demosaick_denoise_s10")):
+        assert pick(level / 255).name == name
+        assert pick(level / 255).name == pick(level * models.NOISE_PICK_SCALE / 255, scale=1).name
     # The sample chart is clean (ISO 100): auto keeps the noise-free model, on denoises.
     r = run("-v", "demosaick", sample_dng, tmp_path / "a.png")
     assert r.exit_code == 0 and "denoise auto" in r.stderr and "model demosaick\n" in r.stderr, r.stderr

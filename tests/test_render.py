@@ -91,8 +91,49 @@ def test_orient(flip, expect):
 def test_noise_level_grows_with_noise(rng):
     clean = np.full((64, 64), 0.5, np.float32)
     noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
-    assert render.noise_level(clean, "RGGB") == 0.0
-    assert 0.05 < render.noise_level(noisy, "RGGB") < 0.2
+    assert render.noise_level(clean) == 0.0
+    assert 0.05 < render.noise_level(noisy) < 0.2
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.03])
+def test_noise_level_reads_the_sigma_of_noise_on_a_smooth_field(rng, sigma):
+    # A ramp (cancelled by the Laplacian filter) plus Gaussian noise: the estimate
+    # times the mosaic's bright end (its 99th percentile) is the noise's sigma.
+    ramp = np.linspace(0.1, 0.9, 512, dtype=np.float32)[None, :].repeat(512, 0)
+    noisy = ramp + rng.normal(0, sigma, ramp.shape).astype(np.float32)
+    ref = np.percentile(noisy[::4, ::4], 99)
+    assert render.noise_level(noisy) * ref == pytest.approx(sigma, rel=0.03)
+
+
+def test_noise_level_tile_bias_is_the_percentile_of_pure_noise(rng):
+    # NOISE_TILE_BIAS: the NOISE_PERCENTILE-th percentile of the residual's tile
+    # standard deviations for unit noise, re-measured here.
+    b = render.NOISE_TILE
+    vals = []
+    for _ in range(8):
+        g = rng.normal(0, 1, (482, 482))
+        r = (g[:-2, :-2] - 2 * g[:-2, 1:-1] + g[:-2, 2:] - 2 * g[1:-1, :-2] + 4 * g[1:-1, 1:-1]
+             - 2 * g[1:-1, 2:] + g[2:, :-2] - 2 * g[2:, 1:-1] + g[2:, 2:]) / 6.0
+        n = r.shape[0] // b
+        sd = r[: n * b, : n * b].reshape(n, b, n, b).std(axis=(1, 3))
+        vals.append(np.percentile(sd, render.NOISE_PERCENTILE))
+    assert np.mean(vals) == pytest.approx(render.NOISE_TILE_BIAS, abs=0.01)
+
+
+def test_noise_level_finds_the_flat_spots_of_a_textured_picture(rng):
+    # Strong fine texture (several times the noise) everywhere but in flat patches (a
+    # quarter of the area): the low percentile of small tiles reads the noise there,
+    # not the texture (about 1.2 sigma: fewer flat tiles than in a flat field).
+    h = w = 384
+    texture = 0.5 + 0.2 * np.sin(np.arange(w)[None, :] * 1.3 + np.arange(h)[:, None] * 0.7)
+    texture = texture + 0.1 * rng.standard_normal((h // 8, w // 8)).repeat(8, 0).repeat(8, 1)
+    for y in range(0, h, 96):
+        for x in range(0, w, 96):
+            texture[y : y + 48, x : x + 48] = 0.5
+    sigma = 0.02
+    noisy = (texture + rng.normal(0, sigma, (h, w))).astype(np.float32)
+    ref = np.percentile(noisy[::4, ::4], 99)
+    assert render.noise_level(noisy) * ref == pytest.approx(sigma, rel=0.3)
 
 
 def test_mosaic_colourfulness(rng):

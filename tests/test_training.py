@@ -1,5 +1,7 @@
 """Training pipeline: data synthesis, PyTorch-to-Numba parity, the SAD toy proof."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -251,6 +253,35 @@ def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
     with pytest.raises(ValueError, match="a.npz: cannot start from it"):
         train(bad)
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_polish_revive_splits_busy_kernels_into_dead_ones_before_each_round(tmp_path, caplog):
+    import dataclasses
+    import logging
+
+    from pafu_cli.training.loop import TrainConfig, train
+
+    data = _toy_images(tmp_path)
+    kw = dict(task="upscale", scale=2, data=(str(data),), iters=6, batch=2, patch=12, n_kernels=4, width=4,
+              shrink=(1.0,), refit_batches=8, selector_pretrain=3, kmeans_samples=500, val_every=4, threads=1)
+    train(TrainConfig(out=str(tmp_path / "a.npz"), **kw))
+    a = load_model(tmp_path / "a.npz")
+    biases = list(a.selector_biases)
+    biases[-1] = biases[-1].copy()
+    biases[-1][2] = -1e3  # kernel 2 is never chosen
+    save_model(dataclasses.replace(a, selector_biases=tuple(biases), path=""), tmp_path / "dead.npz")
+    polish = {**kw, "iters": 0, "polish_steps": 3, "polish_rounds": 2}
+    with caplog.at_level(logging.INFO, logger="pafu.train"):
+        train(TrainConfig(out=str(tmp_path / "p.npz"), init_from=str(tmp_path / "dead.npz"), **polish))
+        assert ": split" not in caplog.text  # off by default
+        caplog.clear()
+        train(TrainConfig(out=str(tmp_path / "r.npz"), init_from=str(tmp_path / "dead.npz"), polish_revive=True,
+                          **polish))
+    use = [int(v) for v in re.search(r"refit: .*kernel use \[(.*)\]", caplog.text).group(1).split(",")]
+    assert use[2] == 0
+    split = re.search(r"polish round 1: split (\d+)->(\d+)", caplog.text)
+    assert split, caplog.text
+    assert use[int(split.group(1))] > 0 and use[int(split.group(2))] == 0  # a busy kernel into a dead one
 
 
 def test_grown_bank_starts_as_the_model_and_splits_every_kernel(tmp_path):

@@ -78,6 +78,7 @@ class TrainConfig:
     revive_min_share: float = 0.002  # a kernel chosen for less than this share of pixels is dead
     polish_steps: int = 0  # after the refit: selector steps on the expected l2 loss per round (0: off)
     polish_rounds: int = 2  # rounds of (polish the selector, refit the bank)
+    polish_revive: bool = False  # each polish round first splits busy kernels into dead ones
 
     def default_patch(self):
         if self.patch:
@@ -503,7 +504,12 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         best = max(summary["val_sgd"], summary.get("val_refit", -1.0))
         keep = _snapshot(net)
         prng = np.random.default_rng(cfg.seed + 2)
+        counts = summary.get("kernel_use")
         for r in range(cfg.polish_rounds):
+            if cfg.polish_revive and counts is not None:
+                pairs = revive_dead_kernels(net, sampler, prng, counts, cfg.revive_min_share)
+                if pairs:
+                    log.info("polish round %d: split %s", r + 1, " ".join(f"{s}->{d}" for d, s in pairs))
             loss = polish_selector(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2)
             counts = refit_bank(net, sampler, prng, cfg.refit_batches)
             v = evaluate(net, val_files, cfg)
