@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--val-every", type=int, default=10)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15])
     ap.add_argument("--scales", type=float, nargs="+",
-                    default=[0.45, 0.5, 0.55, 0.6, 0.63, 0.66, 0.7, 0.75, 0.8, 0.9, 1.0])
+                    default=[0.5, 0.55, 0.58, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.75, 0.8, 1.0])
     a = ap.parse_args()
     _, val = split_files(list_images(a.data), a.val_every)
     names, rows = measure([read_rgb8(f) for f in val], a.sigmas)
@@ -62,6 +62,7 @@ def main():
             per[s].append(psnr[choose(est, psnr)])
         means = [float(np.mean(per[s])) for s in sig]
         print(f"| {label} | " + " | ".join(f"{v:.2f}" for v in means) + f" | {np.mean(means):.3f} |")
+        return float(np.mean(means))
 
     print(f"{len(val)} validation images; median estimate x255 per sigma: " + ", ".join(
         f"{s:g}: {255 * np.median([e for t, e, _ in rows if t == s]):.1f}" for s in sig))
@@ -69,12 +70,16 @@ def main():
     print("|---|" + "---|" * (len(sig) + 1))
     for n in names:
         table(n, lambda e, p, n=n: n)
+    score = {sc: 0.0 for sc in a.scales}
     for mode, allow in (("on", False), ("auto", True)):
         pool = [n for n in names if allow or n != clean]
         table(f"{mode}: oracle", lambda e, p, pool=pool: max(pool, key=p.get))
         for sc in a.scales:
-            table(f"{mode}: scale {sc:g}", lambda e, p, sc=sc, allow=allow:
-                  models.pick_denoise_model(e, allow_clean=allow, scale=sc).name)
+            score[sc] += table(f"{mode}: scale {sc:g}", lambda e, p, sc=sc, allow=allow:
+                               models.pick_denoise_model(e, allow_clean=allow, scale=sc).name) / 2
+    best = max(a.scales, key=score.get)
+    print(f"\nbest scale (mean of on and auto over the grid): {best:g} ({score[best]:.3f} dB); "
+          f"shipped NOISE_PICK_SCALE {models.NOISE_PICK_SCALE:g}")
 
 
 if __name__ == "__main__":

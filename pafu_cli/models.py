@@ -84,7 +84,7 @@ DEFAULT_MODELS = {
 # (benchmarks/noise_pick.py), never on the test sets.
 DENOISE_PREFIX = "demosaick_denoise"
 CLEAN_NOISE_LEVEL = 2.0 / 255
-NOISE_PICK_SCALE = 0.62
+NOISE_PICK_SCALE = 0.68
 # Colours: besides the noise-free default, a bank trained for saturated colours.
 # ``--colours auto`` takes it for a picture whose mosaic colourfulness
 # (render.mosaic_colourfulness) is above VIVID_COLOURFULNESS, a threshold chosen

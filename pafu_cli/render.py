@@ -321,7 +321,7 @@ def noise_level(scaled: np.ndarray) -> float:
     auto-brightness will lift counts as noisier. Photographs read higher than
     their noise (texture, and the division): on the validation photos of
     T91 + BSD200 with Gaussian noise of sigma 0/5/10 (0..255 units) the median
-    estimate is 1.5/6.9/12.4; :data:`pafu_cli.models.NOISE_PICK_SCALE` accounts
+    estimate is 1.4/6.8/12.4; :data:`pafu_cli.models.NOISE_PICK_SCALE` accounts
     for that when a denoising model is picked.
     """
     block = NOISE_TILE

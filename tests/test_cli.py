@@ -147,8 +147,8 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
     assert pick(30 / 255, scale=1).name == "demosaick_denoise_s10"
     # By default the estimate is scaled down first (photographs read above their noise).
     assert 0.5 < models.NOISE_PICK_SCALE < 1
-    for level, name in ((4.5, "demosaick"), (7, "demosaick_denoise_s5"), (11, "demosaick_denoise_s5"),
-                        (12, "demosaick_denoise_s10")):
+    for level, name in ((4, "demosaick"), (7, "demosaick_denoise_s5"), (9, "demosaick_denoise_s5"),
+                        (14, "demosaick_denoise_s10")):
         assert pick(level / 255).name == name
         assert pick(level / 255).name == pick(level * models.NOISE_PICK_SCALE / 255, scale=1).name
     # The sample chart is clean (ISO 100): auto keeps the noise-free model, on denoises.
