@@ -19,8 +19,8 @@ import argparse
 import numpy as np
 
 from pafu_cli import models, render
-from pafu_cli.bayer import mosaic
 from pafu_cli.demosaick import demosaick
+from pafu_cli.evaluate import noisy_mosaic
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.training.data import list_images, read_rgb8, split_files
 
@@ -34,10 +34,7 @@ def measure(images, sigmas):
         h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
         gt = im[:h, :w]
         for s in sigmas:
-            cfa = mosaic(gt.astype(np.float32) / 255, "RGGB")
-            if s:
-                rng = np.random.default_rng(int(1000 * s) + i)
-                cfa = np.clip(cfa + rng.normal(0, s / 255, cfa.shape), 0, 1).astype(np.float32)
+            cfa = noisy_mosaic(gt, s, i)
             psnr = {m.name: cpsnr(to_uint8(demosaick(cfa, "RGGB", m)), gt) for m in cands}
             rows.append((s, render.noise_level(cfa), psnr))
     return names, rows

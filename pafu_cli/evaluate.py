@@ -60,6 +60,16 @@ def bicubic_sr_scores(folder, scale: int) -> dict:
     return scores
 
 
+def noisy_mosaic(im8: np.ndarray, sigma: float, index: int) -> np.ndarray:
+    """The RGGB mosaic of a uint8 RGB picture in [0, 1], with N(0, sigma^2)
+    noise (0..255 units; seeded with ``1000 * sigma + index``), clipped."""
+    cfa = mosaic(im8.astype(np.float32) / 255, "RGGB")
+    if sigma:
+        rng = np.random.default_rng(int(1000 * sigma) + index)
+        cfa = np.clip(cfa + rng.normal(0, sigma / 255, cfa.shape), 0, 1).astype(np.float32)
+    return cfa
+
+
 def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None, colours=None) -> dict:
     """Per-image (CPSNR b10, CPSNR b0) on one test set; ``sigma`` in 0..255 units.
 
@@ -78,11 +88,7 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
     m = None if pick else resolve_model(model, "demosaick")
     scores = {}
     for i, (name, im) in enumerate(_images(folder)):
-        gt = im.astype(np.float32) / 255
-        cfa = mosaic(gt, "RGGB")
-        if sigma:
-            rng = np.random.default_rng(int(1000 * sigma) + i)
-            cfa = np.clip(cfa + rng.normal(0, sigma / 255, cfa.shape), 0, 1).astype(np.float32)
+        cfa = noisy_mosaic(im, sigma, i)
         mi = m
         if pick:
             mi = None

@@ -305,6 +305,22 @@ NOISE_PERCENTILE = 0.5
 NOISE_TILE_BIAS = 0.545
 
 
+def residual_tile_sd(plane: np.ndarray, block: int):
+    """Standard deviation of Immerkaer's Laplacian residual per ``block``-square
+    tile of one colour plane, and which tiles have no sample clipped at black
+    (0) or near white (>= 0.98): two (rows, cols) arrays."""
+    g = plane.astype(np.float64)
+    r = (g[:-2, :-2] - 2 * g[:-2, 1:-1] + g[:-2, 2:] - 2 * g[1:-1, :-2] + 4 * g[1:-1, 1:-1]
+         - 2 * g[1:-1, 2:] + g[2:, :-2] - 2 * g[2:, 1:-1] + g[2:, 2:]) / 6.0
+    hb, wb = r.shape[0] // block, r.shape[1] // block
+
+    def tiles(a):
+        return a[: hb * block, : wb * block].reshape(hb, block, wb, block).transpose(0, 2, 1, 3).reshape(hb, wb, -1)
+
+    level = tiles(g[1:-1, 1:-1])
+    return tiles(r).std(axis=2), (level.min(axis=2) > 0) & (level.max(axis=2) < 0.98)
+
+
 def noise_level(scaled: np.ndarray) -> float:
     """Robust sigma of the noise of a [0, 1] mosaic, relative to its bright end.
 
@@ -324,28 +340,15 @@ def noise_level(scaled: np.ndarray) -> float:
     estimate is 1.4/6.8/12.4; :data:`pafu_cli.models.NOISE_PICK_SCALE` accounts
     for that when a denoising model is picked.
     """
-    block = NOISE_TILE
     est = []
-    for y in range(2):
-        for x in range(2):
-            g = scaled[y::2, x::2].astype(np.float64)
-            if min(g.shape) < block + 2:
-                continue
-            r = (g[:-2, :-2] - 2 * g[:-2, 1:-1] + g[:-2, 2:] - 2 * g[1:-1, :-2] + 4 * g[1:-1, 1:-1]
-                 - 2 * g[1:-1, 2:] + g[2:, :-2] - 2 * g[2:, 1:-1] + g[2:, 2:]) / 6.0
-            hb, wb = r.shape[0] // block, r.shape[1] // block
-
-            def tiles(a):
-                return a[: hb * block, : wb * block].reshape(hb, block, wb, block).transpose(0, 2, 1, 3).reshape(
-                    hb, wb, -1)
-
-            level = tiles(g[1:-1, 1:-1])
-            ok = (level.min(axis=2) > 0) & (level.max(axis=2) < 0.98)
-            sd = tiles(r).std(axis=2)
-            if not ok.any():  # e.g. a very dark frame, half clipped at black: use every tile
-                ok[...] = True
-            if sd.size:
-                est.append(np.percentile(sd[ok], NOISE_PERCENTILE))
+    for plane in (scaled[y::2, x::2] for y in (0, 1) for x in (0, 1)):
+        if min(plane.shape) < NOISE_TILE + 2:
+            continue
+        sd, ok = residual_tile_sd(plane, NOISE_TILE)
+        if not ok.any():  # e.g. a very dark frame, half clipped at black: use every tile
+            ok[...] = True
+        if sd.size:
+            est.append(np.percentile(sd[ok], NOISE_PERCENTILE))
     if not est:
         return 0.0
     sigma = float(np.mean(est)) / NOISE_TILE_BIAS
