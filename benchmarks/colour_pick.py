@@ -10,6 +10,10 @@ the statistic and both models' CPSNR b10 per image, and reports the threshold
 that maximises the mean CPSNR over all of them. Never the test sets.
 
     python benchmarks/colour_pick.py [--factors 1 1.5 2] [--plain default] [--vivid demosaick_vivid]
+    python benchmarks/colour_pick.py --sigma 5 --plain demosaick_denoise_s5 --vivid demosaick_vivid_denoise_s5
+
+``--sigma`` adds the evaluation's mosaic noise (``evaluate.noisy_mosaic``), for
+the threshold between a denoising member and its vivid twin.
 """
 
 from __future__ import annotations
@@ -19,22 +23,21 @@ import argparse
 import numpy as np
 
 from pafu_cli import render
-from pafu_cli.bayer import mosaic
 from pafu_cli.demosaick import demosaick
+from pafu_cli.evaluate import noisy_mosaic
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.models import resolve_model
-from pafu_cli.training.data import list_images, read_rgb8, split_files
-from val_colour import saturate  # benchmarks/ is the script's folder, first on sys.path
+from pafu_cli.training.data import list_images, read_rgb8, saturate8, split_files
 
 
-def rows(images, factors, plain, vivid):
+def rows(images, factors, plain, vivid, sigma=0.0):
     """(factor, statistic, CPSNR plain model, CPSNR vivid model) per image and factor."""
     out = []
     for f in factors:
-        for im in images:
+        for i, im in enumerate(images):
             h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
-            gt = im[:h, :w] if f == 1 else saturate(im[:h, :w], f)
-            cfa = mosaic(gt.astype(np.float32) / 255, "RGGB")
+            gt = saturate8(im[:h, :w], f)
+            cfa = noisy_mosaic(gt, sigma, i)
             s = render.mosaic_colourfulness(cfa, "RGGB")
             a = cpsnr(to_uint8(demosaick(cfa, "RGGB", plain)), gt)
             b = cpsnr(to_uint8(demosaick(cfa, "RGGB", vivid)), gt)
@@ -61,6 +64,7 @@ def main():
     ap.add_argument("--plain", default="default")
     ap.add_argument("--vivid", default="demosaick_vivid")
     ap.add_argument("--val-every", type=int, default=10)
+    ap.add_argument("--sigma", type=float, default=0.0, help="mosaic noise, 0..255 units")
     ap.add_argument("--threshold", type=float, default=None,
                     help="also score this threshold (e.g. the shipped one)")
     a = ap.parse_args()
@@ -68,9 +72,10 @@ def main():
     images = [read_rgb8(f) for f in val]
     plain = resolve_model(None if a.plain == "default" else a.plain, "demosaick")
     vivid = resolve_model(a.vivid, "demosaick")
-    r = rows(images, a.factors, plain, vivid)
+    r = rows(images, a.factors, plain, vivid, a.sigma)
     t, best = best_threshold(r)
-    print(f"{len(images)} validation images x saturation {a.factors}: {len(r)} pictures")
+    noise = f", sigma {a.sigma:g}" if a.sigma else ""
+    print(f"{len(images)} validation images x saturation {a.factors}{noise}: {len(r)} pictures")
     print("| saturation | statistic (median) | plain model | vivid model | oracle | pick at t |")
     print("|---|---|---|---|---|---|")
     ts = [t] + ([a.threshold] if a.threshold is not None else [])

@@ -8,6 +8,10 @@ saturation multiplied by ``--saturation`` around its per-pixel grey (clipped),
 which weakens the inter-channel correlation the way McMaster's colours do.
 
     python benchmarks/val_colour.py default demosaick_vivid runs/x.npz
+    python benchmarks/val_colour.py demosaick_denoise_s5 --sigma 5   # noisy mosaics
+
+``--sigma`` adds the evaluation's Gaussian noise to the mosaics
+(``evaluate.noisy_mosaic``, 0..255 units), for the denoising members.
 """
 
 from __future__ import annotations
@@ -16,24 +20,19 @@ import argparse
 
 import numpy as np
 
-from pafu_cli.bayer import mosaic
 from pafu_cli.demosaick import demosaick
+from pafu_cli.evaluate import noisy_mosaic
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.models import resolve_model
-from pafu_cli.training.data import list_images, read_rgb8, scale_saturation, split_files
+from pafu_cli.training.data import list_images, read_rgb8, saturate8, split_files
 
 
-def saturate(im8: np.ndarray, factor: float) -> np.ndarray:
-    """uint8 RGB with saturation scaled by ``factor`` around the channel mean."""
-    return np.rint(scale_saturation(im8.astype(np.float32), factor, 255)).astype(np.uint8)
-
-
-def score(model, images, factor: float) -> float:
+def score(model, images, factor: float, sigma: float = 0.0) -> float:
     out = []
-    for im in images:
+    for i, im in enumerate(images):
         h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
-        gt = im[:h, :w] if factor == 1 else saturate(im[:h, :w], factor)
-        rgb = demosaick(mosaic(gt.astype(np.float32) / 255, "RGGB"), "RGGB", model)
+        gt = saturate8(im[:h, :w], factor)
+        rgb = demosaick(noisy_mosaic(gt, sigma, i), "RGGB", model)
         out.append(cpsnr(to_uint8(rgb), gt))
     return float(np.mean(out))
 
@@ -44,14 +43,17 @@ def main():
     ap.add_argument("--data", nargs="+", default=["../shared/data/T91", "../shared/data/BSD200"])
     ap.add_argument("--saturation", type=float, default=2.0)
     ap.add_argument("--val-every", type=int, default=10)
+    ap.add_argument("--sigma", type=float, default=0.0, help="mosaic noise, 0..255 units")
     a = ap.parse_args()
     _, val = split_files(list_images(a.data), a.val_every)
     images = [read_rgb8(f) for f in val]
-    print(f"| model | validation b10 ({len(images)} images) | saturation x{a.saturation:g} |")
+    noise = f", sigma {a.sigma:g}" if a.sigma else ""
+    print(f"| model | validation b10 ({len(images)} images{noise}) | saturation x{a.saturation:g} |")
     print("|---|---|---|")
     for name in a.models:
         m = resolve_model(None if name == "default" else name, task="demosaick")
-        print(f"| {name} | {score(m, images, 1.0):.3f} | {score(m, images, a.saturation):.3f} |", flush=True)
+        print(f"| {name} | {score(m, images, 1.0, a.sigma):.3f} | "
+              f"{score(m, images, a.saturation, a.sigma):.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def _record(model_name: str, key: str, value: float) -> None:
               help="Demosaick: pick the model per image from the noise estimate, as "
                    "'pafu demosaick --denoise on|auto' does (instead of --model).")
 @click.option("--colours", type=click.Choice(["auto", "natural", "vivid"]), default=None,
-              help="Demosaick: pick the noise-free model per image from its colourfulness, as "
+              help="Demosaick: pick the model or its vivid twin per image from its colourfulness, as "
                    "'pafu demosaick --colours auto' does (instead of --model; default: the "
                    "default model alone).")
 @click.option("--baseline", is_flag=True, help="Upscale: also MATLAB bicubic.")

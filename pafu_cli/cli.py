@@ -138,7 +138,7 @@ def _run(job, inputs, output, opts, extensions, default_ext, jobs, selection_map
               help="Use the joint demosaick+denoise model: 'auto' decides from ISO and a noise "
                    "estimate (-v says which).")
 @click.option("--colours", type=click.Choice(COLOUR_CHOICES), default="auto", show_default=True,
-              help="Noise-free model: 'vivid' is trained for saturated colours (flowers, "
+              help="'vivid': the model's twin trained for saturated colours (flowers, "
                    "stained glass, stage light), 'natural' for ordinary photographs; 'auto' "
                    "picks per picture by its colourfulness (-v says which).")
 @click.option("--pattern", type=click.Choice(PATTERNS, case_sensitive=False), default=None,

@@ -77,7 +77,7 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
     instead of ``model``, each image gets the model that ``pafu demosaick
     --denoise on|auto --colours ...`` would pick from the noise estimate and
     the colourfulness of its (noisy) mosaic (``denoise`` None: the noise-free
-    model; ``colours`` None: the default noise-free model); ``picks`` (a dict)
+    model; ``colours`` None: as "natural", no vivid twins); ``picks`` (a dict)
     counts the choices.
     """
     from . import render
@@ -91,11 +91,11 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
         cfa = noisy_mosaic(im, sigma, i)
         mi = m
         if pick:
-            mi = None
+            base = None
             if denoise:
                 mi = pick_denoise_model(render.noise_level(cfa), allow_clean=denoise == "auto")
-            if mi is None or mi.noise_sigma == 0:
-                mi = pick_colour_model(render.mosaic_colourfulness(cfa, "RGGB"), colours or "natural")
+                base = mi.name if mi.noise_sigma > 0 else None
+            mi = pick_colour_model(render.mosaic_colourfulness(cfa, "RGGB"), colours or "natural", base)
             if picks is not None:
                 key = f"{Path(folder).name} sigma {sigma:g}"
                 picks.setdefault(key, {})

@@ -85,8 +85,10 @@ DEFAULT_MODELS = {
 DENOISE_PREFIX = "demosaick_denoise"
 CLEAN_NOISE_LEVEL = 2.0 / 255
 NOISE_PICK_SCALE = 0.68
-# Colours: besides the noise-free default, a bank trained for saturated colours.
-# ``--colours auto`` takes it for a picture whose mosaic colourfulness
+# Colours: besides the noise-free default, a bank trained for saturated colours,
+# and likewise for denoising members: the "vivid twin" of a model (vivid_twin:
+# demosaick_denoise_s5 -> demosaick_vivid_denoise_s5). ``--colours auto`` takes
+# the twin, where one is installed, for a picture whose mosaic colourfulness
 # (render.mosaic_colourfulness) is above VIVID_COLOURFULNESS, a threshold chosen
 # on validation images (benchmarks/colour_pick.py), never on the test sets.
 VIVID_MODEL = "demosaick_vivid"
@@ -411,16 +413,33 @@ def pick_denoise_model(noise: float, allow_clean: bool = True, scale: float = No
     return resolve_model(name, "demosaick")
 
 
-def pick_colour_model(colourfulness: float, colours: str = "auto") -> PafuModel:
-    """The noise-free demosaick model for a picture of this colourfulness.
+def vivid_twin(name: str) -> str:
+    """The name of a shipped demosaick model's vivid twin (trained for saturated
+    colours): ``demosaick`` -> ``demosaick_vivid``, ``demosaick_denoise_s5`` ->
+    ``demosaick_vivid_denoise_s5``."""
+    base = DEFAULT_MODELS[("demosaick", 1)]
+    if not name.startswith(base):
+        raise ValueError(f"not a shipped demosaick model name: {name!r}")
+    return VIVID_MODEL + name[len(base):]
 
-    ``colours`` "natural": the default model; "vivid": :data:`VIVID_MODEL`;
-    "auto": the vivid model when ``colourfulness`` is above
-    :data:`VIVID_COLOURFULNESS` and it is installed, else the default.
+
+def pick_colour_model(colourfulness: float, colours: str = "auto", base: str = None) -> PafuModel:
+    """The demosaick model for a picture of this colourfulness.
+
+    ``base``: the shipped model the noise level calls for (default: the
+    noise-free ``demosaick``). ``colours`` "natural": ``base``; "vivid": its
+    vivid twin (:func:`vivid_twin`) where installed, else ``base`` (for the
+    noise-free default the twin, :data:`VIVID_MODEL`, must be installed);
+    "auto": the twin when ``colourfulness`` is above
+    :data:`VIVID_COLOURFULNESS` and it is installed, else ``base``.
     """
     if colours not in COLOUR_CHOICES:
         raise ValueError(f"colours must be one of {COLOUR_CHOICES}, got {colours!r}")
-    vivid = colours == "vivid" or (
-        colours == "auto" and colourfulness > VIVID_COLOURFULNESS
-        and (models_dir() / f"{VIVID_MODEL}.npz").exists())
-    return resolve_model(VIVID_MODEL if vivid else None, "demosaick")
+    base = base or DEFAULT_MODELS[("demosaick", 1)]
+    twin = vivid_twin(base)
+    installed = (models_dir() / f"{twin}.npz").exists()
+    if colours == "vivid":  # asked for: a missing noise-free twin is an error (resolve_model says so)
+        vivid = installed or twin == VIVID_MODEL
+    else:
+        vivid = colours == "auto" and installed and colourfulness > VIVID_COLOURFULNESS
+    return resolve_model(twin if vivid else base, "demosaick")

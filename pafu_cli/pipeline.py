@@ -173,8 +173,9 @@ def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, li
     nearest to the estimated noise level. ``auto``: the family member nearest
     to the estimate, the noise-free model included (it stands for clean
     pictures); ISO >= :data:`DENOISE_ISO` rules the noise-free model out.
-    The noise-free model is the default one or, for colourful pictures with
-    ``--colours auto`` (or always with ``vivid``), :data:`models.VIVID_MODEL`.
+    The model so chosen, or its vivid twin (:func:`models.vivid_twin`, where
+    installed) for colourful pictures with ``--colours auto`` (or always with
+    ``vivid``).
     """
     if opts.model is not None:
         m = resolve_model(opts.model, "demosaick")
@@ -194,10 +195,11 @@ def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, li
         denoising = m is not None and m.noise_sigma > 0
         log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): %s", where, opts.denoise,
                  iso_txt, noise, noise * 255, f"model {m.name}" if denoising else "noise-free")
-        if denoising:
-            return m
+        base = m.name if denoising else None
+    else:
+        base = None
     colourful = render.mosaic_colourfulness(scaled_sample, pattern, linear=linear)
-    m = pick_colour_model(colourful, opts.colours)
+    m = pick_colour_model(colourful, opts.colours, base)
     log.info("%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
              where, opts.colours, colourful, VIVID_COLOURFULNESS, m.name)
     return m

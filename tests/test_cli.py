@@ -198,6 +198,53 @@ def test_colours_pick_the_vivid_model_for_colourful_pictures(tmp_path, rng, monk
     assert auto["red"] == evaluate.demosaick_scores(tmp_path / "set", "demosaick_vivid")["red"]
 
 
+def test_colours_pick_the_vivid_twin_of_a_denoising_member(tmp_path, rng, monkeypatch):
+    from pafu_cli.bayer import mosaic
+
+    assert models.vivid_twin("demosaick") == "demosaick_vivid"
+    assert models.vivid_twin("demosaick_denoise_s5") == "demosaick_vivid_denoise_s5"
+    with pytest.raises(ValueError):
+        models.vivid_twin("upscale_x2")
+    lin = analytic.bilinear_demosaick_model()
+    for name, gain, sg in (("demosaick", 1, 0), ("demosaick_denoise_s5", 1, 5),
+                           ("demosaick_vivid_denoise_s5", 0.5, 5), ("demosaick_denoise_s10", 1, 10)):
+        m = lin.__class__(**{**lin.__dict__, "name": name, "bank": lin.bank * np.float32(gain),
+                             "noise_sigma": sg / 255})
+        models.save_model(m, tmp_path / f"{name}.npz")
+    monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
+    # The twin joins no family: the levels are those of the plain members.
+    assert [n for _, n in models.denoise_family()] == ["demosaick_denoise_s5", "demosaick_denoise_s10"]
+    t = models.VIVID_COLOURFULNESS
+    pick = models.pick_colour_model
+    assert pick(t + 0.01, "auto", "demosaick_denoise_s5").name == "demosaick_vivid_denoise_s5"
+    assert pick(t, "auto", "demosaick_denoise_s5").name == "demosaick_denoise_s5"
+    assert pick(0.9, "natural", "demosaick_denoise_s5").name == "demosaick_denoise_s5"
+    assert pick(0.0, "vivid", "demosaick_denoise_s5").name == "demosaick_vivid_denoise_s5"
+    # No twin installed: the member itself, whatever is asked; the noise-free twin is missing too.
+    assert pick(0.9, "auto", "demosaick_denoise_s10").name == "demosaick_denoise_s10"
+    assert pick(0.9, "vivid", "demosaick_denoise_s10").name == "demosaick_denoise_s10"
+    assert pick(0.9, "auto").name == "demosaick"
+    with pytest.raises(models.ModelError):
+        pick(0.9, "vivid")
+    # The command: --denoise on with only the sigma-5 level near a small estimate.
+    (tmp_path / "demosaick_denoise_s10.npz").unlink()
+    models._family_in.cache_clear()
+    grey = np.full((40, 40, 3), 0.5, np.float32) + rng.uniform(0, 0.1, (40, 40, 1)).astype(np.float32)
+    red = grey * np.float32([1.0, 0.2, 0.1])
+    for name, im, expect in (("grey", grey, "demosaick_denoise_s5"), ("red", red, "demosaick_vivid_denoise_s5")):
+        io.write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
+        for colours, want in (("natural", "demosaick_denoise_s5"), ("auto", expect),
+                              ("vivid", "demosaick_vivid_denoise_s5")):
+            out = tmp_path / f"{name}_{colours}.png"
+            r = run("-v", "demosaick", "--pattern", "RGGB", "--denoise", "on", "--colours", colours,
+                    tmp_path / f"{name}.png", out)
+            assert r.exit_code == 0 and f"model {want}\n" in r.stderr, r.stderr
+            got = io.read_image(out).astype(np.float64)
+            ref = io.read_image(tmp_path / f"{name}_natural.png")
+            assert got.mean() == pytest.approx(ref.mean() * (0.5 if "vivid" in want else 1), rel=0.01)
+    models._family_in.cache_clear()
+
+
 def test_mosaic_image_keeps_value_space(tmp_path, rng):
     cfa = rng.integers(1000, 60000, size=(12, 10)).astype(np.uint16)
     io.write_image(tmp_path / "m.png", cfa)

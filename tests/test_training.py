@@ -109,6 +109,34 @@ def test_colour_variation_keeps_grey_and_scales_chroma_within_range(sat_max):
     assert 0.5 - 1e-5 <= min(factors) < 0.6 and sat_max * 0.9 < max(factors) <= sat_max + 1e-5
 
 
+def test_validation_on_saturated_images_scores_the_saturated_pictures(tmp_path):
+    import imageio.v3 as iio
+
+    from pafu_cli.training.loop import TrainConfig, evaluate
+
+    im = np.random.default_rng(2).integers(100, 160, (6, 5, 3)).astype(np.uint8)  # x2 stays in range
+    np.testing.assert_array_equal(tdata.saturate8(im, 1.0), im)
+    sat = tdata.saturate8(im, 2.0)
+    assert np.abs(sat.astype(float).mean(2) - im.astype(float).mean(2)).max() <= 1  # grey kept (rounding)
+    assert np.ptp(sat.astype(float), axis=2).mean() > 1.5 * np.ptp(im.astype(float), axis=2).mean()
+    data = _toy_images(tmp_path)
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    for f in sorted(data.glob("*.png")):
+        iio.imwrite(pre / f.name, tdata.saturate8(iio.imread(f), 2.0))
+    torch.manual_seed(0)
+    net = PafuNet("demosaick", 1, n_kernels=3, kernel_sizes=[5, 3, 5], width=4, depth=2)
+    _randomise(net, 4)
+    with torch.no_grad():
+        net.bank.mul_(0.1)
+    files = sorted(str(f) for f in data.glob("*.png"))
+    cfg = TrainConfig(task="demosaick", val_sigma=3 / 255, val_saturation=2.0)
+    on_the_fly = evaluate(net, files, cfg)
+    assert on_the_fly == evaluate(net, sorted(str(f) for f in pre.glob("*.png")), TrainConfig(
+        task="demosaick", val_sigma=3 / 255))
+    assert abs(on_the_fly - evaluate(net, files, TrainConfig(task="demosaick", val_sigma=3 / 255))) > 0.01
+
+
 def test_passthrough_keeps_known_samples_whatever_the_bank():
     torch.manual_seed(0)
     net = PafuNet("demosaick", 1, n_kernels=4, width=4, passthrough=True)

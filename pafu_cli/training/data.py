@@ -132,6 +132,13 @@ def scale_saturation(rgb: np.ndarray, factor, peak: float = 1.0) -> np.ndarray:
     return np.clip(grey + factor * (rgb - grey), 0, peak)
 
 
+def saturate8(im8: np.ndarray, factor: float) -> np.ndarray:
+    """uint8 RGB with its saturation scaled by ``factor`` (:func:`scale_saturation`), rounded."""
+    if factor == 1:
+        return im8
+    return np.rint(scale_saturation(im8.astype(np.float32), factor, 255)).astype(np.uint8)
+
+
 def vary_colours(rng, rgb: np.ndarray, sat_max: float = 2.0) -> np.ndarray:
     """Random channel permutation and saturation change (grey axis kept), clipped to [0, 1].
 

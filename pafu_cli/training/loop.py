@@ -58,6 +58,7 @@ class TrainConfig:
     noise_p_clean: float = 0.0
     noise_sigma_min: float = 0.0
     val_sigma: float = 0.0  # demosaick: mosaic noise (0..1 units) of the validation that picks the bank
+    val_saturation: float = 1.0  # demosaick: validation images' saturation factor (vivid models: 2)
     color_aug: float = 0.0
     color_sat: float = 2.0  # demosaick: largest saturation factor of the colour augmentation
     passthrough: bool = False  # demosaick: copy the known samples (see PafuNet)
@@ -173,7 +174,8 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
     """Mean PSNR on whole validation images with argmax selection.
 
     Upscale: Y-PSNR, ``scale`` px shaved. Demosaick: CPSNR with the 10-px border,
-    Gaussian noise ``sigma`` (0..1 units) on the mosaic, seeded per image.
+    Gaussian noise ``sigma`` (0..1 units) on the mosaic, seeded per image, on the
+    images with their saturation scaled by ``cfg.val_saturation``.
     """
     from ..bayer import mosaic
     from ..resize import imresize, modcrop
@@ -192,13 +194,13 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
                 scores.append(y_psnr(out, hr.astype(np.float64) / 255, cfg.scale))
             else:
                 h, w = (im.shape[0] // 2) * 2, (im.shape[1] // 2) * 2
-                gt = im[:h, :w].astype(np.float32) / 255
-                cfa = mosaic(gt, "RGGB")
+                im8 = tdata.saturate8(im[:h, :w], cfg.val_saturation)
+                cfa = mosaic(im8.astype(np.float32) / 255, "RGGB")
                 if sigma:
                     rng = np.random.default_rng(10_000 + i)
                     cfa = np.clip(cfa + rng.normal(0, sigma, cfa.shape), 0, 1).astype(np.float32)
                 out = net(torch.from_numpy(cfa[None, None]), mode="argmax")[0][0].numpy()
-                scores.append(cpsnr(to_uint8(out.transpose(1, 2, 0)), im[:h, :w]))
+                scores.append(cpsnr(to_uint8(out.transpose(1, 2, 0)), im8))
     return float(np.mean(scores))
 
 
