@@ -34,6 +34,8 @@ from .errors import ModelError
               help="Update selector 1 step, bank 3 steps, in turn.")
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="Least-squares refit of the bank given the selector's choices at the end.")
+@click.option("--refit-batches", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Batches of training patches the least-squares refit (and each polish round's) sums over.")
 @click.option("--noise", nargs=2, type=float, default=(0.0, 0.0), show_default=True,
               help="Demosaick: max shot-noise gain a and max read-noise sigma (0..1 units).")
 @click.option("--noise-p-clean", default=0.0, show_default=True, help="Share of noise-free patches.")
@@ -76,7 +78,7 @@ from .errors import ModelError
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
-              lr_bank, lr_selector, tau, decorrelation, alternate, refit, noise, noise_p_clean, noise_min, val_sigma,
+              lr_bank, lr_selector, tau, decorrelation, alternate, refit, refit_batches, noise, noise_p_clean, noise_min, val_sigma,
               val_saturation, color_aug, color_sat, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
               polish_revive, seed,
               threads, checkpoint):
@@ -100,7 +102,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         task=task, scale=scale if task == "upscale" else 1, data=tuple(data), out=out, iters=iters,
         batch=batch, patch=patch, n_kernels=n_kernels, kernel_sizes=sizes, width=width, depth=depth,
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
-        decorrelation=decorrelation, alternate=alternate, refit=refit, noise_a=noise[0],
+        decorrelation=decorrelation, alternate=alternate, refit=refit, refit_batches=refit_batches, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
         val_sigma=val_sigma / 255, val_saturation=val_saturation, color_aug=color_aug, color_sat=color_sat, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, init_from=init_from or "", balance=balance, revive_every=revive_every,

@@ -442,3 +442,29 @@ def test_balance_loss_pushes_pixels_off_the_busiest_kernel():
     even = torch.zeros(1, 4, 2, 2)
     even[0, 0, 0, 0] = even[0, 1, 0, 1] = even[0, 2, 1, 0] = even[0, 3, 1, 1] = 1
     assert abs(balance_loss(even).item() - 1.0) < 1e-6
+
+
+def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pafu_cli.cli import main
+    from pafu_cli.training import loop
+
+    seen = {}
+
+    def fake_train(cfg, command=""):
+        seen["cfg"] = cfg
+        return {"out": "", "val": 1.0}
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
+                                  str(tmp_path / "m.npz"), "--kernels", "4", "--kernel-sizes", "3",
+                                  "--val-sigma", "10", "--val-saturation", "2", "--refit-batches", "700",
+                                  "--color-aug", "0.75", "--color-sat", "4"])
+    assert r.exit_code == 0, r.output
+    cfg = seen["cfg"]
+    assert (cfg.val_saturation, cfg.refit_batches, cfg.color_aug, cfg.color_sat) == (2.0, 700, 0.75, 4.0)
+    assert cfg.kernel_sizes == (3, 3, 3, 3) and cfg.val_sigma == pytest.approx(10 / 255)
+    r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
+                                  str(tmp_path / "m.npz"), "--refit-batches", "0"])
+    assert r.exit_code == 2 and "--refit-batches" in r.output
