@@ -13,8 +13,11 @@ echo "## Joint denoise + demosaick, CPSNR (dB)"
 pafu evaluate demosaick --data "$DATA" --denoise auto --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --denoise auto --colours auto --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --denoise on --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --denoise on --colours auto --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s2 --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s5 --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_denoise_s10 --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick_vivid --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --model demosaick_vivid_denoise_s5 --sigma 0 --sigma 5 --sigma 10
+pafu evaluate demosaick --data "$DATA" --model demosaick_vivid_denoise_s10 --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --model demosaick --sigma 5 --sigma 10
