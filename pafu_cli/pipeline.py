@@ -181,6 +181,7 @@ def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, li
         m = resolve_model(opts.model, "demosaick")
         log.info("%s: model %s", where, m.name)
         return m
+    base = None  # the model the noise level calls for (None: the noise-free default)
     if opts.denoise != "off":
         noise = render.noise_level(scaled_sample)
         iso_txt = f"ISO {iso:.0f}" if iso else "ISO unknown"
@@ -195,9 +196,8 @@ def _choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, li
         denoising = m is not None and m.noise_sigma > 0
         log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): %s", where, opts.denoise,
                  iso_txt, noise, noise * 255, f"model {m.name}" if denoising else "noise-free")
-        base = m.name if denoising else None
-    else:
-        base = None
+        if denoising:
+            base = m.name
     colourful = render.mosaic_colourfulness(scaled_sample, pattern, linear=linear)
     m = pick_colour_model(colourful, opts.colours, base)
     log.info("%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
