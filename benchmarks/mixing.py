@@ -61,9 +61,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     m = resolve_model(a.model, "upscale" if a.scale > 1 else "demosaick", a.scale)
-    net = PafuNet(m.task, m.scale, m.n_kernels, m.kernel_sizes.tolist(), m.selector_weights[0].shape[0],
-                  len(m.selector_weights))
-    net.load_model(m)
+    net = PafuNet.from_model(m)
     what = "Y-PSNR" if m.task == "upscale" else f"CPSNR b10, sigma {a.sigma:g}"
     print(f"| {m.name} ({what}) | " + " | ".join(name for name, _, _ in MODES) + " |")
     print("|---|" + "---|" * len(MODES))

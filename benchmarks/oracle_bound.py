@@ -37,15 +37,6 @@ from pafu_cli.training.loop import Sampler, TrainConfig, grow_bank, polish_selec
 from pafu_cli.training.module import PafuNet
 
 
-def network(model, n_kernels: int = 0, kernel_size: int = 0) -> PafuNet:
-    n = n_kernels or model.n_kernels
-    sizes = [max(kernel_size, int(k)) for k in model.kernel_sizes.tolist()] * (n // model.n_kernels)
-    net = PafuNet(model.task, model.scale, n, sizes, model.selector_weights[0].shape[0],
-                  len(model.selector_weights))
-    net.load_model(model)
-    return net
-
-
 def score(model, folder, sigma: float) -> float:
     if model.task == "upscale":
         return float(np.mean(list(sr_scores(folder, model.scale, model).values())))
@@ -80,7 +71,7 @@ def main():
                           noise_sigma=s, noise_sigma_min=s)
         sampler = Sampler(cfg, tdata.list_images([folder]))
         rng = np.random.default_rng(a.seed)
-        net = network(model, a.kernels, a.kernel_size)
+        net = PafuNet.from_model(model, a.kernels, a.kernel_size)
         if net.n_kernels > model.n_kernels:
             grow_bank(net, sampler, rng, model.n_kernels)
         row = [score(model, folder, a.sigma)]

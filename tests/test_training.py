@@ -249,6 +249,24 @@ def test_load_model_is_the_inverse_of_export(tmp_path):
             wrong.load_model(load_model(tmp_path / "t.npz"))
 
 
+def test_network_from_model_has_its_architecture_and_weights(tmp_path):
+    net = PafuNet("upscale", 2, n_kernels=3, kernel_sizes=[3, 5, 3], width=4, depth=2)
+    _randomise(net, 3)
+    save_model(net.to_model(name="t"), tmp_path / "t.npz")
+    m = load_model(tmp_path / "t.npz")
+    x = torch.from_numpy(np.random.default_rng(1).random((1, 3, 12, 10), dtype=np.float32))
+    same = PafuNet.from_model(m)
+    assert same.kernel_sizes.tolist() == [3, 5, 3] and len(same.selector) == 2 and same.scale == 2
+    grown = PafuNet.from_model(m, n_kernels=6, kernel_size=5)
+    assert grown.kernel_sizes.tolist() == [5] * 6 and grown.selector[-1].out_channels == 6
+    with torch.no_grad():
+        want = net(x, mode="argmax")[0].numpy()
+        np.testing.assert_allclose(same(x, mode="argmax")[0].numpy(), want, atol=1e-6)
+        np.testing.assert_allclose(grown(x, mode="argmax")[0].numpy(), want, atol=1e-5)  # copies never win
+    with pytest.raises(ValueError, match="4 kernels is not a multiple of its 3"):
+        PafuNet.from_model(m, n_kernels=4)
+
+
 def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
     from pafu_cli.training.loop import TrainConfig, train
 

@@ -201,6 +201,21 @@ class PafuNet(nn.Module):
             self.bank.copy_(F.pad(bank, (pad, pad, pad, pad)) * self.mask)
         return n0
 
+    @classmethod
+    def from_model(cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0) -> "PafuNet":
+        """A network of an exported model's architecture (task, scale, kernel sizes,
+        selector width and depth), loaded with it (:meth:`load_model`).
+        ``n_kernels``: a multiple of the model's (a grown bank, its copies not yet
+        split); ``kernel_size``: a smallest support (the kernels zero-padded to it)."""
+        n = n_kernels or model.n_kernels
+        if n % model.n_kernels:
+            raise ValueError(f"{model.path or model.name}: {n} kernels is not a multiple of its {model.n_kernels}")
+        sizes = [max(kernel_size, int(k)) for k in model.kernel_sizes.tolist()] * (n // model.n_kernels)
+        net = cls(model.task, model.scale, n, sizes, model.selector_weights[0].shape[0],
+                  len(model.selector_weights))
+        net.load_model(model)
+        return net
+
     def to_model(self, name="", description="", provenance=None, noise_sigma=0.0) -> PafuModel:
         """Export to the ``.npz`` model format's in-memory form."""
         if self.full_res:
