@@ -32,23 +32,24 @@ from pafu_cli.models import resolve_model
 from pafu_cli.resize import imresize, modcrop
 from pafu_cli.training.module import PafuNet
 
-MODES = (("argmax", 1, 1.0), ("softmax, all kernels", 0, 1.0), ("top-2", 2, 1.0), ("top-3", 3, 1.0))
+MODES = (("argmax", 1), ("softmax, all kernels", 0), ("top-2", 2), ("top-3", 3))
 
 
-def mixed(net: PafuNet, batch, k: int, temperature: float):
-    """Output with selection weights: one-hot argmax (k = 1), softmax over the
-    k largest logits, or over all (k = 0)."""
-    x = net.prepare(batch)
-    logits = net.logits(x) / temperature
+def mixed(net: PafuNet, batch, k: int):
+    """(H, W, 3) output with the argmax kernel (k = 1, the network's inference),
+    or kernels weighted by the softmax over the k largest logits (over all: k = 0)."""
     if k == 1:
-        w = F.one_hot(logits.argmax(1), net.n_kernels).permute(0, 3, 1, 2).to(logits.dtype)
-    elif k == 0:
-        w = F.softmax(logits, 1)
+        y = net(batch, mode="argmax")[0]
     else:
-        top, where = logits.topk(k, 1)
-        w = torch.zeros_like(logits).scatter(1, where, F.softmax(top, 1))
-    y = (net.responses(x) * w.unsqueeze(2)).sum(1)
-    return F.pixel_shuffle(y, net.shuffle)[0].numpy().transpose(1, 2, 0)
+        x = net.prepare(batch)
+        logits = net.logits(x)
+        if k == 0:
+            w = F.softmax(logits, 1)
+        else:
+            top, where = logits.topk(k, 1)
+            w = torch.zeros_like(logits).scatter(1, where, F.softmax(top, 1))
+        y = F.pixel_shuffle((net.responses(x) * w.unsqueeze(2)).sum(1), net.shuffle)
+    return y[0].numpy().transpose(1, 2, 0)
 
 
 def main():
@@ -63,10 +64,10 @@ def main():
     m = resolve_model(a.model, "upscale" if a.scale > 1 else "demosaick", a.scale)
     net = PafuNet.from_model(m)
     what = "Y-PSNR" if m.task == "upscale" else f"CPSNR b10, sigma {a.sigma:g}"
-    print(f"| {m.name} ({what}) | " + " | ".join(name for name, _, _ in MODES) + " |")
+    print(f"| {m.name} ({what}) | " + " | ".join(name for name, _ in MODES) + " |")
     print("|---|" + "---|" * len(MODES))
     for name in a.set:
-        scores = {mode: [] for mode, _, _ in MODES}
+        scores = {mode: [] for mode, _ in MODES}
         for i, (stem, im) in enumerate(_images(Path(a.data) / name)):
             if m.task == "upscale":
                 hr = modcrop(im, m.scale)
@@ -75,8 +76,8 @@ def main():
                 x = noisy_mosaic(im, a.sigma, i)[None, None]
             x = torch.from_numpy(np.ascontiguousarray(x))
             with torch.no_grad():
-                for mode, k, t in MODES:
-                    out = mixed(net, x, k, t)
+                for mode, k in MODES:
+                    out = mixed(net, x, k)
                     if m.task == "upscale":
                         s = y_psnr(out, hr.astype(np.float64) / 255, m.scale, grey=stem in GREY_IMAGES)
                     else:

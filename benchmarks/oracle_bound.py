@@ -5,9 +5,10 @@ to the test images themselves: least squares over patches cut from the test set
 (the same cutting, noise and refit as ``pafu train``), given the selector's
 choices. The result is scored with the test protocol of ``pafu evaluate``.
 Nothing is saved: a bank fitted on the test set is a measurement of what the
-architecture (bank size, support, selector) can express, never a model. If even
-this bound misses a target, no training data or recipe can reach it with that
-architecture; if it passes, the gap is in what the training data teaches.
+architecture (bank size, support, selector) can express, never a model. If it
+passes a target, the gap is in what the training data teaches; if it misses, that
+architecture is unlikely to reach it by training (the fit is local, so this is an
+estimate, not a proof).
 
     python benchmarks/oracle_bound.py demosaick_vivid --set McMaster
     python benchmarks/oracle_bound.py demosaick_denoise_s5 --set McMaster --sigma 5
@@ -19,7 +20,7 @@ model's) measure a larger architecture the same way: the bank is grown (each
 kernel split along its pixels' principal direction, as ``pafu train --init-from``
 grows one) and the kernels zero-padded before the fit.
 
-About 2-4 minutes per set and round on one core.
+About 3-6 minutes per set and round on one core.
 """
 
 from __future__ import annotations
@@ -64,11 +65,11 @@ def main():
     print(f"| {model.name} ({what}) | shipped | bank fitted on the set |"
           + "".join(f" + selector round {r + 1} |" for r in range(a.polish_rounds)))
     print("|---|---|---|" + "---|" * a.polish_rounds)
+    s = a.sigma / 255
+    cfg = TrainConfig(task=model.task, scale=model.scale, n_kernels=model.n_kernels, shrink=(1.0,),
+                      noise_sigma=s, noise_sigma_min=s)
     for name in a.set:
         folder = Path(a.data) / name
-        s = a.sigma / 255
-        cfg = TrainConfig(task=model.task, scale=model.scale, n_kernels=model.n_kernels, shrink=(1.0,),
-                          noise_sigma=s, noise_sigma_min=s)
         sampler = Sampler(cfg, tdata.list_images([folder]))
         rng = np.random.default_rng(a.seed)
         net = PafuNet.from_model(model, a.kernels, a.kernel_size)
