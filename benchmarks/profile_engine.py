@@ -90,7 +90,7 @@ def measured_peak_gmacs() -> float:
 
 @nb.njit(nogil=True)
 def run_upto(cfa, ctop, cleft, h, w, mean, scale, wf, bf, meta, bank, big_k, table, top, left, band, out, idx,
-             stop):
+             mix, idx2, wt, stop):
     n_layers = meta.shape[0]
     marg = np.zeros(n_layers + 1, dtype=np.int64)
     for l in range(n_layers - 2, -2, -1):
@@ -124,14 +124,14 @@ def run_upto(cfa, ctop, cleft, h, w, mean, scale, wf, bf, meta, bank, big_k, tab
             src_v0 = dst_v0
         if stop < 2:
             continue
-        _band._argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, idx)
+        _band._argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, mix, idx, idx2, wt)
         if stop < 3:
             continue
         raw = np.empty((4, y1 - y0 + 2 * big_r, w + 2 * big_r), dtype=np.float32)
         _band._fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
         if stop < 4:
             continue
-        _band._apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, table, 2, top, left, out)
+        _band._apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, mix, idx2, wt, bank, table, 2, top, left, out)
 
 
 def main():
@@ -153,11 +153,11 @@ def main():
     wf, bf, meta = engine._packed_layers(m)
     bank, table = engine._apply_layout(m)
     out = np.empty((h0, w0, 3), np.float32)
-    idx = np.zeros((h, w), np.int32)
+    idx, idx2, wt = engine._choice_arrays(m, h, w)
     mean = m.selector_input_mean.astype(np.float32)
     scale = m.selector_input_scale.astype(np.float32)
     args = (cfa, top, left, h, w, mean, scale, wf, bf, meta, bank, m.bank.shape[3], table, top, left,
-            engine.BAND_ROWS, out, idx)
+            engine.BAND_ROWS, out, idx, m.mix, idx2, wt)
     times = []
     for stop in range(5):
         run_upto(*args, stop)
@@ -173,7 +173,7 @@ def main():
     n, co, ci, k, _ = m.bank.shape
     names = ["input band fill", "hidden selector layers", "last layer + argmax", "bank input band",
              "kernel apply (sorted, 4 x 16 SIMD)"]
-    macs = [0, hidden, last, 0, co * ci * k * k]
+    macs = [0, hidden, last, 0, m.mix * co * ci * k * k]
     peak = measured_peak_gmacs()
     print(f"measured FP32 peak: {peak:.1f} GMAC/s per core ({peak / 16:.2f} G 16-lane FMAs/s)")
     print(f"model {m.name}: {h0}x{w0} mosaic = {quads / 1e6:.2f} M quads, 1 thread, median of {a.repeats}")

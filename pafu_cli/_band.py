@@ -24,8 +24,8 @@ any depth use the same compiled function.
 import numba as nb
 import numpy as np
 
-from ._kernels import _reflect
-from ._simd import CONV_OUT, LANES, conv1_4x16, conv1_argmax_16, conv3_4x16, dot4x16
+from ._kernels import _reflect, _top2_weight
+from ._simd import CONV_OUT, LANES, conv1_4x16, conv1_argmax_16, conv1_top2_16, conv3_4x16, dot4x16
 
 _NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
 _NJIT_PARALLEL = dict(_NJIT, parallel=True)
@@ -208,53 +208,64 @@ def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, laye
 
 
 @nb.njit(**_NJIT)
-def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, idx):
-    """Last selector layer fused with the per-pixel argmax (first maximum wins)."""
+def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, mix, idx, idx2, wt):
+    """Last selector layer fused with the per-pixel choice: ``idx`` the argmax
+    (first maximum wins); with ``mix`` 2 also ``idx2``, the argmax of the other
+    logits, and ``wt``, the softmax weight of ``idx`` among the two."""
     co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
     r = (k - 1) // 2
     simd = (k == 1 or k == 3) and w >= LANES
     logits = np.empty(co * TILE, dtype=np.float32)
+    second = np.empty(TILE, dtype=np.float32)
     srcf = src.ravel()
-    idxf = idx.ravel()
+    idxf, idx2f, wtf = idx.ravel(), idx2.ravel(), wt.ravel()
     c_stride = src.shape[1] * src.shape[2]
     for v in range(y0, y1):
         row0 = v - r - src_v0
-        if k == 1 and w >= LANES:  # logits and argmax in registers, 16 pixels at a time
+        if k == 1 and w >= LANES:  # logits and choice in registers, 16 pixels at a time
             for j in range(0, w, LANES):
                 jj = min(j, w - LANES)
-                conv1_argmax_16(srcf, row0 * src.shape[2] + pad + jj, c_stride, ci, wf, woff, co, bf, boff,
-                                idxf, v * w + jj)
+                if mix == 2:
+                    conv1_top2_16(srcf, row0 * src.shape[2] + pad + jj, c_stride, ci, wf, woff, co, bf, boff,
+                                  idxf, idx2f, wtf, v * w + jj)
+                else:
+                    conv1_argmax_16(srcf, row0 * src.shape[2] + pad + jj, c_stride, ci, wf, woff, co, bf, boff,
+                                    idxf, idx2f, wtf, v * w + jj)
             continue
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
             if simd and tj >= LANES:
                 for o0 in range(0, co, CONV_OUT):
                     _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, False, logits, 0, TILE)
+            else:
+                for o in range(co):
+                    _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
+                    for j in range(tj):
+                        logits[o * TILE + j] = acc[j]
+            for j in range(tj):
+                best[j] = logits[j]
+                second[j] = -np.inf
+                idx[v, j0 + j] = 0
+            for o in range(1, co):
+                lo = logits[o * TILE:]
                 for j in range(tj):
-                    best[j] = logits[j]
-                    idx[v, j0 + j] = 0
-                for o in range(1, co):
-                    lo = logits[o * TILE:]
-                    for j in range(tj):
-                        if lo[j] > best[j]:
-                            best[j] = lo[j]
-                            idx[v, j0 + j] = o
-                continue
-            for o in range(co):
-                _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
-                if o == 0:
-                    for j in range(tj):
-                        best[j] = acc[j]
-                        idx[v, j0 + j] = 0
-                else:
-                    for j in range(tj):
-                        if acc[j] > best[j]:
-                            best[j] = acc[j]
-                            idx[v, j0 + j] = o
+                    if lo[j] > best[j]:
+                        second[j] = best[j]
+                        if mix == 2:
+                            idx2[v, j0 + j] = idx[v, j0 + j]
+                        best[j] = lo[j]
+                        idx[v, j0 + j] = o
+                    elif lo[j] > second[j]:
+                        second[j] = lo[j]
+                        if mix == 2:
+                            idx2[v, j0 + j] = o
+            if mix == 2:
+                for j in range(tj):
+                    wt[v, j0 + j] = _top2_weight(best[j], second[j])
 
 
 @nb.njit(**_NJIT)
-def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, table, s, top, left, out):
+def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s, top, left, out):
     """Apply the selected kernel at rows [y0, y1) and write depth-to-space into ``out``.
 
     ``bank`` (n, T, C_pad): tap t of kernel z (taps in (c, dy, dx) order over
@@ -263,13 +274,15 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, table, s, top, left, ou
     (dy, dx, c, src)``: output o of pixel (v, j) goes to ``out[v*s + dy - top,
     j*s + dx - left, c]`` when that lies inside ``out``; it is bank output o if
     ``src < 0``, else a copy of input channel ``src`` at the pixel (a
-    passthrough output).
+    passthrough output). With ``mix`` 2 a computed output is ``wt r_idx + (1 -
+    wt) r_idx2``, the responses of the pixel's two kernels.
 
     Per column tile of the band, pixels are ordered by their kernel (a counting
     sort), so four pixels with the same kernel share each 16-output weight load
     (:func:`pafu_cli._simd.dot4x16`) and the kernel's weights stay in L1; the
-    results go to a tile buffer in pixel order, then to ``out``. Each output is
-    the sequential sum over taps (fused multiply-adds), whatever the thread count.
+    results go to a tile buffer in pixel order, then to ``out``. Each response
+    is the sequential sum over taps (fused multiply-adds), whatever the thread
+    count. With ``mix`` 2 the second kernels are applied in a second pass.
     """
     ci = raw.shape[0]
     k = 2 * rpad + 1
@@ -291,39 +304,44 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, table, s, top, left, ou
                 off[t] = c * s_c + dy * s_r + dx
                 t += 1
     rows = y1 - y0
-    res = np.empty(rows * TILE * co_pad, dtype=np.float32)
+    per_pass = rows * TILE * co_pad
+    res = np.empty(mix * per_pass, dtype=np.float32)
     start = np.empty(n + 1, dtype=np.int64)
     order = np.empty(rows * TILE, dtype=np.int64)
     ho, wo = out.shape[0], out.shape[1]
     for j0 in range(0, w, TILE):
         tj = min(TILE, w - j0)
-        start[:] = 0
-        for i in range(rows):
-            for j in range(tj):
-                start[idx[y0 + i, j0 + j] + 1] += 1
-        for z in range(n):
-            start[z + 1] += start[z]
-        for i in range(rows):  # after this, start[z] is where kernel z's run ends
-            for j in range(tj):
-                z = idx[y0 + i, j0 + j]
-                order[start[z]] = i * tj + j
-                start[z] += 1
-        g0 = 0
-        for z in range(n):
-            g1 = start[z]
-            for g in range(g0, g1, 4):  # a short last group repeats its last pixel
-                pa = order[g]
-                pb = order[min(g + 1, g1 - 1)]
-                pc = order[min(g + 2, g1 - 1)]
-                pd = order[min(g + 3, g1 - 1)]
-                qa = (y0 + pa // tj - rpad - raw_v0) * s_r + j0 + pa % tj
-                qb = (y0 + pb // tj - rpad - raw_v0) * s_r + j0 + pb % tj
-                qc = (y0 + pc // tj - rpad - raw_v0) * s_r + j0 + pc % tj
-                qd = (y0 + pd // tj - rpad - raw_v0) * s_r + j0 + pd % tj
-                for o0 in range(0, co_used, LANES):
-                    dot4x16(rawf, off, t_len, qa, qb, qc, qd, wf, z * t_len * co_pad + o0, co_pad, res,
-                            pa * co_pad + o0, pb * co_pad + o0, pc * co_pad + o0, pd * co_pad + o0)
-            g0 = g1
+        for ps in range(mix):
+            sel = idx if ps == 0 else idx2
+            base = ps * per_pass
+            start[:] = 0
+            for i in range(rows):
+                for j in range(tj):
+                    start[sel[y0 + i, j0 + j] + 1] += 1
+            for z in range(n):
+                start[z + 1] += start[z]
+            for i in range(rows):  # after this, start[z] is where kernel z's run ends
+                for j in range(tj):
+                    z = sel[y0 + i, j0 + j]
+                    order[start[z]] = i * tj + j
+                    start[z] += 1
+            g0 = 0
+            for z in range(n):
+                g1 = start[z]
+                for g in range(g0, g1, 4):  # a short last group repeats its last pixel
+                    pa = order[g]
+                    pb = order[min(g + 1, g1 - 1)]
+                    pc = order[min(g + 2, g1 - 1)]
+                    pd = order[min(g + 3, g1 - 1)]
+                    qa = (y0 + pa // tj - rpad - raw_v0) * s_r + j0 + pa % tj
+                    qb = (y0 + pb // tj - rpad - raw_v0) * s_r + j0 + pb % tj
+                    qc = (y0 + pc // tj - rpad - raw_v0) * s_r + j0 + pc % tj
+                    qd = (y0 + pd // tj - rpad - raw_v0) * s_r + j0 + pd % tj
+                    for o0 in range(0, co_used, LANES):
+                        dot4x16(rawf, off, t_len, qa, qb, qc, qd, wf, z * t_len * co_pad + o0, co_pad, res,
+                                base + pa * co_pad + o0, base + pb * co_pad + o0, base + pc * co_pad + o0,
+                                base + pd * co_pad + o0)
+                g0 = g1
         for i in range(rows):
             v = y0 + i
             for o in range(co):
@@ -334,22 +352,28 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, bank, table, s, top, left, ou
                 for j in range(tj):
                     xx = (j0 + j) * s - left + dx
                     if 0 <= xx < wo:
-                        if src < 0:
-                            out[yy, xx, c] = res[(i * tj + j) * co_pad + o]
-                        else:
+                        if src >= 0:
                             out[yy, xx, c] = raw[src, v - raw_v0, rpad + j0 + j]
+                        elif mix == 2:
+                            a = wt[v, j0 + j]
+                            q = (i * tj + j) * co_pad + o
+                            out[yy, xx, c] = a * res[q] + (np.float32(1.0) - a) * res[per_pass + q]
+                        else:
+                            out[yy, xx, c] = res[(i * tj + j) * co_pad + o]
 
 
 @nb.njit(**_NJIT_PARALLEL)
 def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table, s, top, left, band, out, idx,
-              n_chunks):
+              mix, idx2, wt, n_chunks):
     """The whole model on ``x`` (H, W, Ci) in bands of ``band`` rows, in parallel.
 
     With ``cfa`` a 2-D mosaic (and ``x`` of shape (H, W, 0)), the input is
     instead the packed RGGB quads of ``cfa`` reflect-padded by ``(ctop, cleft)``,
     read on the fly (``H x W`` quads, 4 channels).
 
-    Writes the per-pixel kernel index into ``idx`` (H, W) and the filtered,
+    Writes the per-pixel kernel index into ``idx`` (H, W) (with ``mix`` 2 also
+    the second kernel into ``idx2`` and the first one's weight into ``wt``,
+    both (H, W); else they are not touched) and the filtered,
     depth-to-space result (window at offset ``(top, left)`` of the s-times
     larger image) into ``out``. Needs ``H`` and ``W`` larger than the model's
     total margin (callers fall back to :mod:`pafu_cli._kernels` otherwise).
@@ -384,13 +408,13 @@ def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table
         best = np.empty(TILE, dtype=np.float32)
         for bi in range(chunk * n_bands // n_chunks, (chunk + 1) * n_bands // n_chunks):
             _one_band(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, table, s, top, left, out, idx,
-                      h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, bi * band, min(h, bi * band + band),
+                      mix, idx2, wt, h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, bi * band, min(h, bi * band + band),
                       flat_a, flat_b, flat_raw, acc, best)
 
 
 @nb.njit(**_NJIT)
 def _one_band(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, table, s, top, left, out, idx,
-              h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, y0, y1, flat_a, flat_b, flat_raw, acc, best):
+              mix, idx2, wt, h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, y0, y1, flat_a, flat_b, flat_raw, acc, best):
     """:func:`run_bands` for the band of rows ``y0 .. y1``, in the given scratch memory."""
     rows = y1 - y0 + 2 * marg[0]
     wa, wr = w + 2 * pad, w + 2 * big_r
@@ -409,10 +433,10 @@ def _one_band(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, table, s, to
         _reflect_pads(dst, meta[l, 0], dst_v0, y1 - y0 + 2 * m, h, w, pad)
         src, dst = dst, src
         src_v0 = dst_v0
-    _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, idx)
+    _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, mix, idx, idx2, wt)
     raw = flat_raw[: ci * (y1 - y0 + 2 * big_r) * wr].reshape((ci, y1 - y0 + 2 * big_r, wr))
     if bayer:
         _fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
     else:
         _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
-    _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, bank, table, s, top, left, out)
+    _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, mix, idx2, wt, bank, table, s, top, left, out)

@@ -74,13 +74,17 @@ from .errors import ModelError
 @click.option("--polish-rounds", default=2, show_default=True, help="Rounds of --polish.")
 @click.option("--polish-revive", is_flag=True,
               help="Before each --polish round, split busy kernels into the unused ones (as --revive).")
+@click.option("--mix", default=1, show_default=True, type=click.Choice(["1", "2"]),
+              help="Kernels blended per pixel at inference: 1 = the argmax kernel; 2 = the two with the "
+                   "largest logits, weighted by their softmax (the refit is then joint and --polish "
+                   "trains selector and bank on the blend's loss).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, refit_batches, noise, noise_p_clean, noise_min, val_sigma,
               val_saturation, color_aug, color_sat, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
-              polish_revive, seed,
+              polish_revive, mix, seed,
               threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
@@ -106,7 +110,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
         val_sigma=val_sigma / 255, val_saturation=val_saturation, color_aug=color_aug, color_sat=color_sat, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, init_from=init_from or "", balance=balance, revive_every=revive_every,
-        polish_steps=polish_steps, polish_rounds=polish_rounds, polish_revive=polish_revive,
+        polish_steps=polish_steps, polish_rounds=polish_rounds, polish_revive=polish_revive, mix=int(mix),
     )
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")

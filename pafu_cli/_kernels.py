@@ -71,12 +71,21 @@ def conv2d(x, wt, bias, relu, out):
                 out[y, xx, o] = a
 
 
+@nb.njit(inline="always", **_NJIT)
+def _top2_weight(best, second):
+    """Softmax weight of the larger of two logits: ``1 / (1 + exp(second - best))``."""
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(np.float32(second - best)))
+
+
 @nb.njit(**_NJIT_PARALLEL)
-def conv2d_argmax(x, wt, bias, out_idx):
-    """Last selector layer fused with the per-pixel argmax (first maximum wins).
+def conv2d_select(x, wt, bias, mix, out_idx, out_idx2, out_wt):
+    """Last selector layer fused with the per-pixel choice.
 
     Same convolution as :func:`conv2d` without activation; writes
-    ``out_idx[y, x] = argmax_o logits[y, x, o]`` as int32 instead of the logits.
+    ``out_idx[y, x] = argmax_o logits[y, x, o]`` (int32, first maximum wins)
+    instead of the logits; with ``mix`` 2 also ``out_idx2``, the argmax of the
+    other logits (first of equal ones), and ``out_wt``, the softmax weight of
+    ``out_idx`` among the two (float32).
     """
     h, w, _ = x.shape
     co = wt.shape[3]
@@ -89,15 +98,42 @@ def conv2d_argmax(x, wt, bias, out_idx):
                 if acc[o] > acc[best]:
                     best = o
             out_idx[y, xx] = best
+            if mix == 2:
+                second = 1 if best == 0 else 0
+                for o in range(second + 1, co):
+                    if o != best and acc[o] > acc[second]:
+                        second = o
+                out_idx2[y, xx] = second
+                out_wt[y, xx] = _top2_weight(acc[best], acc[second])
+
+
+@nb.njit(inline="always", **_NJIT)
+def _apply_one(x, bank, z, r, big_r, y, xx, acc):
+    """``acc[o] = sum_{dy,dx,c} bank[z, dy, dx, c, o] * x(y+dy-R, xx+dx-R, c)`` over
+    the taps within radius ``r`` of the centre, reflected."""
+    h, w, ci = x.shape
+    co = bank.shape[4]
+    for o in range(co):
+        acc[o] = 0.0
+    for dy in range(big_r - r, big_r + r + 1):
+        yy = _reflect(y + dy - big_r, h)
+        for dx in range(big_r - r, big_r + r + 1):
+            xs = _reflect(xx + dx - big_r, w)
+            for c in range(ci):
+                v = x[yy, xs, c]
+                for o in range(co):
+                    acc[o] += v * bank[z, dy, dx, c, o]
 
 
 @nb.njit(**_NJIT_PARALLEL)
-def apply_bank(x, idx, bank, radii, out):
+def apply_bank(x, idx, mix, idx2, wt, bank, radii, out):
     """Apply the selected kernel at every pixel.
 
     ``out[y, x, o] = sum_{dy,dx,c} bank[z, dy, dx, c, o] * x[y+dy-R, x+dx-R, c]``
     with ``z = idx[y, x]`` and ``R = (K - 1) // 2``; only taps within the
-    kernel's own radius ``radii[z]`` are visited (the rest are zero).
+    kernel's own radius ``radii[z]`` are visited (the rest are zero). With
+    ``mix`` 2 the output is ``wt r_z + (1 - wt) r_z2`` with ``r_z2`` the same
+    sum for kernel ``z2 = idx2[y, x]`` and ``wt = wt[y, x]``.
     ``x`` (H, W, Ci), ``idx`` (H, W) int32, ``bank`` (n, K, K, Ci, Co),
     ``radii`` (n,) int32, ``out`` (H, W, Co).
     """
@@ -107,21 +143,19 @@ def apply_bank(x, idx, bank, radii, out):
     big_r = (big_k - 1) // 2
     for y in nb.prange(h):
         acc = np.empty(co, dtype=np.float32)
+        acc2 = np.empty(co, dtype=np.float32)
         for xx in range(w):
             z = idx[y, xx]
-            r = radii[z]
-            for o in range(co):
-                acc[o] = 0.0
-            for dy in range(big_r - r, big_r + r + 1):
-                yy = _reflect(y + dy - big_r, h)
-                for dx in range(big_r - r, big_r + r + 1):
-                    xs = _reflect(xx + dx - big_r, w)
-                    for c in range(ci):
-                        v = x[yy, xs, c]
-                        for o in range(co):
-                            acc[o] += v * bank[z, dy, dx, c, o]
-            for o in range(co):
-                out[y, xx, o] = acc[o]
+            _apply_one(x, bank, z, radii[z], big_r, y, xx, acc)
+            if mix == 2:
+                z2 = idx2[y, xx]
+                _apply_one(x, bank, z2, radii[z2], big_r, y, xx, acc2)
+                a = wt[y, xx]
+                for o in range(co):
+                    out[y, xx, o] = a * acc[o] + (np.float32(1.0) - a) * acc2[o]
+            else:
+                for o in range(co):
+                    out[y, xx, o] = acc[o]
 
 
 @nb.njit(**_NJIT_PARALLEL)

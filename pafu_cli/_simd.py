@@ -214,62 +214,92 @@ conv3_4x16 = _make_conv(3, CONV_OUT)
 conv1_4x16 = _make_conv(1, CONV_OUT)
 
 
-@intrinsic
-def conv1_argmax_16(typingctx, src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, i_base):
-    """Last selector layer (1x1) fused with the argmax, for 16 pixels in registers:
-    ``idx[i_base + lane] = argmax_o (bias[boff + o] + sum_c wf[woff + o ci + c]
-    * src[s_base + c c_stride + lane])``, the first maximum winning (``ci, co >= 1``)."""
-    sig = types.void(src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, i_base)
+def _make_conv1_select(top2: bool):
+    """Intrinsic: the last selector layer (1x1) fused with the per-pixel choice,
+    for 16 pixels in registers; logits ``l_o = bias[boff + o] + sum_c wf[woff +
+    o ci + c] * src[s_base + c c_stride + lane]`` (``ci, co >= 1``).
 
-    def codegen(context, builder, signature, args):
-        a = _Args(context, builder, signature, args)
-        src_p, wf_p, bias_p, idx_p = a.data(0), a.data(4), a.data(7), a.data(9)
-        s_base, c_stride, ci, woff, co, boff, i_base = (a.i64(i) for i in (1, 2, 3, 5, 6, 8, 10))
-        fma = fma16(builder)
+    ``conv(src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, idx2, wt,
+    i_base)`` stores ``idx[i_base + lane] = argmax_o l_o`` (the first maximum
+    winning); with ``top2`` also ``idx2[...]``, the argmax of the other logits
+    (the first of equal ones; ``co >= 2``), and ``wt[...] = 1 / (1 + exp(l_idx2 -
+    l_idx))``, the softmax weight of the first of the two (else ``idx2`` and
+    ``wt`` are untouched)."""
 
-        entry = builder.basic_block
-        oloop = builder.append_basic_block("argmax.o")
-        cloop = builder.append_basic_block("argmax.c")
-        oend = builder.append_basic_block("argmax.oend")
-        done = builder.append_basic_block("argmax.done")
-        builder.branch(oloop)
+    @intrinsic
+    def conv(typingctx, src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, idx2, wt, i_base):
+        sig = types.void(src, s_base, c_stride, ci, wf, woff, co, bias, boff, idx, idx2, wt, i_base)
 
-        builder.position_at_end(oloop)
-        o = builder.phi(I64)
-        best = builder.phi(VEC)
-        bidx = builder.phi(IVEC)
-        o.add_incoming(ir.Constant(I64, 0), entry)
-        best.add_incoming(ir.Constant(VEC, [float("-inf")] * LANES), entry)
-        bidx.add_incoming(ir.Constant(IVEC, [0] * LANES), entry)
-        init = splat(builder, _load(builder, bias_p, builder.add(boff, o)))
-        wrow = builder.add(woff, builder.mul(o, ci))
-        builder.branch(cloop)
+        def codegen(context, builder, signature, args):
+            a = _Args(context, builder, signature, args)
+            src_p, wf_p, bias_p, idx_p = a.data(0), a.data(4), a.data(7), a.data(9)
+            s_base, c_stride, ci, woff, co, boff, i_base = (a.i64(i) for i in (1, 2, 3, 5, 6, 8, 12))
+            fma = fma16(builder)
+            minus_inf = ir.Constant(VEC, [float("-inf")] * LANES)
 
-        builder.position_at_end(cloop)
-        c = builder.phi(I64)
-        acc = builder.phi(VEC)
-        c.add_incoming(ir.Constant(I64, 0), oloop)
-        acc.add_incoming(init, oloop)
-        x = _load_vec(builder, src_p, builder.add(s_base, builder.mul(c, c_stride)))
-        wv = _load(builder, wf_p, builder.add(wrow, c))
-        acc1 = builder.call(fma, [splat(builder, wv), x, acc])
-        c1 = builder.add(c, ir.Constant(I64, 1))
-        c.add_incoming(c1, cloop)
-        acc.add_incoming(acc1, cloop)
-        builder.cbranch(builder.icmp_signed("<", c1, ci), cloop, oend)
+            entry = builder.basic_block
+            oloop = builder.append_basic_block("select.o")
+            cloop = builder.append_basic_block("select.c")
+            oend = builder.append_basic_block("select.oend")
+            done = builder.append_basic_block("select.done")
+            builder.branch(oloop)
 
-        builder.position_at_end(oend)
-        better = builder.fcmp_ordered(">", acc1, best)
-        best1 = builder.select(better, acc1, best)
-        bidx1 = builder.select(better, splat(builder, builder.trunc(o, I32), IVEC), bidx)
-        o1 = builder.add(o, ir.Constant(I64, 1))
-        o.add_incoming(o1, oend)
-        best.add_incoming(best1, oend)
-        bidx.add_incoming(bidx1, oend)
-        builder.cbranch(builder.icmp_signed("<", o1, co), oloop, done)
+            builder.position_at_end(oloop)
+            o = builder.phi(I64)
+            # best logit and index, second best logit and index
+            state = [builder.phi(VEC), builder.phi(IVEC), builder.phi(VEC), builder.phi(IVEC)]
+            o.add_incoming(ir.Constant(I64, 0), entry)
+            for phi, init in zip(state, (minus_inf, ir.Constant(IVEC, [0] * LANES)) * 2):
+                phi.add_incoming(init, entry)
+            init = splat(builder, _load(builder, bias_p, builder.add(boff, o)))
+            wrow = builder.add(woff, builder.mul(o, ci))
+            builder.branch(cloop)
 
-        builder.position_at_end(done)
-        _store_vec(builder, bidx1, idx_p, i_base)
-        return context.get_dummy_value()
+            builder.position_at_end(cloop)
+            c = builder.phi(I64)
+            acc = builder.phi(VEC)
+            c.add_incoming(ir.Constant(I64, 0), oloop)
+            acc.add_incoming(init, oloop)
+            x = _load_vec(builder, src_p, builder.add(s_base, builder.mul(c, c_stride)))
+            wv = _load(builder, wf_p, builder.add(wrow, c))
+            acc1 = builder.call(fma, [splat(builder, wv), x, acc])
+            c1 = builder.add(c, ir.Constant(I64, 1))
+            c.add_incoming(c1, cloop)
+            acc.add_incoming(acc1, cloop)
+            builder.cbranch(builder.icmp_signed("<", c1, ci), cloop, oend)
 
-    return sig, codegen
+            builder.position_at_end(oend)
+            best, bidx, second, sidx = state
+            ov = splat(builder, builder.trunc(o, I32), IVEC)
+            better = builder.fcmp_ordered(">", acc1, best)
+            new = [builder.select(better, acc1, best), builder.select(better, ov, bidx)]
+            if top2:  # the old best moves down, or the logit beats only the second
+                above = builder.fcmp_ordered(">", acc1, second)
+                new += [builder.select(better, best, builder.select(above, acc1, second)),
+                        builder.select(better, bidx, builder.select(above, ov, sidx))]
+            else:
+                new += [second, sidx]
+            o1 = builder.add(o, ir.Constant(I64, 1))
+            o.add_incoming(o1, oend)
+            for phi, v in zip(state, new):
+                phi.add_incoming(v, oend)
+            builder.cbranch(builder.icmp_signed("<", o1, co), oloop, done)
+
+            builder.position_at_end(done)
+            _store_vec(builder, new[1], idx_p, i_base)
+            if top2:
+                exp = cgutils.get_or_insert_function(builder.module, ir.FunctionType(VEC, [VEC]),
+                                                     f"llvm.exp.v{LANES}f32")
+                one = ir.Constant(VEC, [1.0] * LANES)
+                e = builder.call(exp, [builder.fsub(new[2], new[0])])
+                _store_vec(builder, new[3], a.data(10), i_base)
+                _store_vec(builder, builder.fdiv(one, builder.fadd(one, e)), a.data(11), i_base)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return conv
+
+
+conv1_argmax_16 = _make_conv1_select(False)
+conv1_top2_16 = _make_conv1_select(True)

@@ -1,4 +1,5 @@
-"""Run a PAFU model on an array: selector, per-pixel argmax, kernel apply.
+"""Run a PAFU model on an array: selector, per-pixel choice (argmax, or the top
+two with ``mix`` 2), kernel apply.
 
 This is the array-level core shared by :mod:`pafu_cli.demosaick` and
 :mod:`pafu_cli.superres`; it converts the model's PyTorch-ordered weights to the
@@ -18,8 +19,20 @@ def _hwio(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)), dtype=np.float32)
 
 
-def select(model: PafuModel, x: np.ndarray) -> np.ndarray:
-    """Per-pixel kernel index (H, W) int32 chosen by the selector for ``x`` (H, W, C_in)."""
+def _choice_arrays(model: PafuModel, h: int, w: int):
+    """Arrays for the per-pixel choice: ``idx`` (H, W) int32, and for ``mix`` 2 the
+    second kernel ``idx2`` (H, W) int32 and the first one's weight ``wt`` (H, W)
+    float32 (else empty placeholders)."""
+    idx = np.empty((h, w), dtype=np.int32)
+    if model.mix == 2:
+        return idx, np.empty((h, w), dtype=np.int32), np.empty((h, w), dtype=np.float32)
+    return idx, np.empty((0, 0), dtype=np.int32), np.empty((0, 0), dtype=np.float32)
+
+
+def select(model: PafuModel, x: np.ndarray):
+    """The selector's choice for ``x`` (H, W, C_in): the kernel index (H, W) int32
+    of every pixel, or with ``model.mix`` 2 the tuple (index, second index,
+    weight of the first) of :func:`_choice_arrays`."""
     h, w, _ = x.shape
     feat = np.ascontiguousarray(
         (x - model.selector_input_mean) * model.selector_input_scale, dtype=np.float32
@@ -30,19 +43,20 @@ def select(model: PafuModel, x: np.ndarray) -> np.ndarray:
         out = np.empty((h, w, wt.shape[3]), dtype=np.float32)
         _kernels.conv2d(feat, wt, model.selector_biases[i], True, out)
         feat = out
-    idx = np.empty((h, w), dtype=np.int32)
-    _kernels.conv2d_argmax(
-        feat, _hwio(model.selector_weights[-1]), model.selector_biases[-1], idx
-    )
-    return idx
+    choice = _choice_arrays(model, h, w)
+    _kernels.conv2d_select(feat, _hwio(model.selector_weights[-1]), model.selector_biases[-1], model.mix, *choice)
+    return choice if model.mix == 2 else choice[0]
 
 
-def filter_selected(model: PafuModel, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Apply kernel ``idx[y, x]`` of the bank at every pixel: (H, W, C_out) float32."""
+def filter_selected(model: PafuModel, x: np.ndarray, choice) -> np.ndarray:
+    """Apply the chosen kernels at every pixel (``choice`` as :func:`select` gives
+    it): (H, W, C_out) float32."""
+    idx, idx2, wt = choice if isinstance(choice, tuple) else (choice,) + _choice_arrays(model, 0, 0)[1:]
+    mix = 2 if isinstance(choice, tuple) else 1
     bank = np.ascontiguousarray(np.transpose(model.bank, (0, 3, 4, 2, 1)), dtype=np.float32)
     radii = ((model.kernel_sizes - 1) // 2).astype(np.int32)
     out = np.empty(x.shape[:2] + (model.out_channels,), dtype=np.float32)
-    _kernels.apply_bank(x, idx, bank, radii, out)
+    _kernels.apply_bank(x, idx, mix, idx2, wt, bank, radii, out)
     return out
 
 
@@ -153,8 +167,9 @@ def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: 
 
 def _run_layers(model, x, out_shape, offset):
     """Layer-by-layer engine (:mod:`pafu_cli._kernels`), for images smaller than the margin."""
-    idx = select(model, x)
-    full = depth_to_space(filter_selected(model, x, idx), model.shuffle)
+    choice = select(model, x)
+    full = depth_to_space(filter_selected(model, x, choice), model.shuffle)
+    idx = choice[0] if isinstance(choice, tuple) else choice
     if out_shape is None:
         out_shape = full.shape[:2]
     top, left = offset
@@ -174,11 +189,12 @@ def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band, out=N
         out = np.empty(shape, dtype=np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
-    idx = np.empty((h, w), dtype=np.int32)
+    idx, idx2, wt = _choice_arrays(model, h, w)
     bank, table = _apply_layout(model)
     _band.run_bands(x, cfa, ctop, cleft, model.selector_input_mean.astype(np.float32),
                     model.selector_input_scale.astype(np.float32), wf, bf, meta,
-                    bank, model.bank.shape[3], table, f, top, left, band, out, idx, _band.nb.get_num_threads())
+                    bank, model.bank.shape[3], table, f, top, left, band, out, idx, model.mix, idx2, wt,
+                    _band.nb.get_num_threads())
     return out, idx
 
 

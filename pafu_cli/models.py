@@ -38,11 +38,16 @@ key                         meaning
                             made for; absent or 0 = noise-free. ``--denoise``
                             picks among the shipped ``demosaick*`` models by
                             this value and the file's estimated noise.
+``mix``                     optional int, 1 or 2: kernels blended per pixel;
+                            absent or 1 = the argmax kernel alone
 ==========================  ==================================================
 
 Padding is reflection at every layer and for the bank. Inference: logits from
 the selector, per-pixel argmax (first maximum wins), the selected kernel is
-applied, then depth-to-space by s (upscale) or 2 (demosaick).
+applied, then depth-to-space by s (upscale) or 2 (demosaick). With ``mix`` 2
+the pixel's filter is ``w1 W_a + (1 - w1) W_b``: ``a`` the argmax, ``b`` the
+largest of the other logits (first maximum wins), ``w1 = 1 / (1 + exp(l_b -
+l_a))`` the softmax weight of the two (still one linear filter per pixel).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ FORMAT_VERSION = 1
 TASKS = ("demosaick", "upscale")
 LAYOUTS = {"demosaick": "bayer_packed_rggb", "upscale": "rgb"}
 ACTIVATIONS = ("relu",)
+MIX_CHOICES = (1, 2)  # kernels blended per pixel (see the format table)
 PROVENANCE_KEYS = (
     "provenance_command",
     "provenance_data",
@@ -123,6 +129,7 @@ class PafuModel:
     provenance: dict = dataclasses.field(default_factory=dict)
     path: str = ""
     noise_sigma: float = 0.0  # demosaick: noise level the model is made for (0 = noise-free)
+    mix: int = 1  # kernels blended per pixel: 1 = argmax, 2 = the top two by their softmax weights
 
     @property
     def n_kernels(self) -> int:
@@ -290,6 +297,11 @@ def _parse(f, path) -> PafuModel:
         if task != "demosaick" and float(a) != 0:
             _fail(path, "noise_sigma is only meaningful for demosaick models")
         noise_sigma = float(a)
+    mix = _int(f, "mix", path) if "mix" in keys else 1
+    if mix not in MIX_CHOICES:
+        _fail(path, f"mix must be one of {', '.join(map(str, MIX_CHOICES))}, got {mix}")
+    if mix > n:
+        _fail(path, f"mix {mix} needs at least {mix} kernels, the bank has {n}")
     return PafuModel(
         task=task, scale=scale, input_layout=layout,
         selector_weights=tuple(weights), selector_biases=tuple(biases),
@@ -297,7 +309,7 @@ def _parse(f, path) -> PafuModel:
         bank=bank, kernel_sizes=sizes, activation=activation,
         name=_str(f, "name", path) if "name" in keys else Path(path).stem,
         description=_str(f, "description", path) if "description" in keys else "",
-        provenance=prov, path=path, noise_sigma=noise_sigma,
+        provenance=prov, path=path, noise_sigma=noise_sigma, mix=mix,
     )
 
 
@@ -327,6 +339,8 @@ def save_model(model: PafuModel, path) -> None:
         arrays["provenance_seed"] = np.int64(prov["seed"])
     if model.noise_sigma:
         arrays["noise_sigma"] = np.float64(model.noise_sigma)
+    if model.mix != 1:
+        arrays["mix"] = np.int64(model.mix)
     path = Path(path)
     tmp = path.with_name(path.name + ".part.npz")
     np.savez(tmp, **arrays)

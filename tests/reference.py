@@ -24,6 +24,22 @@ def select(model, x):
     return np.argmax(f, axis=2).astype(np.int32), f
 
 
+def select_top2(model, x):
+    """The two largest logits' kernels (first of equal ones first) and the softmax
+    weight of the first: (idx, idx2, weight, logits)."""
+    _, f = select(model, x)
+    order = np.argsort(-f, axis=2, kind="stable")
+    idx, idx2 = order[..., 0].astype(np.int32), order[..., 1].astype(np.int32)
+    l1 = np.take_along_axis(f, idx[..., None], 2)[..., 0]
+    l2 = np.take_along_axis(f, idx2[..., None], 2)[..., 0]
+    return idx, idx2, 1 / (1 + np.exp(l2 - l1)), f
+
+
+def apply_mixed(x, idx, idx2, wt, bank):
+    """``wt`` times kernel idx's output plus ``1 - wt`` times kernel idx2's."""
+    return wt[..., None] * apply_bank(x, idx, bank) + (1 - wt[..., None]) * apply_bank(x, idx2, bank)
+
+
 def apply_bank(x, idx, bank):
     """bank (n, Co, Ci, K, K); every pixel uses kernel idx[y, x]."""
     k = bank.shape[3]

@@ -167,3 +167,54 @@ def test_simd_conv_matches_numpy(rng, k, relu):
                           for c in range(ci) for dy in range(k) for dx in range(k))
         np.testing.assert_allclose(dst[o], np.maximum(want, 0) if relu else want, rtol=1e-5, atol=1e-5)
     assert np.isnan(dst[[1, 3, 4]]).all()
+
+
+def _clear_top2(logits, margin=1e-4):
+    """Pixels whose three largest logits are apart by more than ``margin`` (the top
+    two and their order are then not a rounding tie)."""
+    top3 = np.sort(logits, axis=2)[..., -3:]
+    return ((top3[..., 2] - top3[..., 1]) > margin) & ((top3[..., 1] - top3[..., 0]) > margin)
+
+
+@pytest.mark.parametrize("shape", [(12, 40), (41, 23), (9, 9)])
+@pytest.mark.parametrize("ks", [(3, 3, 1), (3, 3), (1,)])
+def test_banded_top2_blend_matches_reference(rng, shape, ks):
+    """mix 2: the two largest logits' kernels blended by their softmax weight, on the
+    fused 16-lane path (last layer 1x1, 16+ columns) and the tile path (3x3 last
+    layer, or fewer than 16 columns)."""
+    m = dataclasses.replace(_with_selector(random_model(rng, scale=3), ks, rng), mix=2)
+    x = rng.random(shape + (3,), dtype=np.float32)
+    out, idx = engine.run(m, x, band=5)
+    i1, i2, wt, logits = ref.select_top2(m, x)
+    clear = _clear_top2(logits)
+    assert clear.mean() > 0.8
+    np.testing.assert_array_equal(idx[clear], i1[clear])
+    want = ref.depth_to_space(ref.apply_mixed(x, i1, i2, wt, m.bank), 3)
+    ok = np.repeat(np.repeat(clear, 3, 0), 3, 1)
+    # The weight comes from float32 logits: ~1e-6 relative, times kernel outputs of a few units.
+    np.testing.assert_allclose(out[ok], want[ok], atol=1e-4, rtol=1e-5)
+    assert 0.05 < np.mean((wt > 0.02) & (wt < 0.98))  # real blends, not one-hot ones
+    argmax_out, _ = engine.run(dataclasses.replace(m, mix=1), x)
+    assert np.abs(argmax_out - out).max() > 1e-2  # ... which change the output
+
+
+def test_top2_blend_small_image_layer_engine_and_threads(rng):
+    m = dataclasses.replace(random_model(rng, task="demosaick"), mix=2)
+    packed = rng.random((3, 30, 4), dtype=np.float32)  # 3 rows: the layer-by-layer fallback
+    out, idx = engine.run(m, packed)
+    i1, i2, wt, logits = ref.select_top2(m, packed)
+    clear = _clear_top2(logits)
+    np.testing.assert_array_equal(idx[clear], i1[clear])
+    want = ref.depth_to_space(ref.apply_mixed(packed, i1, i2, wt, m.bank), 2)
+    ok = np.repeat(np.repeat(clear, 2, 0), 2, 1)
+    np.testing.assert_allclose(out[ok], want[ok], atol=1e-4, rtol=1e-5)
+    cfa = rng.random((203, 150), dtype=np.float32)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a, _ = engine.run_mosaic(m, cfa, "BGGR", 6)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        b, _ = engine.run_mosaic(m, cfa, "BGGR", 6, band=7)
+    finally:
+        numba.set_num_threads(old)
+    assert a.tobytes() == b.tobytes()

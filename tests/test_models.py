@@ -69,6 +69,8 @@ def _rewrite(path, tmp_path, **changes):
         ({"noise_sigma": np.float64(0.02)}, "only meaningful for demosaick"),
         ({"noise_sigma": np.float64(-0.1)}, "noise_sigma must be a float in [0, 1)"),
         ({"noise_sigma": np.array([0.02])}, "noise_sigma must be a float in [0, 1)"),
+        ({"mix": np.int64(3)}, "mix must be one of 1, 2, got 3"),
+        ({"mix": np.float64(2)}, "key 'mix' must be an integer"),
     ],
 )
 def test_rejections(model_file, tmp_path, changes, message):
@@ -89,6 +91,19 @@ def test_noise_level_round_trip(rng, tmp_path):
     save_model(m, tmp_path / "clean.npz")
     assert "noise_sigma" not in _arrays(tmp_path / "clean.npz")
     assert load_model(tmp_path / "clean.npz").noise_sigma == 0.0
+
+
+def test_mix_round_trip_and_needs_two_kernels(rng, tmp_path):
+    m = random_model(rng)
+    assert m.mix == 1
+    save_model(m, tmp_path / "argmax.npz")
+    assert "mix" not in _arrays(tmp_path / "argmax.npz") and load_model(tmp_path / "argmax.npz").mix == 1
+    save_model(m.__class__(**{**m.__dict__, "mix": 2}), tmp_path / "blend.npz")
+    assert load_model(tmp_path / "blend.npz").mix == 2
+    one = random_model(rng, kernel_sizes=(3,))
+    save_model(one.__class__(**{**one.__dict__, "mix": 2}), tmp_path / "one.npz")
+    with pytest.raises(ModelError, match="mix 2 needs at least 2 kernels, the bank has 1"):
+        load_model(tmp_path / "one.npz")
 
 
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf])

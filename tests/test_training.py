@@ -367,6 +367,68 @@ def test_grown_bank_starts_as_the_model_and_splits_every_kernel(tmp_path):
         assert after[d] > 0 and after[s] > 0 and after[d] + after[s] >= 0.5 * before[s], (before, after, d, s)
 
 
+@pytest.mark.parametrize("task,scale", [("upscale", 2), ("demosaick", 1)])
+def test_exported_top2_model_matches_torch_inference(tmp_path, task, scale):
+    net = PafuNet(task, scale, n_kernels=6, kernel_sizes=[5, 3, 5, 1, 3, 5], width=8, depth=3, mix=2)
+    _randomise(net, 2)
+    save_model(net.to_model(name="t"), tmp_path / "t.npz")
+    m = load_model(tmp_path / "t.npz")
+    assert m.mix == 2 and PafuNet.from_model(m).mix == 2
+    rng = np.random.default_rng(4)
+    x = rng.random((1, 3, 19, 22) if task == "upscale" else (1, 1, 20, 26), dtype=np.float32)
+    eng_in = x[0].transpose(1, 2, 0) if task == "upscale" else to_packed_rggb(x[0, 0], "RGGB", 0)[0]
+    with torch.no_grad():
+        want, sel = net(torch.from_numpy(x), mode="infer")
+        argmax, _ = net(torch.from_numpy(x), mode="argmax")
+        logits = net.logits(net.prepare(torch.from_numpy(x)))[0].numpy().transpose(1, 2, 0)
+    assert torch.allclose(sel.sum(1), torch.ones(1)) and int((sel > 0).sum(1).max()) == 2
+    out, idx = engine.run(m, eng_in)
+    top3 = np.sort(logits, axis=2)[..., -3:]
+    clear = (np.diff(top3, axis=2) > 1e-4).all(2)
+    assert clear.mean() > 0.95
+    s = m.shuffle
+    ok = np.repeat(np.repeat(clear, s, 0), s, 1)
+    want = want[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(out[ok], want[ok], atol=1e-4)
+    assert np.abs(want - argmax[0].numpy().transpose(1, 2, 0)).max() > 1e-2
+
+
+def test_mixed_refit_recovers_the_bank_and_polish_lowers_the_blend_loss():
+    from pafu_cli.training.loop import polish_mixed, refit_bank_mixed
+
+    torch.manual_seed(0)
+    teacher = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3, 1, 3, 3], width=6, depth=2, mix=2)
+    _randomise(teacher, 5)
+
+    def sampler(rng):
+        x = torch.from_numpy(rng.random((4, 3, 14, 14), dtype=np.float32))
+        with torch.no_grad():
+            return x, teacher(x, mode="infer")[0]
+
+    student = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3, 1, 3, 3], width=6, depth=2, mix=2)
+    student.load_state_dict(teacher.state_dict())
+    with torch.no_grad():
+        student.bank.add_(torch.randn(student.bank.shape) * 0.3).mul_(student.mask)
+
+    def blend_mse(net):
+        xs, ys = sampler(np.random.default_rng(99))
+        with torch.no_grad():
+            return float(((net(xs, mode="infer")[0] - ys) ** 2).mean())
+
+    before = blend_mse(student)
+    # The teacher's choices and weights: the blend is linear in the bank, and the joint
+    # least-squares fit finds the teacher's bank (cross terms included).
+    counts = refit_bank_mixed(student, sampler, np.random.default_rng(2), 8, ridge=1e-9)
+    assert sum(counts) == 8 * 4 * 12 * 12  # every pixel inside the 1-pixel margin
+    np.testing.assert_allclose(student.bank.detach().numpy(), teacher.bank.detach().numpy(), atol=1e-3)
+    assert blend_mse(student) < 1e-6 * before
+    with torch.no_grad():
+        student.bank.add_(torch.randn(student.bank.shape) * 0.3).mul_(student.mask)
+    before = blend_mse(student)
+    polish_mixed(student, sampler, np.random.default_rng(1), 60, 1e-3, 1e-2)
+    assert blend_mse(student) < 0.5 * before
+
+
 def test_polish_teaches_the_selector_the_kernel_of_least_error():
     from pafu_cli.training.loop import polish_selector
 
@@ -478,9 +540,10 @@ def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
                                   str(tmp_path / "m.npz"), "--kernels", "4", "--kernel-sizes", "3",
                                   "--val-sigma", "10", "--val-saturation", "2", "--refit-batches", "700",
-                                  "--color-aug", "0.75", "--color-sat", "4"])
+                                  "--color-aug", "0.75", "--color-sat", "4", "--mix", "2"])
     assert r.exit_code == 0, r.output
     cfg = seen["cfg"]
+    assert cfg.mix == 2
     assert (cfg.val_saturation, cfg.refit_batches, cfg.color_aug, cfg.color_sat) == (2.0, 700, 0.75, 4.0)
     assert cfg.kernel_sizes == (3, 3, 3, 3) and cfg.val_sigma == pytest.approx(10 / 255)
     r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",

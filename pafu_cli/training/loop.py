@@ -80,6 +80,7 @@ class TrainConfig:
     polish_steps: int = 0  # after the refit: selector steps on the expected l2 loss per round (0: off)
     polish_rounds: int = 2  # rounds of (polish the selector, refit the bank)
     polish_revive: bool = False  # each polish round first splits busy kernels into dead ones
+    mix: int = 1  # kernels blended per pixel at inference (2: the top two, see PafuNet)
 
     def default_patch(self):
         if self.patch:
@@ -122,8 +123,12 @@ def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float =
     """Least-squares bank given per-pixel choices (in place).
 
     ``assign``: "selector" (the selector's argmax, as at inference) or "random".
-    Returns the number of samples each kernel was fitted on.
+    Returns the number of samples each kernel was fitted on. A network that
+    blends two kernels per pixel (``net.mix`` 2, with ``assign`` "selector") is
+    refitted jointly (:func:`refit_bank_mixed`).
     """
+    if net.mix > 1 and assign == "selector":
+        return refit_bank_mixed(net, sampler, rng, batches, ridge)
     n, co, ci, k = net.n_kernels, net.out_channels, net.in_channels, net.big_k
     f = ci * k * k
     ata = torch.zeros(n, f, f, dtype=torch.float64)
@@ -170,8 +175,89 @@ def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float =
     return counts.tolist()
 
 
+def _patch_rows(net: PafuNet, x, m):
+    """(B*H*W, C_in*K*K) float64 input patches of every pixel (reflect-padded as the bank
+    sees them), margin ``m`` cropped; feature order (c, ky, kx)."""
+    k = net.big_k
+    r = (k - 1) // 2
+    b, _, h, w = x.shape
+    feats = F.unfold(F.pad(x, (r, r, r, r), mode="reflect"), k).view(b, -1, h, w)
+    feats = _crop(feats, m)
+    return feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1]).double()
+
+
+def refit_bank_mixed(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float = 1e-4):
+    """Least-squares bank for the top-two blend (in place): with every pixel's two
+    kernels ``a, b`` and weights ``w_a, w_b`` fixed by the selector, its output
+    ``w_a W_a x + w_b W_b x`` is linear in the bank, so all kernels are fitted
+    jointly (normal equations over the n K^2 C_in unknowns of each output, with
+    cross terms between the two kernels of a pixel). Taps outside a kernel's
+    own support stay zero. Returns each kernel's number of pixels as the argmax."""
+    n, co, ci, k = net.n_kernels, net.out_channels, net.in_channels, net.big_k
+    f = ci * k * k
+    gram = torch.zeros(n, f, n, f, dtype=torch.float64)
+    rhs = torch.zeros(n, f, co, dtype=torch.float64)
+    counts = torch.zeros(n, dtype=torch.int64)
+    m = _margin(net) // net.shuffle
+    with torch.no_grad():
+        for _ in range(batches):
+            xb, yb = sampler(rng)
+            x = net.prepare(xb)
+            top, where = _crop(net.logits(x), m).topk(2, 1)
+            wts = F.softmax(top, 1).permute(0, 2, 3, 1).reshape(-1, 2).double()
+            where = where.permute(0, 2, 3, 1).reshape(-1, 2)
+            feats = _patch_rows(net, x, m)
+            tgt = _crop(F.pixel_unshuffle(yb, net.shuffle), m).permute(0, 2, 3, 1).reshape(-1, co).double()
+            pair = where[:, 0] * n + where[:, 1]
+            counts += torch.bincount(where[:, 0], minlength=n)
+            for p in torch.unique(pair).tolist():
+                sel = pair == p
+                a, b = divmod(p, n)
+                xa = feats[sel] * wts[sel, :1]
+                xb_ = feats[sel] * wts[sel, 1:]
+                gram[a, :, a] += xa.t() @ xa
+                gram[b, :, b] += xb_.t() @ xb_
+                cross = xa.t() @ xb_
+                gram[a, :, b] += cross
+                gram[b, :, a] += cross.t()
+                rhs[a] += xa.t() @ tgt[sel]
+                rhs[b] += xb_.t() @ tgt[sel]
+        keep = net.mask[:, 0, 0].reshape(n, -1).bool().repeat(1, ci).reshape(-1)  # (n*f,)
+        g = gram.reshape(n * f, n * f)[keep][:, keep]
+        lam = ridge * torch.trace(g) / g.shape[0]
+        sol = torch.linalg.solve(g + lam * torch.eye(g.shape[0], dtype=g.dtype), rhs.reshape(n * f, co)[keep])
+        full = torch.zeros(n * f, co, dtype=torch.float64)
+        full[keep] = sol
+        net.bank.data.copy_(full.reshape(n, f, co).permute(0, 2, 1).reshape(net.bank.shape).float())
+    return counts.tolist()
+
+
+def polish_mixed(net: PafuNet, sampler: Sampler, rng, steps: int, lr_sel: float, lr_bank: float) -> float:
+    """Train selector and bank together on the squared error of the top-two blend
+    (``net.mix`` 2), the loss of its inference (in place). Returns the mean loss
+    of the last tenth of the steps."""
+    opt = torch.optim.Adam([{"params": net.selector_parameters(), "lr": lr_sel},
+                            {"params": [net.bank], "lr": lr_bank}])
+    base = [lr_sel, lr_bank]
+    m = _margin(net)
+    tail = []
+    for step in range(steps):
+        for g, lr in zip(opt.param_groups, base):
+            g["lr"] = lr * _cosine(step, steps)
+        xb, yb = sampler(rng)
+        out, _ = net(xb, mode="infer")
+        loss = ((_crop(out, m) - _crop(yb, m)) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step >= steps - max(1, steps // 10):
+            tail.append(loss.item())
+    return float(np.mean(tail)) if tail else 0.0
+
+
 def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) -> float:
-    """Mean PSNR on whole validation images with argmax selection.
+    """Mean PSNR on whole validation images with the model's inference (argmax
+    selection, or the top-two blend).
 
     Upscale: Y-PSNR, ``scale`` px shaved. Demosaick: CPSNR with the 10-px border,
     Gaussian noise ``sigma`` (0..1 units) on the mosaic, seeded per image, on the
@@ -190,7 +276,7 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
                 hr = modcrop(im, cfg.scale)
                 lr = imresize(hr, 1.0 / cfg.scale)
                 x = torch.from_numpy(lr.transpose(2, 0, 1)[None].astype(np.float32) / 255)
-                out = net(x, mode="argmax")[0][0].numpy().transpose(1, 2, 0)
+                out = net(x, mode="infer")[0][0].numpy().transpose(1, 2, 0)
                 scores.append(y_psnr(out, hr.astype(np.float64) / 255, cfg.scale))
             else:
                 h, w = (im.shape[0] // 2) * 2, (im.shape[1] // 2) * 2
@@ -199,7 +285,7 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
                 if sigma:
                     rng = np.random.default_rng(10_000 + i)
                     cfa = np.clip(cfa + rng.normal(0, sigma, cfa.shape), 0, 1).astype(np.float32)
-                out = net(torch.from_numpy(cfa[None, None]), mode="argmax")[0][0].numpy()
+                out = net(torch.from_numpy(cfa[None, None]), mode="infer")[0][0].numpy()
                 scores.append(cpsnr(to_uint8(out.transpose(1, 2, 0)), im8))
     return float(np.mean(scores))
 
@@ -418,7 +504,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
     sizes = list(cfg.kernel_sizes) or [5] * cfg.n_kernels
     net = PafuNet(cfg.task, cfg.scale, cfg.n_kernels, sizes, cfg.width, cfg.depth, passthrough=cfg.passthrough,
-                  selector_input=cfg.selector_input)
+                  selector_input=cfg.selector_input, mix=cfg.mix)
     opt_sel = torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector)
     opt_bank = torch.optim.Adam([net.bank], lr=cfg.lr_bank)
     start = load_model(cfg.init_from) if cfg.init_from else None  # warm start (also for the provenance)
@@ -512,7 +598,10 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                 pairs = revive_dead_kernels(net, sampler, prng, counts, cfg.revive_min_share)
                 if pairs:
                     log.info("polish round %d: split %s", r + 1, " ".join(f"{s}->{d}" for d, s in pairs))
-            loss = polish_selector(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2)
+            if net.mix > 1:
+                loss = polish_mixed(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2, cfg.lr_bank / 10)
+            else:
+                loss = polish_selector(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2)
             counts = refit_bank(net, sampler, prng, cfg.refit_batches)
             v = evaluate(net, val_files, cfg)
             log.info("polish round %d: expected l2 %.3g, val %.3f dB; kernel use %s", r + 1, loss, v, counts)

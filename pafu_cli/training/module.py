@@ -4,7 +4,9 @@ Training follows Kokkinos et al. (arXiv 1911.10581): straight-through
 Gumbel-softmax selection (forward one-hot, backward through the soft
 probabilities), all n kernel responses computed as one convolution with
 n x C_out outputs, and a decorrelation penalty ``||Wf Wf^T - I||_F^2`` on the
-normalised flattened kernels. Inference is an argmax, as in the Numba engine.
+normalised flattened kernels. Inference is an argmax, as in the Numba engine,
+or with ``mix`` 2 the blend of the two kernels with the largest logits,
+weighted by their softmax (the model format's ``mix``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class PafuNet(nn.Module):
         quad position (R at (0,0), G at (0,1) and (1,0), B at (1,1)) unchanged;
         only the 8 missing colours are learned. The engine then skips those
         outputs (a third less filtering work).
+    mix : kernels blended per pixel at inference (1: the argmax kernel; 2: the
+        two largest logits' kernels weighted by the softmax of those two)
     """
 
     # (output channel, input channel) of the samples a Bayer quad already holds:
@@ -46,9 +50,12 @@ class PafuNet(nn.Module):
     KNOWN_SAMPLES = ((0, 0), (5, 1), (6, 2), (11, 3))
 
     def __init__(self, task, scale, n_kernels=16, kernel_sizes=None, width=16, depth=3,
-                 channels=None, passthrough=False, selector_input="packed"):
+                 channels=None, passthrough=False, selector_input="packed", mix=1):
         super().__init__()
         self.task, self.scale = task, scale
+        if mix not in (1, 2) or mix > n_kernels:
+            raise ValueError(f"mix must be 1 or 2 (and at most the {n_kernels} kernels), got {mix}")
+        self.mix = mix
         if task == "generic":
             self.in_channels, self.out_channels = channels
             self.shuffle = 1
@@ -127,11 +134,21 @@ class PafuNet(nn.Module):
         b, _, h, wd = y.shape
         return y.view(b, self.n_kernels, self.out_channels, h, wd)
 
+    def mix_weights(self, logits):
+        """Inference selection weights (B, n, H, W): one-hot at the argmax (``mix``
+        1), or the softmax of the two largest logits at their kernels (``mix`` 2;
+        differentiable in the logits, the choice of the two is not)."""
+        if self.mix == 1:
+            return F.one_hot(logits.argmax(1), self.n_kernels).permute(0, 3, 1, 2).to(logits.dtype)
+        top, where = logits.topk(self.mix, 1)
+        return torch.zeros_like(logits).scatter(1, where, F.softmax(top, 1))
+
     def forward(self, batch, tau=1.0, mode="gumbel"):
-        """Output image (B, 3, sH, sW) and the one-hot selection weights.
+        """Output image (B, 3, sH, sW) and the selection weights.
 
         ``mode``: "gumbel" (straight-through Gumbel-softmax, training),
-        "argmax" (inference, as the Numba engine).
+        "argmax" (the argmax kernel alone), "infer" (the model's inference, as
+        the Numba engine: the argmax, or the top-two blend with ``mix`` 2).
         """
         x = self.prepare(batch)
         logits = self.logits(x)
@@ -141,8 +158,12 @@ class PafuNet(nn.Module):
             soft = F.softmax((logits + g) / tau, dim=1)
             hard = F.one_hot(soft.argmax(1), self.n_kernels).permute(0, 3, 1, 2).to(soft.dtype)
             sel = hard - soft.detach() + soft
-        else:
+        elif mode == "infer":
+            sel = self.mix_weights(logits)
+        elif mode == "argmax":
             sel = F.one_hot(logits.argmax(1), self.n_kernels).permute(0, 3, 1, 2).to(logits.dtype)
+        else:
+            raise ValueError(f"unknown mode {mode!r}")
         y = (self.responses(x) * sel.unsqueeze(2)).sum(1)
         return F.pixel_shuffle(y, self.shuffle), sel
 
@@ -202,9 +223,9 @@ class PafuNet(nn.Module):
         return n0
 
     @classmethod
-    def from_model(cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0) -> "PafuNet":
+    def from_model(cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0, mix: int = 0) -> "PafuNet":
         """A network of an exported model's architecture (task, scale, kernel sizes,
-        selector width and depth), loaded with it (:meth:`load_model`).
+        selector width and depth, ``mix`` unless given), loaded with it (:meth:`load_model`).
         ``n_kernels``: a multiple of the model's (a grown bank, its copies not yet
         split); ``kernel_size``: a smallest support (the kernels zero-padded to it)."""
         n = n_kernels or model.n_kernels
@@ -212,7 +233,7 @@ class PafuNet(nn.Module):
             raise ValueError(f"{model.path or model.name}: {n} kernels is not a multiple of its {model.n_kernels}")
         sizes = [max(kernel_size, int(k)) for k in model.kernel_sizes.tolist()] * (n // model.n_kernels)
         net = cls(model.task, model.scale, n, sizes, model.selector_weights[0].shape[0],
-                  len(model.selector_weights))
+                  len(model.selector_weights), mix=mix or model.mix)
         net.load_model(model)
         return net
 
@@ -236,4 +257,5 @@ class PafuNet(nn.Module):
             description=description,
             provenance=provenance or {},
             noise_sigma=float(noise_sigma),
+            mix=self.mix,
         )
