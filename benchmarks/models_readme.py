@@ -34,7 +34,8 @@ def main():
         out.append(f"- {m.description}")
         out.append(f"- task `{m.task}`, scale {m.scale}, {m.n_kernels} kernels "
                    f"{'/'.join(f'{k}x{k}' for k in sizes)}, selector "
-                   f"{' -> '.join(str(w.shape[0]) for w in m.selector_weights)} channels")
+                   f"{' -> '.join(str(w.shape[0]) for w in m.selector_weights)} channels"
+                   + ("; the kernels of the two largest logits blended per pixel (`mix` 2)" if m.mix == 2 else ""))
         if m.noise_sigma:
             out.append(f"- made for mosaic noise sigma {m.noise_sigma * 255:.3g}/255 (`noise_sigma`; "
                        "`--denoise` picks it by the noise estimate)")

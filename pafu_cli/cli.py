@@ -72,7 +72,8 @@ def models_cmd():
         sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
         q = m.quality.get("test", {})
         qtxt = ", ".join(f"{k} {v:.2f} dB" for k, v in q.items()) if q else "not measured"
-        click.echo(f"{name}: {m.task} x{m.scale}, {m.n_kernels} kernels {sizes}, "
+        blend = ", two blended per pixel" if m.mix == 2 else ""
+        click.echo(f"{name}: {m.task} x{m.scale}, {m.n_kernels} kernels {sizes}{blend}, "
                    f"{len(m.selector_weights)}-layer selector; {qtxt}")
 
 

@@ -25,7 +25,8 @@ def upscale(image, scale: int, model=None, return_selection: bool = False):
     model : None, str, path or PafuModel
         None picks the shipped default for ``scale``.
     return_selection : bool
-        Also return the (H, W) int32 kernel index of every input pixel.
+        Also return the (H, W) int32 kernel index of every input pixel (the
+        argmax kernel; of a model that blends two, the first of the two).
 
     Returns
     -------
