@@ -238,15 +238,24 @@ def polish_mixed(net: PafuNet, sampler: Sampler, rng, steps: int, lr_sel: float,
     of the last tenth of the steps."""
     opt = torch.optim.Adam([{"params": net.selector_parameters(), "lr": lr_sel},
                             {"params": [net.bank], "lr": lr_bank}])
-    base = [lr_sel, lr_bank]
     m = _margin(net)
+
+    def loss_of(xb, yb):
+        out, _ = net(xb, mode="infer")
+        return ((_crop(out, m) - _crop(yb, m)) ** 2).sum(1).mean()
+
+    return _cosine_descent(opt, [lr_sel, lr_bank], steps, sampler, rng, loss_of)
+
+
+def _cosine_descent(opt, base_lrs, steps: int, sampler: Sampler, rng, loss_of) -> float:
+    """``steps`` optimiser steps on ``loss_of(batch, target)`` of fresh batches, each
+    parameter group's rate decaying from its ``base_lrs`` entry (:func:`_cosine`).
+    Returns the mean loss of the last tenth of the steps."""
     tail = []
     for step in range(steps):
-        for g, lr in zip(opt.param_groups, base):
+        for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * _cosine(step, steps)
-        xb, yb = sampler(rng)
-        out, _ = net(xb, mode="infer")
-        loss = ((_crop(out, m) - _crop(yb, m)) ** 2).sum(1).mean()
+        loss = loss_of(*sampler(rng))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -453,21 +462,14 @@ def polish_selector(net: PafuNet, sampler: Sampler, rng, steps: int, lr: float) 
     """
     opt = torch.optim.Adam(net.selector_parameters(), lr=lr)
     m = _margin(net) // net.shuffle
-    tail = []
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * _cosine(step, steps)
-        xb, yb = sampler(rng)
+
+    def loss_of(xb, yb):
         x = net.prepare(xb)
         with torch.no_grad():
             err = ((net.responses(x) - F.pixel_unshuffle(yb, net.shuffle).unsqueeze(1)) ** 2).sum(2)
-        loss = _crop(F.softmax(net.logits(x), 1) * err, m).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step >= steps - max(1, steps // 10):
-            tail.append(loss.item())
-    return float(np.mean(tail)) if tail else 0.0
+        return _crop(F.softmax(net.logits(x), 1) * err, m).sum(1).mean()
+
+    return _cosine_descent(opt, [lr], steps, sampler, rng, loss_of)
 
 
 def grow_bank(net: PafuNet, sampler: Sampler, rng, n0: int) -> list:
