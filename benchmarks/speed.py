@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pafu_cli.models import list_models
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -316,6 +318,11 @@ def main():
         row(f"OpenCV INTER_LANCZOS4 x{s} (anchor)", lz, out_mp, quality="bicubic-like")
         row(f"pafu upscale x{s}", run_case("upscale", tmp / "img.npy", s, "default", env_extra=short), out_mp, lz,
             _quality("default", ("upscale", s)))
+        fast = f"upscale_x{s}_fast"  # the argmax model, where shipped beside a blending default
+        if fast in list_models():
+            row(f"pafu upscale x{s} (`--model {fast}`)", run_case("upscale", tmp / "img.npy", s, fast,
+                                                                  env_extra=short), out_mp, lz,
+                _quality(fast, ("upscale", s)))
 
     # 1 MP upscale end to end (read, upscale, write PNG), Numba cache warm; and the first
     # run with an empty cache (JIT compilation).
