@@ -7,10 +7,12 @@ polished on the expected loss ``sum_z p_z err_z`` with ``p = softmax(logits)``
 pixel instead gets ``sum_z w_z W_z`` (still one linear filter per pixel) with
 ``w`` the softmax over all kernels, or over the ``k`` largest logits only (the
 cost of ``k`` kernel applications). Same bank and selector, no retraining;
-PyTorch forward passes (the Numba engine has only the argmax), scored with the
-test protocols of ``pafu evaluate`` (which the argmax column reproduces).
+PyTorch forward passes, scored with the test protocols of ``pafu evaluate``
+(which the argmax column reproduces for an argmax model, such as the
+``upscale_xN_fast`` ones; the engine's own blend of two is ``mix`` 2 in the
+model format, trained for with ``pafu train --mix 2``).
 
-    python benchmarks/mixing.py upscale_x2 --scale 2 --set Set5 --set Set14
+    python benchmarks/mixing.py upscale_x2_fast --scale 2 --set Set5 --set Set14
     python benchmarks/mixing.py demosaick_vivid --set McMaster
     python benchmarks/mixing.py demosaick_vivid_denoise_s5 --set McMaster --sigma 5
 

@@ -12,7 +12,7 @@ estimate, not a proof).
 
     python benchmarks/oracle_bound.py demosaick_vivid --set McMaster
     python benchmarks/oracle_bound.py demosaick_denoise_s5 --set McMaster --sigma 5
-    python benchmarks/oracle_bound.py upscale_x2 --set Set5 --set Set14 --scale 2
+    python benchmarks/oracle_bound.py upscale_x2_fast --set Set5 --set Set14 --scale 2
     python benchmarks/oracle_bound.py demosaick_denoise_s5 --set McMaster --sigma 5 --kernels 64 --kernel-size 9
 
 ``--kernels`` (a multiple of the model's) and ``--kernel-size`` (larger than the
