@@ -606,7 +606,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                 loss = polish_selector(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2)
             counts = refit_bank(net, sampler, prng, cfg.refit_batches)
             v = evaluate(net, val_files, cfg)
-            log.info("polish round %d: expected l2 %.3g, val %.3f dB; kernel use %s", r + 1, loss, v, counts)
+            log.info("polish round %d: %s %.3g, val %.3f dB; kernel use %s", r + 1,
+                     "blend l2" if net.mix > 1 else "expected l2", loss, v, counts)
             if v > best:
                 best, keep = v, _snapshot(net)
                 summary["val_polish"], summary["kernel_use"] = v, counts
