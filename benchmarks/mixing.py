@@ -32,7 +32,7 @@ from pafu_cli.evaluate import GREY_IMAGES, _images, noisy_mosaic
 from pafu_cli.metrics import cpsnr, to_uint8, y_psnr
 from pafu_cli.models import resolve_model
 from pafu_cli.resize import imresize, modcrop
-from pafu_cli.training.module import PafuNet
+from pafu_cli.training.module import PafuNet, top_k_softmax
 
 MODES = (("argmax", 1), ("softmax, all kernels", 0), ("top-2", 2), ("top-3", 3))
 
@@ -45,11 +45,7 @@ def mixed(net: PafuNet, batch, k: int):
     else:
         x = net.prepare(batch)
         logits = net.logits(x)
-        if k == 0:
-            w = F.softmax(logits, 1)
-        else:
-            top, where = logits.topk(k, 1)
-            w = torch.zeros_like(logits).scatter(1, where, F.softmax(top, 1))
+        w = F.softmax(logits, 1) if k == 0 else top_k_softmax(logits, k)
         y = F.pixel_shuffle((net.responses(x) * w.unsqueeze(2)).sum(1), net.shuffle)
     return y[0].numpy().transpose(1, 2, 0)
 

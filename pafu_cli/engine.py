@@ -51,8 +51,10 @@ def select(model: PafuModel, x: np.ndarray):
 def filter_selected(model: PafuModel, x: np.ndarray, choice) -> np.ndarray:
     """Apply the chosen kernels at every pixel (``choice`` as :func:`select` gives
     it): (H, W, C_out) float32."""
-    idx, idx2, wt = choice if isinstance(choice, tuple) else (choice,) + _choice_arrays(model, 0, 0)[1:]
-    mix = 2 if isinstance(choice, tuple) else 1
+    if isinstance(choice, tuple):
+        (idx, idx2, wt), mix = choice, 2
+    else:
+        idx, idx2, wt, mix = choice, np.empty((0, 0), np.int32), np.empty((0, 0), np.float32), 1
     bank = np.ascontiguousarray(np.transpose(model.bank, (0, 3, 4, 2, 1)), dtype=np.float32)
     radii = ((model.kernel_sizes - 1) // 2).astype(np.int32)
     out = np.empty(x.shape[:2] + (model.out_channels,), dtype=np.float32)

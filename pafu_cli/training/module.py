@@ -19,6 +19,13 @@ from torch import nn
 from ..models import LAYOUTS, PafuModel, expected_out_channels
 
 
+def top_k_softmax(logits, k: int):
+    """Weights (B, n, H, W): the softmax over each pixel's ``k`` largest logits at
+    their kernels, zero elsewhere."""
+    top, where = logits.topk(k, 1)
+    return torch.zeros_like(logits).scatter(1, where, F.softmax(top, 1))
+
+
 class PafuNet(nn.Module):
     """Selector CNN + kernel bank.
 
@@ -140,8 +147,7 @@ class PafuNet(nn.Module):
         differentiable in the logits, the choice of the two is not)."""
         if self.mix == 1:
             return F.one_hot(logits.argmax(1), self.n_kernels).permute(0, 3, 1, 2).to(logits.dtype)
-        top, where = logits.topk(self.mix, 1)
-        return torch.zeros_like(logits).scatter(1, where, F.softmax(top, 1))
+        return top_k_softmax(logits, self.mix)
 
     def forward(self, batch, tau=1.0, mode="gumbel"):
         """Output image (B, 3, sH, sW) and the selection weights.
