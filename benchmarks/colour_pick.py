@@ -10,6 +10,7 @@ the statistic and both models' CPSNR b10 per image, and reports the threshold
 that maximises the mean CPSNR over all of them. Never the test sets.
 
     python benchmarks/colour_pick.py [--factors 1 1.5 2] [--plain default] [--vivid demosaick_vivid]
+    python benchmarks/colour_pick.py --regions   # also the pictures recoloured per region
     python benchmarks/colour_pick.py --sigma 5 --plain demosaick_denoise_s5 --vivid demosaick_vivid_denoise_s5
 
 ``--sigma`` adds the evaluation's mosaic noise (``evaluate.noisy_mosaic``), for
@@ -27,16 +28,17 @@ from pafu_cli.demosaick import demosaick
 from pafu_cli.evaluate import noisy_mosaic
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.models import resolve_model
-from pafu_cli.training.data import list_images, read_rgb8, saturate8, split_files
+from pafu_cli.training.data import list_images, read_rgb8, recolour_regions, saturate8, split_files
 
 
 def rows(images, factors, plain, vivid, sigma=0.0):
-    """(factor, statistic, CPSNR plain model, CPSNR vivid model) per image and factor."""
+    """(factor, statistic, CPSNR plain model, CPSNR vivid model) per image and factor;
+    a factor of -1 stands for the picture recoloured per region (``recolour_regions``)."""
     out = []
     for f in factors:
         for i, im in enumerate(images):
             h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
-            gt = saturate8(im[:h, :w], f)
+            gt = recolour_regions(im[:h, :w], i) if f == -1 else saturate8(im[:h, :w], f)
             cfa = noisy_mosaic(gt, sigma, i)
             s = render.mosaic_colourfulness(cfa, "RGGB")
             a = cpsnr(to_uint8(demosaick(cfa, "RGGB", plain)), gt)
@@ -61,6 +63,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", nargs="+", default=["../shared/data/T91", "../shared/data/BSD200"])
     ap.add_argument("--factors", nargs="+", type=float, default=[1.0, 1.5, 2.0])
+    ap.add_argument("--regions", action="store_true",
+                    help="also the pictures recoloured per region (val_colour.py --regions)")
     ap.add_argument("--plain", default="default")
     ap.add_argument("--vivid", default="demosaick_vivid")
     ap.add_argument("--val-every", type=int, default=10)
@@ -72,17 +76,20 @@ def main():
     images = [read_rgb8(f) for f in val]
     plain = resolve_model(None if a.plain == "default" else a.plain, "demosaick")
     vivid = resolve_model(a.vivid, "demosaick")
-    r = rows(images, a.factors, plain, vivid, a.sigma)
+    factors = a.factors + ([-1.0] if a.regions else [])
+    r = rows(images, factors, plain, vivid, a.sigma)
     t, best = best_threshold(r)
     noise = f", sigma {a.sigma:g}" if a.sigma else ""
-    print(f"{len(images)} validation images x saturation {a.factors}{noise}: {len(r)} pictures")
+    print(f"{len(images)} validation images x saturation {a.factors}{' and regions' if a.regions else ''}"
+          f"{noise}: {len(r)} pictures")
     print("| saturation | statistic (median) | plain model | vivid model | oracle | pick at t |")
     print("|---|---|---|---|---|---|")
     ts = [t] + ([a.threshold] if a.threshold is not None else [])
-    for f in a.factors + [None]:
+    for f in factors + [None]:
         sel = r if f is None else r[r[:, 0] == f]
         picks = " / ".join(f"{np.where(sel[:, 1] > x, sel[:, 3], sel[:, 2]).mean():.3f}" for x in ts)
-        print(f"| {'all' if f is None else f'x{f:g}'} | {np.median(sel[:, 1]):.3f} | {sel[:, 2].mean():.3f} | "
+        label = "all" if f is None else "regions" if f == -1 else f"x{f:g}"
+        print(f"| {label} | {np.median(sel[:, 1]):.3f} | {sel[:, 2].mean():.3f} | "
               f"{sel[:, 3].mean():.3f} | {np.maximum(sel[:, 2], sel[:, 3]).mean():.3f} | {picks} |")
     print(f"best threshold t = {t:.4f} (mean {best:.3f} dB); vivid chosen for "
           f"{int((r[:, 1] > t).sum())} of {len(r)} pictures")

@@ -47,10 +47,16 @@ from .errors import ModelError
 @click.option("--val-saturation", default=1.0, show_default=True,
               help="Demosaick: validate on the held-out images with their saturation scaled by this "
                    "(2 for a vivid model: McMaster-like colours).")
+@click.option("--val-regions", is_flag=True,
+              help="Demosaick: validate on the held-out images recoloured per random region (colours that "
+                   "jump independently across borders, a McMaster-like proxy; see benchmarks/val_colour.py).")
 @click.option("--color-aug", default=0.0, show_default=True,
               help="Demosaick: share of patches with random channel permutation and saturation.")
 @click.option("--color-sat", default=2.0, show_default=True,
               help="Demosaick: largest saturation factor of --color-aug (log-uniform from 0.5).")
+@click.option("--color-invert", default=0.0, show_default=True,
+              help="Demosaick: share of patches with one colour channel inverted (edges where one colour "
+                   "falls as another rises, as in McMaster-like pictures; costs quality on ordinary photos).")
 @click.option("--passthrough/--no-passthrough", default=False, show_default=True,
               help="Demosaick: keep the known sample of every pixel (learn only the missing colours).")
 @click.option("--selector-input", type=click.Choice(["packed", "full"]), default="packed", show_default=True,
@@ -83,7 +89,7 @@ from .errors import ModelError
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, refit_batches, noise, noise_p_clean, noise_min, val_sigma,
-              val_saturation, color_aug, color_sat, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
+              val_saturation, val_regions, color_aug, color_sat, color_invert, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
               polish_revive, mix, seed,
               threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
@@ -108,7 +114,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, refit_batches=refit_batches, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
-        val_sigma=val_sigma / 255, val_saturation=val_saturation, color_aug=color_aug, color_sat=color_sat, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
+        val_sigma=val_sigma / 255, val_saturation=val_saturation, val_regions=val_regions, color_aug=color_aug, color_sat=color_sat, color_invert=color_invert, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, init_from=init_from or "", balance=balance, revive_every=revive_every,
         polish_steps=polish_steps, polish_rounds=polish_rounds, polish_revive=polish_revive, mix=int(mix),
     )

@@ -137,6 +137,68 @@ def test_validation_on_saturated_images_scores_the_saturated_pictures(tmp_path):
     assert abs(on_the_fly - evaluate(net, files, TrainConfig(task="demosaick", val_sigma=3 / 255))) > 0.01
 
 
+def test_channel_inversion_flips_exactly_one_channel_of_each_patch():
+    rng = np.random.default_rng(3)
+    rgb = rng.uniform(0, 1, (6, 7, 3)).astype(np.float32)
+    seen = set()
+    for i in range(60):
+        out = tdata.invert_channel(np.random.default_rng(i), rgb)
+        flipped = [c for c in range(3) if not np.array_equal(out[..., c], rgb[..., c])]
+        assert len(flipped) == 1
+        np.testing.assert_allclose(out[..., flipped[0]], 1 - rgb[..., flipped[0]], atol=1e-7)
+        seen.add(flipped[0])
+    assert seen == {0, 1, 2}
+    # In the sampler: a flat colour picture gives patches with one channel inverted, never two.
+    flat = np.empty((40, 40, 3), np.uint8)
+    flat[:] = (51, 102, 204)
+    src = tdata.BayerImages([flat])
+    _, y = src.sample(np.random.default_rng(0), 24, 8, tdata.NoiseRange(), color_invert=1.0)
+    v = np.array([51, 102, 204], np.float32) / 255
+    got = y[:, :, 0, 0]
+    flips = np.isclose(got, 1 - v, atol=1e-6) & ~np.isclose(got, v, atol=1e-6)
+    assert (flips.sum(1) == 1).all() and np.isclose(got[~flips], np.broadcast_to(v, got.shape)[~flips]).all()
+    assert (y == y[:, :, :1, :1]).all()  # flat stays flat
+    _, y0 = src.sample(np.random.default_rng(0), 24, 8, tdata.NoiseRange(), color_invert=0.0)
+    np.testing.assert_allclose(y0[:, :, 0, 0], np.broadcast_to(v, (24, 3)), atol=1e-6)
+
+
+def test_region_recolouring_multiplies_regions_by_their_own_gains():
+    flat = np.full((64, 96, 3), 200, np.uint8)
+    out = tdata.recolour_regions(flat, 5, cell=24, low=0.2)
+    np.testing.assert_array_equal(out, tdata.recolour_regions(flat, 5, cell=24, low=0.2))  # seeded
+    assert not np.array_equal(out, tdata.recolour_regions(flat, 6, cell=24, low=0.2))
+    g = out.astype(float) / 200
+    assert g.min() >= 0.2 - 0.005 and g.max() <= 1.0
+    colours = {tuple(c) for c in out.reshape(-1, 3)}
+    # inside the regions (most pixels) the gains are one colour per region, its largest channel at 1
+    inside = np.isclose(g.max(axis=2), 1.0, atol=0.003)
+    assert inside.mean() > 0.6
+    assert len({tuple(c) for c in out[inside]}) >= 4 and len(colours) > len({tuple(c) for c in out[inside]})
+    # borders are smoothed by [1, 2, 1] / 4: a neighbour step is at most half the jump between gains
+    for axis in (0, 1):
+        assert np.abs(np.diff(g, axis=axis)).max() <= 0.5 * (g.max() - g.min()) + 0.01
+    # texture is scaled, not replaced: the ratio to the input is the same gain field
+    tex = np.random.default_rng(1).integers(50, 250, (64, 96, 3)).astype(np.uint8)
+    out2 = tdata.recolour_regions(tex, 5, cell=24, low=0.2)
+    np.testing.assert_allclose(out2, tex * g, atol=0.51 + 255 * 0.0025)
+
+
+def test_validation_on_recoloured_regions_differs_and_records_plain_validation(tmp_path):
+    from pafu_cli.training.loop import TrainConfig, evaluate
+
+    data = _toy_images(tmp_path)
+    torch.manual_seed(0)
+    net = PafuNet("demosaick", 1, n_kernels=3, kernel_sizes=[5, 3, 5], width=4, depth=2)
+    _randomise(net, 4)
+    with torch.no_grad():
+        net.bank.mul_(0.1)
+    files = sorted(str(f) for f in data.glob("*.png"))
+    plain = evaluate(net, files, TrainConfig(task="demosaick"))
+    regions = evaluate(net, files, TrainConfig(task="demosaick", val_regions=True))
+    assert abs(plain - regions) > 0.01 and regions == evaluate(net, files, TrainConfig(task="demosaick",
+                                                                                      val_regions=True))
+
+
 def test_passthrough_keeps_known_samples_whatever_the_bank():
     torch.manual_seed(0)
     net = PafuNet("demosaick", 1, n_kernels=4, width=4, passthrough=True)
@@ -540,10 +602,11 @@ def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
                                   str(tmp_path / "m.npz"), "--kernels", "4", "--kernel-sizes", "3",
                                   "--val-sigma", "10", "--val-saturation", "2", "--refit-batches", "700",
-                                  "--color-aug", "0.75", "--color-sat", "4", "--mix", "2"])
+                                  "--color-aug", "0.75", "--color-sat", "4", "--mix", "2",
+                                  "--color-invert", "0.1", "--val-regions"])
     assert r.exit_code == 0, r.output
     cfg = seen["cfg"]
-    assert cfg.mix == 2
+    assert cfg.mix == 2 and cfg.color_invert == 0.1 and cfg.val_regions
     assert (cfg.val_saturation, cfg.refit_batches, cfg.color_aug, cfg.color_sat) == (2.0, 700, 0.75, 4.0)
     assert cfg.kernel_sizes == (3, 3, 3, 3) and cfg.val_sigma == pytest.approx(10 / 255)
     r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",

@@ -149,6 +149,48 @@ def vary_colours(rng, rgb: np.ndarray, sat_max: float = 2.0) -> np.ndarray:
     return scale_saturation(rgb, sat).astype(np.float32)
 
 
+def invert_channel(rng, rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` (in [0, 1]) with one random channel inverted (x -> 1 - x).
+
+    Along the patch's edges that colour then falls where the others rise (as
+    between a red and a green object), which the training photos rarely show:
+    their channels' local contrast is almost always positively correlated.
+    """
+    out = rgb.copy()
+    c = int(rng.integers(3))
+    out[..., c] = 1 - out[..., c]
+    return out
+
+
+def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.2) -> np.ndarray:
+    """uint8 RGB with each region of a random Voronoi partition (cells of about
+    ``cell`` x ``cell`` px) multiplied by its own RGB gains (uniform in [``low``, 1],
+    the largest set to 1), the gain field smoothed by [1, 2, 1] / 4 in both
+    directions so that region borders are edges 2 px wide, not aliased steps.
+
+    Inside a region the texture keeps its colours' correlation; across a border
+    the colours jump independently, as between objects of different hue (a
+    validation proxy for McMaster-like pictures, ``benchmarks/val_colour.py``).
+    """
+    rng = np.random.default_rng(seed)
+    h, w = im8.shape[:2]
+    n = max(2, int(round(h * w / cell**2)))
+    pts = np.stack([rng.uniform(0, h, n), rng.uniform(0, w, n)], axis=1)
+    gains = rng.uniform(low, 1.0, (n, 3))
+    gains /= gains.max(axis=1, keepdims=True)
+    xx = np.arange(w, dtype=np.float64)
+    labels = np.empty((h, w), np.int64)
+    for y in range(h):  # nearest seed per pixel, one row at a time
+        d = (y - pts[:, 0, None]) ** 2 + (xx[None] - pts[:, 1, None]) ** 2
+        labels[y] = d.argmin(axis=0)
+    g = gains[labels]
+    for axis in (0, 1):
+        p = np.pad(g, [(1, 1) if a == axis else (0, 0) for a in range(3)], mode="edge")
+        lo_, mid, hi = (np.take(p, np.arange(i, i + g.shape[axis]), axis=axis) for i in range(3))
+        g = 0.25 * lo_ + 0.5 * mid + 0.25 * hi
+    return np.clip(np.rint(im8.astype(np.float64) * g), 0, 255).astype(np.uint8)
+
+
 @dataclasses.dataclass
 class BayerImages:
     """RGB images from which RGGB-phased mosaics and their ground truth are cut."""
@@ -160,14 +202,15 @@ class BayerImages:
         return cls([read_rgb8(f) for f in files])
 
     def sample(self, rng, batch: int, patch: int, noise: NoiseRange, color_aug: float = 0.0,
-               color_sat: float = 2.0):
+               color_sat: float = 2.0, color_invert: float = 0.0):
         """(B, 1, p, p) RGGB mosaics and (B, 3, p, p) ground truth, float32 in [0, 1].
 
         Each patch is mosaicked with a random one of the four layouts and then
         phase-shifted to RGGB by dropping its first row and/or column, exactly
         the shift inference applies. ``color_aug`` is the share of patches whose
         colours are varied (random RGB permutation and saturation x0.5..``color_sat``),
-        so that the bank sees colour statistics beyond those of the photos.
+        so that the bank sees colour statistics beyond those of the photos;
+        ``color_invert`` the share with one channel inverted (:func:`invert_channel`).
         """
         picks = _pick(rng, [a.shape[:2] for a in self.images], batch, patch + 1)
         xs, ys = [], []
@@ -179,6 +222,8 @@ class BayerImages:
             crop = crop.astype(np.float32) / 255
             if color_aug and rng.random() < color_aug:
                 crop = vary_colours(rng, crop, color_sat)
+            if color_invert and rng.random() < color_invert:
+                crop = invert_channel(rng, crop)
             pattern = PATTERNS[int(rng.integers(4))]
             cfa = mosaic(crop, pattern)
             ry, rx = RED_OFFSET[pattern]

@@ -59,8 +59,10 @@ class TrainConfig:
     noise_sigma_min: float = 0.0
     val_sigma: float = 0.0  # demosaick: mosaic noise (0..1 units) of the validation that picks the bank
     val_saturation: float = 1.0  # demosaick: validation images' saturation factor (vivid models: 2)
+    val_regions: bool = False  # demosaick: validation images recoloured per region (data.recolour_regions)
     color_aug: float = 0.0
     color_sat: float = 2.0  # demosaick: largest saturation factor of the colour augmentation
+    color_invert: float = 0.0  # demosaick: share of patches with one colour channel inverted
     passthrough: bool = False  # demosaick: copy the known samples (see PafuNet)
     selector_input: str = "packed"  # demosaick: "full" = full-resolution selector (ablation)
     shrink: tuple = (1.0, 0.8, 0.6)
@@ -104,7 +106,8 @@ class Sampler:
         if c.task == "upscale":
             x, y = self.src.sample(rng, c.batch, c.default_patch(), c.scale)
         else:
-            x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise, c.color_aug, c.color_sat)
+            x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise, c.color_aug, c.color_sat,
+                                   c.color_invert)
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -270,7 +273,8 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
 
     Upscale: Y-PSNR, ``scale`` px shaved. Demosaick: CPSNR with the 10-px border,
     Gaussian noise ``sigma`` (0..1 units) on the mosaic, seeded per image, on the
-    images with their saturation scaled by ``cfg.val_saturation``.
+    images with their saturation scaled by ``cfg.val_saturation`` and, with
+    ``cfg.val_regions``, recoloured per region (:func:`data.recolour_regions`).
     """
     from ..bayer import mosaic
     from ..resize import imresize, modcrop
@@ -290,6 +294,8 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
             else:
                 h, w = (im.shape[0] // 2) * 2, (im.shape[1] // 2) * 2
                 im8 = tdata.saturate8(im[:h, :w], cfg.val_saturation)
+                if cfg.val_regions:
+                    im8 = tdata.recolour_regions(im8, i)
                 cfa = mosaic(im8.astype(np.float32) / 255, "RGGB")
                 if sigma:
                     rng = np.random.default_rng(10_000 + i)
@@ -616,6 +622,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         summary["val_clean"] = evaluate(net, val_files, cfg, sigma=0.0)
         for sg in (5, 10):
             summary[f"val_sigma{sg}"] = evaluate(net, val_files, cfg, sigma=sg / 255)
+    if cfg.task == "demosaick" and (cfg.val_regions or cfg.val_saturation != 1):  # the ordinary images too
+        summary["val_plain"] = evaluate(net, val_files, dataclasses.replace(cfg, val_regions=False,
+                                                                           val_saturation=1.0))
     summary["val"] = max(summary["val_sgd"], summary.get("val_refit", -1.0), summary.get("val_polish", -1.0))
     data_desc = "; ".join(f"{d} ({len(tdata.list_images([d]))} images)" for d in cfg.data)
     data_desc += f"; every {cfg.val_every}th image held out for validation"
