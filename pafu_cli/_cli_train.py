@@ -10,6 +10,18 @@ import click
 from .errors import ModelError
 
 
+def _factors(text: str) -> tuple:
+    """``--shrink``: comma-separated factors in (0, 1]."""
+    try:
+        z = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        z = ()
+    if not z or any(not 0 < v <= 1 for v in z):
+        raise click.BadParameter(f"{text!r}: give comma-separated factors in (0, 1], e.g. 1,0.7",
+                                 param_hint="--shrink")
+    return z
+
+
 @click.command("train", short_help="Train a PAFU model (needs the [train] extra).")
 @click.option("--task", type=click.Choice(["upscale", "demosaick"]), required=True)
 @click.option("--scale", "-s", type=click.IntRange(1, 4), default=2, show_default=True,
@@ -57,6 +69,9 @@ from .errors import ModelError
 @click.option("--color-invert", default=0.0, show_default=True,
               help="Demosaick: share of patches with one colour channel inverted (edges where one colour "
                    "falls as another rises, as in McMaster-like pictures; costs quality on ordinary photos).")
+@click.option("--shrink", default="1", show_default=True,
+              help="Demosaick: comma-separated scale factors; patches are also cut from the pictures shrunk "
+                   "by each (MATLAB bicubic), e.g. 1,0.7,0.5.")
 @click.option("--passthrough/--no-passthrough", default=False, show_default=True,
               help="Demosaick: keep the known sample of every pixel (learn only the missing colours).")
 @click.option("--selector-input", type=click.Choice(["packed", "full"]), default="packed", show_default=True,
@@ -89,7 +104,7 @@ from .errors import ModelError
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, refit_batches, noise, noise_p_clean, noise_min, val_sigma,
-              val_saturation, val_regions, color_aug, color_sat, color_invert, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
+              val_saturation, val_regions, color_aug, color_sat, color_invert, shrink, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
               polish_revive, mix, seed,
               threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
@@ -114,7 +129,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, refit_batches=refit_batches, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
-        val_sigma=val_sigma / 255, val_saturation=val_saturation, val_regions=val_regions, color_aug=color_aug, color_sat=color_sat, color_invert=color_invert, passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
+        val_sigma=val_sigma / 255, val_saturation=val_saturation, val_regions=val_regions, color_aug=color_aug, color_sat=color_sat, color_invert=color_invert, bayer_shrink=_factors(shrink), passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, init_from=init_from or "", balance=balance, revive_every=revive_every,
         polish_steps=polish_steps, polish_rounds=polish_rounds, polish_revive=polish_revive, mix=int(mix),
     )

@@ -162,6 +162,23 @@ def test_channel_inversion_flips_exactly_one_channel_of_each_patch():
     np.testing.assert_allclose(y0[:, :, 0, 0], np.broadcast_to(v, (24, 3)), atol=1e-6)
 
 
+def test_bayer_scale_augmentation_adds_shrunk_copies(tmp_path):
+    import imageio.v3 as iio
+
+    from pafu_cli.resize import imresize
+
+    data = _toy_images(tmp_path)
+    files = sorted(data.glob("*.png"))
+    plain = tdata.BayerImages.build(files)
+    both = tdata.BayerImages.build(files, (1.0, 0.5))
+    assert len(plain.images) == 4 and len(both.images) == 8
+    for i, f in enumerate(files):
+        im = iio.imread(f)
+        np.testing.assert_array_equal(both.images[2 * i], im)
+        np.testing.assert_array_equal(both.images[2 * i + 1], imresize(im, 0.5))
+        assert both.images[2 * i + 1].shape == (32, 32, 3) and both.images[2 * i + 1].dtype == np.uint8
+
+
 def test_region_recolouring_multiplies_regions_by_their_own_gains():
     flat = np.full((64, 96, 3), 200, np.uint8)
     out = tdata.recolour_regions(flat, 5, cell=24, low=0.2)
@@ -603,12 +620,16 @@ def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
                                   str(tmp_path / "m.npz"), "--kernels", "4", "--kernel-sizes", "3",
                                   "--val-sigma", "10", "--val-saturation", "2", "--refit-batches", "700",
                                   "--color-aug", "0.75", "--color-sat", "4", "--mix", "2",
-                                  "--color-invert", "0.1", "--val-regions"])
+                                  "--color-invert", "0.1", "--val-regions", "--shrink", "1,0.7,0.5"])
     assert r.exit_code == 0, r.output
     cfg = seen["cfg"]
-    assert cfg.mix == 2 and cfg.color_invert == 0.1 and cfg.val_regions
+    assert cfg.mix == 2 and cfg.color_invert == 0.1 and cfg.val_regions and cfg.bayer_shrink == (1.0, 0.7, 0.5)
     assert (cfg.val_saturation, cfg.refit_batches, cfg.color_aug, cfg.color_sat) == (2.0, 700, 0.75, 4.0)
     assert cfg.kernel_sizes == (3, 3, 3, 3) and cfg.val_sigma == pytest.approx(10 / 255)
     r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
                                   str(tmp_path / "m.npz"), "--refit-batches", "0"])
     assert r.exit_code == 2 and "--refit-batches" in r.output
+    for bad in ("0", "1,1.5", "a"):
+        r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
+                                      str(tmp_path / "m.npz"), "--shrink", bad])
+        assert r.exit_code == 2 and "--shrink" in r.output and "Traceback" not in r.output

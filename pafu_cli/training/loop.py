@@ -66,6 +66,7 @@ class TrainConfig:
     passthrough: bool = False  # demosaick: copy the known samples (see PafuNet)
     selector_input: str = "packed"  # demosaick: "full" = full-resolution selector (ablation)
     shrink: tuple = (1.0, 0.8, 0.6)
+    bayer_shrink: tuple = (1.0,)  # demosaick: the pictures also shrunk by these factors
     seed: int = 0
     threads: int = 0
     checkpoint: str = ""
@@ -98,7 +99,7 @@ class Sampler:
         if cfg.task == "upscale":
             self.src = tdata.SRPairs.build(files, cfg.scale, cfg.shrink)
         else:
-            self.src = tdata.BayerImages.build(files)
+            self.src = tdata.BayerImages.build(files, cfg.bayer_shrink)
         self.noise = tdata.NoiseRange(cfg.noise_a, cfg.noise_sigma, cfg.noise_p_clean, cfg.noise_sigma_min)
 
     def __call__(self, rng):
