@@ -1,6 +1,7 @@
 """Training pipeline: data synthesis, PyTorch-to-Numba parity, the SAD toy proof."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,6 +110,16 @@ def test_colour_variation_keeps_grey_and_scales_chroma_within_range(sat_max):
     assert 0.5 - 1e-5 <= min(factors) < 0.6 and sat_max * 0.9 < max(factors) <= sat_max + 1e-5
 
 
+def _small_demosaick_net():
+    """A small random demosaick network (3 kernels, damped bank) for validation tests."""
+    torch.manual_seed(0)
+    net = PafuNet("demosaick", 1, n_kernels=3, kernel_sizes=[5, 3, 5], width=4, depth=2)
+    _randomise(net, 4)
+    with torch.no_grad():
+        net.bank.mul_(0.1)
+    return net
+
+
 def test_validation_on_saturated_images_scores_the_saturated_pictures(tmp_path):
     import imageio.v3 as iio
 
@@ -124,11 +135,7 @@ def test_validation_on_saturated_images_scores_the_saturated_pictures(tmp_path):
     pre.mkdir()
     for f in sorted(data.glob("*.png")):
         iio.imwrite(pre / f.name, tdata.saturate8(iio.imread(f), 2.0))
-    torch.manual_seed(0)
-    net = PafuNet("demosaick", 1, n_kernels=3, kernel_sizes=[5, 3, 5], width=4, depth=2)
-    _randomise(net, 4)
-    with torch.no_grad():
-        net.bank.mul_(0.1)
+    net = _small_demosaick_net()
     files = sorted(str(f) for f in data.glob("*.png"))
     cfg = TrainConfig(task="demosaick", val_sigma=3 / 255, val_saturation=2.0)
     on_the_fly = evaluate(net, files, cfg)
@@ -200,20 +207,33 @@ def test_region_recolouring_multiplies_regions_by_their_own_gains():
     np.testing.assert_allclose(out2, tex * g, atol=0.51 + 255 * 0.0025)
 
 
-def test_validation_on_recoloured_regions_differs_and_records_plain_validation(tmp_path):
-    from pafu_cli.training.loop import TrainConfig, evaluate
+def test_validation_on_recoloured_regions_scores_the_recoloured_pictures(tmp_path):
+    import imageio.v3 as iio
+
+    from pafu_cli.training.loop import TrainConfig, evaluate, train
 
     data = _toy_images(tmp_path)
-    torch.manual_seed(0)
-    net = PafuNet("demosaick", 1, n_kernels=3, kernel_sizes=[5, 3, 5], width=4, depth=2)
-    _randomise(net, 4)
-    with torch.no_grad():
-        net.bank.mul_(0.1)
+    pre = tmp_path / "pre"
+    pre.mkdir()
     files = sorted(str(f) for f in data.glob("*.png"))
-    plain = evaluate(net, files, TrainConfig(task="demosaick"))
+    for i, f in enumerate(files):  # seeded by the picture's index, as evaluate does
+        iio.imwrite(pre / Path(f).name, tdata.recolour_regions(iio.imread(f), i))
+    net = _small_demosaick_net()
     regions = evaluate(net, files, TrainConfig(task="demosaick", val_regions=True))
-    assert abs(plain - regions) > 0.01 and regions == evaluate(net, files, TrainConfig(task="demosaick",
-                                                                                      val_regions=True))
+    assert regions == evaluate(net, sorted(str(f) for f in pre.glob("*.png")), TrainConfig(task="demosaick"))
+    assert abs(regions - evaluate(net, files, TrainConfig(task="demosaick"))) > 0.01
+    # A training run validated on them also records the plain held-out images.
+    out = tmp_path / "m.npz"
+    cfg = TrainConfig(task="demosaick", data=(str(data),), out=str(out), iters=2, batch=2, patch=12,
+                      n_kernels=3, width=4, refit_batches=4, selector_pretrain=2, kmeans_samples=300,
+                      val_every=2, threads=1, val_regions=True)
+    summary = train(cfg, command="pafu train test")
+    val = load_model(out).quality["validation"]
+    trained = PafuNet.from_model(load_model(out))
+    held_out = tdata.split_files(tdata.list_images([data]), 2)[1]
+    assert val["val_plain"] == pytest.approx(evaluate(trained, held_out, TrainConfig(task="demosaick")), abs=1e-3)
+    assert val["val"] == pytest.approx(summary["val"], abs=1e-3) and abs(val["val"] - val["val_plain"]) > 0.01
+
 
 
 def test_passthrough_keeps_known_samples_whatever_the_bank():
