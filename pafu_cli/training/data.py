@@ -186,8 +186,8 @@ def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.
     g = gains[labels]
     for axis in (0, 1):
         p = np.pad(g, [(1, 1) if a == axis else (0, 0) for a in range(3)], mode="edge")
-        lo_, mid, hi = (np.take(p, np.arange(i, i + g.shape[axis]), axis=axis) for i in range(3))
-        g = 0.25 * lo_ + 0.5 * mid + 0.25 * hi
+        before, mid, after = (np.take(p, np.arange(i, i + g.shape[axis]), axis=axis) for i in range(3))
+        g = 0.25 * before + 0.5 * mid + 0.25 * after
     return np.clip(np.rint(im8.astype(np.float64) * g), 0, 255).astype(np.uint8)
 
 
