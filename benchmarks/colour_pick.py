@@ -28,7 +28,7 @@ from pafu_cli.demosaick import demosaick
 from pafu_cli.evaluate import noisy_mosaic
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.models import resolve_model
-from pafu_cli.training.data import list_images, read_rgb8, recolour_regions, saturate8, split_files
+from pafu_cli.training.data import list_images, read_rgb8, split_files, validation_picture
 
 
 def rows(images, factors, plain, vivid, sigma=0.0):
@@ -37,8 +37,7 @@ def rows(images, factors, plain, vivid, sigma=0.0):
     out = []
     for f in factors:
         for i, im in enumerate(images):
-            h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
-            gt = recolour_regions(im[:h, :w], i) if f == -1 else saturate8(im[:h, :w], f)
+            gt = validation_picture(im, i, 1.0, regions=True) if f == -1 else validation_picture(im, i, f)
             cfa = noisy_mosaic(gt, sigma, i)
             s = render.mosaic_colourfulness(cfa, "RGGB")
             a = cpsnr(to_uint8(demosaick(cfa, "RGGB", plain)), gt)

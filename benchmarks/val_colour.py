@@ -29,16 +29,13 @@ from pafu_cli.demosaick import demosaick
 from pafu_cli.evaluate import noisy_mosaic
 from pafu_cli.metrics import cpsnr, to_uint8
 from pafu_cli.models import resolve_model
-from pafu_cli.training.data import list_images, read_rgb8, recolour_regions, saturate8, split_files
+from pafu_cli.training.data import list_images, read_rgb8, split_files, validation_picture
 
 
 def score(model, images, factor: float, sigma: float = 0.0, regions: bool = False) -> float:
     out = []
     for i, im in enumerate(images):
-        h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
-        gt = saturate8(im[:h, :w], factor)
-        if regions:  # seeded per image as pafu train --val-regions does
-            gt = recolour_regions(gt, i)
+        gt = validation_picture(im, i, factor, regions)
         rgb = demosaick(noisy_mosaic(gt, sigma, i), "RGGB", model)
         out.append(cpsnr(to_uint8(rgb), gt))
     return float(np.mean(out))

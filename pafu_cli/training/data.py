@@ -191,6 +191,17 @@ def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.
     return np.clip(np.rint(im8.astype(np.float64) * g), 0, 255).astype(np.uint8)
 
 
+def validation_picture(im8: np.ndarray, index: int, saturation: float = 1.0,
+                       regions: bool = False) -> np.ndarray:
+    """The demosaick validation picture made from held-out image number ``index``:
+    cropped to even size, its saturation scaled (:func:`saturate8`) and, with
+    ``regions``, recoloured per region (:func:`recolour_regions`, seeded by ``index``).
+    ``pafu train`` and the colour benchmarks build their pictures with it."""
+    h, w = im8.shape[0] // 2 * 2, im8.shape[1] // 2 * 2
+    out = saturate8(im8[:h, :w], saturation)
+    return recolour_regions(out, index) if regions else out
+
+
 @dataclasses.dataclass
 class BayerImages:
     """RGB images from which RGGB-phased mosaics and their ground truth are cut."""

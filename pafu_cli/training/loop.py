@@ -293,10 +293,7 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
                 out = net(x, mode="infer")[0][0].numpy().transpose(1, 2, 0)
                 scores.append(y_psnr(out, hr.astype(np.float64) / 255, cfg.scale))
             else:
-                h, w = (im.shape[0] // 2) * 2, (im.shape[1] // 2) * 2
-                im8 = tdata.saturate8(im[:h, :w], cfg.val_saturation)
-                if cfg.val_regions:
-                    im8 = tdata.recolour_regions(im8, i)
+                im8 = tdata.validation_picture(im, i, cfg.val_saturation, cfg.val_regions)
                 cfa = mosaic(im8.astype(np.float32) / 255, "RGGB")
                 if sigma:
                     rng = np.random.default_rng(10_000 + i)
