@@ -69,6 +69,9 @@ def _factors(text: str) -> tuple:
 @click.option("--color-invert", default=0.0, show_default=True,
               help="Demosaick: share of patches with one colour channel inverted (edges where one colour "
                    "falls as another rises, as in McMaster-like pictures; costs quality on ordinary photos).")
+@click.option("--color-regions", default=0.0, show_default=True,
+              help="Demosaick: share of patches recoloured per random region (each region its own RGB "
+                   "gains: colour edges whose channels jump independently; what --val-regions validates on).")
 @click.option("--shrink", default="1", show_default=True,
               help="Demosaick: comma-separated scale factors; patches are also cut from the pictures shrunk "
                    "by each (MATLAB bicubic), e.g. 1,0.7,0.5.")
@@ -104,7 +107,7 @@ def _factors(text: str) -> tuple:
 @click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
 def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
               lr_bank, lr_selector, tau, decorrelation, alternate, refit, refit_batches, noise, noise_p_clean, noise_min, val_sigma,
-              val_saturation, val_regions, color_aug, color_sat, color_invert, shrink, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
+              val_saturation, val_regions, color_aug, color_sat, color_invert, color_regions, shrink, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
               polish_revive, mix, seed,
               threads, checkpoint):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
@@ -129,7 +132,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
         lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
         decorrelation=decorrelation, alternate=alternate, refit=refit, refit_batches=refit_batches, noise_a=noise[0],
         noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
-        val_sigma=val_sigma / 255, val_saturation=val_saturation, val_regions=val_regions, color_aug=color_aug, color_sat=color_sat, color_invert=color_invert, bayer_shrink=_factors(shrink), passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
+        val_sigma=val_sigma / 255, val_saturation=val_saturation, val_regions=val_regions, color_aug=color_aug, color_sat=color_sat, color_invert=color_invert, color_regions=color_regions, bayer_shrink=_factors(shrink), passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
         checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, init_from=init_from or "", balance=balance, revive_every=revive_every,
         polish_steps=polish_steps, polish_rounds=polish_rounds, polish_revive=polish_revive, mix=int(mix),
     )

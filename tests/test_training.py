@@ -207,6 +207,26 @@ def test_region_recolouring_multiplies_regions_by_their_own_gains():
     np.testing.assert_allclose(out2, tex * g, atol=0.51 + 255 * 0.0025)
 
 
+def test_sampler_recolours_a_share_of_patches_per_region():
+    flat = np.full((120, 120, 3), 200, np.uint8)
+    src = tdata.BayerImages([flat])
+    # every patch recoloured: each one holds several regions with gains in [0.2, 1], the
+    # largest channel of each at 1 (inside the regions)
+    _, y = src.sample(np.random.default_rng(0), 8, 64, tdata.NoiseRange(), color_regions=1.0)
+    g = y / np.float32(200 / 255)
+    assert g.min() >= 0.2 - 1e-5 and g.max() <= 1 + 1e-5
+    for gp in g.transpose(0, 2, 3, 1):
+        inside = np.isclose(gp.max(axis=2), 1.0, atol=1e-4)
+        assert len({tuple(np.round(c, 4)) for c in gp[inside]}) >= 2
+    # with share 0 the patches stay as they are
+    _, y0 = src.sample(np.random.default_rng(0), 8, 64, tdata.NoiseRange(), color_regions=0.0)
+    np.testing.assert_allclose(y0, 200 / 255, atol=1e-6)
+    # a share of about one half
+    _, yh = src.sample(np.random.default_rng(1), 200, 16, tdata.NoiseRange(), color_regions=0.5)
+    changed = np.abs(yh - 200 / 255).reshape(200, -1).max(axis=1) > 1e-4
+    assert 0.35 < changed.mean() < 0.65
+
+
 def test_validation_on_recoloured_regions_scores_the_recoloured_pictures(tmp_path):
     import imageio.v3 as iio
 
@@ -640,10 +660,10 @@ def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
                                   str(tmp_path / "m.npz"), "--kernels", "4", "--kernel-sizes", "3",
                                   "--val-sigma", "10", "--val-saturation", "2", "--refit-batches", "700",
                                   "--color-aug", "0.75", "--color-sat", "4", "--mix", "2",
-                                  "--color-invert", "0.1", "--val-regions", "--shrink", "1,0.7,0.5"])
+                                  "--color-invert", "0.1", "--color-regions", "0.2", "--val-regions", "--shrink", "1,0.7,0.5"])
     assert r.exit_code == 0, r.output
     cfg = seen["cfg"]
-    assert cfg.mix == 2 and cfg.color_invert == 0.1 and cfg.val_regions and cfg.bayer_shrink == (1.0, 0.7, 0.5)
+    assert cfg.mix == 2 and cfg.color_invert == 0.1 and cfg.color_regions == 0.2 and cfg.val_regions and cfg.bayer_shrink == (1.0, 0.7, 0.5)
     assert (cfg.val_saturation, cfg.refit_batches, cfg.color_aug, cfg.color_sat) == (2.0, 700, 0.75, 4.0)
     assert cfg.kernel_sizes == (3, 3, 3, 3) and cfg.val_sigma == pytest.approx(10 / 255)
     r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",

@@ -162,18 +162,11 @@ def invert_channel(rng, rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.2) -> np.ndarray:
-    """uint8 RGB with each region of a random Voronoi partition (cells of about
-    ``cell`` x ``cell`` px) multiplied by its own RGB gains (uniform in [``low``, 1],
-    the largest set to 1), the gain field smoothed by [1, 2, 1] / 4 in both
-    directions so that region borders are edges 2 px wide, not aliased steps.
-
-    Inside a region the texture keeps its colours' correlation; across a border
-    the colours jump independently, as between objects of different hue (a
-    validation proxy for McMaster-like pictures, ``benchmarks/val_colour.py``).
-    """
-    rng = np.random.default_rng(seed)
-    h, w = im8.shape[:2]
+def region_gains(rng, h: int, w: int, cell: int = 48, low: float = 0.2) -> np.ndarray:
+    """(h, w, 3) float64 gain field: each region of a random Voronoi partition (cells
+    of about ``cell`` x ``cell`` px) gets its own RGB gains (uniform in [``low``, 1],
+    the largest set to 1), the field smoothed by [1, 2, 1] / 4 in both directions so
+    that region borders become edges 2 px wide, not aliased steps."""
     n = max(2, int(round(h * w / cell**2)))
     pts = np.stack([rng.uniform(0, h, n), rng.uniform(0, w, n)], axis=1)
     gains = rng.uniform(low, 1.0, (n, 3))
@@ -188,6 +181,18 @@ def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.
         p = np.pad(g, [(1, 1) if a == axis else (0, 0) for a in range(3)], mode="edge")
         before, mid, after = (np.take(p, np.arange(i, i + g.shape[axis]), axis=axis) for i in range(3))
         g = 0.25 * before + 0.5 * mid + 0.25 * after
+    return g
+
+
+def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.2) -> np.ndarray:
+    """uint8 RGB multiplied by a random per-region gain field (:func:`region_gains`,
+    seeded by ``seed``), rounded.
+
+    Inside a region the texture keeps its colours' correlation; across a border
+    the colours jump independently, as between objects of different hue (a
+    validation proxy for McMaster-like pictures, ``benchmarks/val_colour.py``).
+    """
+    g = region_gains(np.random.default_rng(seed), im8.shape[0], im8.shape[1], cell, low)
     return np.clip(np.rint(im8.astype(np.float64) * g), 0, 255).astype(np.uint8)
 
 
@@ -220,7 +225,7 @@ class BayerImages:
         return cls(out)
 
     def sample(self, rng, batch: int, patch: int, noise: NoiseRange, color_aug: float = 0.0,
-               color_sat: float = 2.0, color_invert: float = 0.0):
+               color_sat: float = 2.0, color_invert: float = 0.0, color_regions: float = 0.0):
         """(B, 1, p, p) RGGB mosaics and (B, 3, p, p) ground truth, float32 in [0, 1].
 
         Each patch is mosaicked with a random one of the four layouts and then
@@ -228,7 +233,9 @@ class BayerImages:
         the shift inference applies. ``color_aug`` is the share of patches whose
         colours are varied (random RGB permutation and saturation x0.5..``color_sat``),
         so that the bank sees colour statistics beyond those of the photos;
-        ``color_invert`` the share with one channel inverted (:func:`invert_channel`).
+        ``color_invert`` the share with one channel inverted (:func:`invert_channel`),
+        ``color_regions`` the share multiplied by a random per-region gain field
+        (:func:`region_gains`: colour edges whose channels jump independently).
         """
         picks = _pick(rng, [a.shape[:2] for a in self.images], batch, patch + 1)
         xs, ys = [], []
@@ -242,6 +249,8 @@ class BayerImages:
                 crop = vary_colours(rng, crop, color_sat)
             if color_invert and rng.random() < color_invert:
                 crop = invert_channel(rng, crop)
+            if color_regions and rng.random() < color_regions:
+                crop = (crop * region_gains(rng, *crop.shape[:2])).astype(np.float32)
             pattern = PATTERNS[int(rng.integers(4))]
             cfa = mosaic(crop, pattern)
             ry, rx = RED_OFFSET[pattern]

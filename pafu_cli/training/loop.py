@@ -63,6 +63,7 @@ class TrainConfig:
     color_aug: float = 0.0
     color_sat: float = 2.0  # demosaick: largest saturation factor of the colour augmentation
     color_invert: float = 0.0  # demosaick: share of patches with one colour channel inverted
+    color_regions: float = 0.0  # demosaick: share of patches recoloured per random region
     passthrough: bool = False  # demosaick: copy the known samples (see PafuNet)
     selector_input: str = "packed"  # demosaick: "full" = full-resolution selector (ablation)
     shrink: tuple = (1.0, 0.8, 0.6)
@@ -108,7 +109,7 @@ class Sampler:
             x, y = self.src.sample(rng, c.batch, c.default_patch(), c.scale)
         else:
             x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise, c.color_aug, c.color_sat,
-                                   c.color_invert)
+                                   c.color_invert, c.color_regions)
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
