@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pafu_cli import upscale
-from pafu_cli.models import load_model
+from pafu_cli.filters.pafu.model import load_model
 from pafu_cli.training.data import list_images, read_rgb8, split_files
 
 CHANGES = {

@@ -2,7 +2,7 @@
 
 ``pafu demosaick`` can pick, per picture, between the default demosaick model
 and ``demosaick_vivid`` (trained for saturated colours) by a colourfulness
-statistic of the white-balanced mosaic (``render.mosaic_colourfulness``). This
+statistic of the white-balanced mosaic (``mosaic_colourfulness``). This
 script measures, on the held-out tenth of the training data (the split
 ``pafu train`` validates on) at several saturation factors (x1 is the plain
 image; larger factors make McMaster-like scenes, as ``val_colour.py`` does),
@@ -23,12 +23,12 @@ import argparse
 
 import numpy as np
 
-from pafu_cli import render
 from pafu_cli.demosaick import demosaick
-from pafu_cli.evaluate import noisy_mosaic
-from pafu_cli.metrics import cpsnr, to_uint8
-from pafu_cli.models import resolve_model
+from pafu_cli.evaluation.protocols import noisy_mosaic
+from pafu_cli.evaluation.metrics import cpsnr, to_uint8
+from pafu_cli.models.registry import resolve_model
 from pafu_cli.training.data import list_images, read_rgb8, split_files, validation_picture
+from pafu_cli.models.choice import mosaic_colourfulness
 
 
 def rows(images, factors, plain, vivid, sigma=0.0):
@@ -39,7 +39,7 @@ def rows(images, factors, plain, vivid, sigma=0.0):
         for i, im in enumerate(images):
             gt = validation_picture(im, i, 1.0, regions=True) if f == -1 else validation_picture(im, i, f)
             cfa = noisy_mosaic(gt, sigma, i)
-            s = render.mosaic_colourfulness(cfa, "RGGB")
+            s = mosaic_colourfulness(cfa, "RGGB")
             a = cpsnr(to_uint8(demosaick(cfa, "RGGB", plain)), gt)
             b = cpsnr(to_uint8(demosaick(cfa, "RGGB", vivid)), gt)
             out.append((f, s, a, b))

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pafu_cli import engine
-from pafu_cli.bayer import mosaic, to_packed_rggb
-from pafu_cli.demosaick import receptive_margin
-from pafu_cli.evaluate import GREY_IMAGES, _images
-from pafu_cli.metrics import cpsnr, to_uint8, y_psnr
-from pafu_cli.models import resolve_model
-from pafu_cli.resize import imresize, modcrop
+from pafu_cli.filters.pafu import engine
+from pafu_cli.cfa import mosaic, to_packed_rggb
+from pafu_cli.filters.pafu.model import receptive_margin
+from pafu_cli.evaluation.protocols import GREY_IMAGES, _images
+from pafu_cli.evaluation.metrics import cpsnr, to_uint8, y_psnr
+from pafu_cli.models.registry import resolve_model
+from pafu_cli.evaluation.resize import imresize, modcrop
 
 HERE = Path(__file__).resolve().parent
 

@@ -4,7 +4,8 @@ import json
 import sys
 from pathlib import Path
 
-from pafu_cli.models import list_models, load_model, models_dir
+from pafu_cli.models.registry import list_models, models_dir
+from pafu_cli.filters.pafu.model import load_model
 
 HEAD = """# Shipped models
 

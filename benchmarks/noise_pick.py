@@ -1,10 +1,10 @@
-"""Choose ``models.NOISE_PICK_SCALE`` on validation images, never on the test sets.
+"""Choose ``NOISE_PICK_SCALE`` on validation images, never on the test sets.
 
 For every held-out image of the training data (the split ``pafu train``
 validates on) and every noise level of a grid (Gaussian on the RGGB mosaic,
 0..255 units), this scores the noise-free model and each denoising family
 member (CPSNR, no border, like ``pafu train``'s validation) and the noise
-estimate of the noisy mosaic (``render.noise_level``). It then prints, for a
+estimate of the noisy mosaic (``noise_level``). It then prints, for a
 range of pick scales, the mean CPSNR that ``--denoise on`` and ``--denoise
 auto`` would give with it, per noise level and averaged over the grid, beside
 the members alone and an oracle that knows each picture's best member.
@@ -18,17 +18,18 @@ import argparse
 
 import numpy as np
 
-from pafu_cli import models, render
 from pafu_cli.demosaick import demosaick
-from pafu_cli.evaluate import noisy_mosaic
-from pafu_cli.metrics import cpsnr, to_uint8
+from pafu_cli.evaluation.protocols import noisy_mosaic
+from pafu_cli.evaluation.metrics import cpsnr, to_uint8
 from pafu_cli.training.data import list_images, read_rgb8, split_files
+from pafu_cli.models.choice import NOISE_PICK_SCALE, denoise_family, noise_level, pick_denoise_model
+from pafu_cli.models.registry import DEFAULT_MODELS, resolve_model
 
 
 def measure(images, sigmas):
     """Per (image, sigma): the noise estimate and each candidate's CPSNR."""
-    names = [models.DEFAULT_MODELS[("demosaick", 1)]] + [n for _, n in models.denoise_family()]
-    cands = [models.resolve_model(n, "demosaick") for n in names]
+    names = [DEFAULT_MODELS[("demosaick", 1)]] + [n for _, n in denoise_family()]
+    cands = [resolve_model(n, "demosaick") for n in names]
     rows = []
     for i, im in enumerate(images):
         h, w = im.shape[0] // 2 * 2, im.shape[1] // 2 * 2
@@ -36,7 +37,7 @@ def measure(images, sigmas):
         for s in sigmas:
             cfa = noisy_mosaic(gt, s, i)
             psnr = {m.name: cpsnr(to_uint8(demosaick(cfa, "RGGB", m)), gt) for m in cands}
-            rows.append((s, render.noise_level(cfa), psnr))
+            rows.append((s, noise_level(cfa), psnr))
     return names, rows
 
 
@@ -73,10 +74,10 @@ def main():
         table(f"{mode}: oracle", lambda e, p, pool=pool: max(pool, key=p.get))
         for sc in a.scales:
             score[sc] += table(f"{mode}: scale {sc:g}", lambda e, p, sc=sc, allow=allow:
-                               models.pick_denoise_model(e, allow_clean=allow, scale=sc).name) / 2
+                               pick_denoise_model(e, allow_clean=allow, scale=sc).name) / 2
     best = max(a.scales, key=score.get)
     print(f"\nbest scale (mean of on and auto over the grid): {best:g} ({score[best]:.3f} dB); "
-          f"shipped NOISE_PICK_SCALE {models.NOISE_PICK_SCALE:g}")
+          f"shipped NOISE_PICK_SCALE {NOISE_PICK_SCALE:g}")
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pafu_cli.evaluate import demosaick_scores, sr_scores
-from pafu_cli.models import resolve_model
+from pafu_cli.evaluation.protocols import demosaick_scores, sr_scores
+from pafu_cli.models.registry import resolve_model
 from pafu_cli.training import data as tdata
 from pafu_cli.training.loop import Sampler, TrainConfig, grow_bank, polish_selector, refit_bank
 from pafu_cli.training.module import PafuNet

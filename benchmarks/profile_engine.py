@@ -25,11 +25,11 @@ from llvmlite import ir
 from numba.core import types
 from numba.core.extending import intrinsic
 
-from pafu_cli import _band, engine
-from pafu_cli._simd import I64, VEC, fma16
-from pafu_cli.bayer import packed_geometry
-from pafu_cli.demosaick import receptive_margin
-from pafu_cli.models import resolve_model
+from pafu_cli.filters.pafu import _band, engine
+from pafu_cli.filters.pafu._simd import I64, VEC, fma16
+from pafu_cli.cfa import packed_geometry
+from pafu_cli.filters.pafu.model import receptive_margin
+from pafu_cli.models.registry import resolve_model
 
 HERE = Path(__file__).resolve().parent
 

@@ -29,7 +29,7 @@ def main():
     from speed import make_mosaic
 
     from pafu_cli import demosaick
-    from pafu_cli.models import resolve_model
+    from pafu_cli.models.registry import resolve_model
 
     m = resolve_model(None, "demosaick")
     print("| mosaic | seconds | ms per MP |")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pafu_cli.models import list_models
+from pafu_cli.models.registry import list_models
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,7 +53,7 @@ def make_mosaic(data: Path, h: int, w: int) -> np.ndarray:
     """(h, w) uint16 RGGB mosaic made by tiling Kodak images (as ANCHORS.md)."""
     import imageio.v3 as iio
 
-    from pafu_cli.bayer import mosaic
+    from pafu_cli.cfa import mosaic
 
     tiles = [iio.imread(p) for p in sorted((data / "Kodak24").glob("*.png"))]
     tiles = [t if t.shape[0] == 512 else t.transpose(1, 0, 2) for t in tiles]
@@ -114,7 +114,7 @@ def case_upscale(npy, scale, model, repeats):
 
 def case_cli(argv):
     """One ``pafu`` command in this process (for its peak memory); returns seconds."""
-    from pafu_cli.cli import main
+    from pafu_cli.cli.main import main
 
     t0 = time.perf_counter()
     main(argv, standalone_mode=False)
@@ -179,7 +179,7 @@ def wall_interleaved(cmds, repeats):
 
 def _quality(model, key):
     """Recorded test PSNR of a model (``pafu evaluate --record``), as text."""
-    from pafu_cli.models import resolve_model
+    from pafu_cli.models.registry import resolve_model
 
     try:
         task, scale = key
@@ -207,7 +207,7 @@ def readonly_package_check(tmp: Path, pafu: str, image: Path):
     cache = tmp / "ro_cache"
     import shutil
 
-    from pafu_cli.models import models_dir
+    from pafu_cli.models.registry import models_dir
 
     shutil.copytree(Path(pafu_cli.__file__).parent, src / "pafu_cli",
                     ignore=shutil.ignore_patterns("__pycache__", "shipped_models"))

@@ -26,9 +26,9 @@ import argparse
 import numpy as np
 
 from pafu_cli.demosaick import demosaick
-from pafu_cli.evaluate import noisy_mosaic
-from pafu_cli.metrics import cpsnr, to_uint8
-from pafu_cli.models import resolve_model
+from pafu_cli.evaluation.protocols import noisy_mosaic
+from pafu_cli.evaluation.metrics import cpsnr, to_uint8
+from pafu_cli.models.registry import resolve_model
 from pafu_cli.training.data import list_images, read_rgb8, split_files, validation_picture
 
 

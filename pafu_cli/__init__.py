@@ -5,8 +5,8 @@ Importing the package is cheap (NumPy only); Numba is imported on first use.
 
 __version__ = "0.1.0"
 
-from .demosaick import demosaick  # noqa: E402
-from .models import load_model  # noqa: E402
-from .superres import upscale  # noqa: E402
+from pafu_cli.demosaick import demosaick
+from pafu_cli.filters.pafu.model import load_model
+from pafu_cli.superres import upscale
 
 __all__ = ["demosaick", "upscale", "load_model", "__version__"]

@@ -1,3 +1,3 @@
-from .cli import entry
+from pafu_cli.cli.main import entry
 
 entry()

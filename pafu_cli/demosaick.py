@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-
-from .bayer import check_pattern
-from .models import PafuModel, resolve_model
-
-
-def _as_float(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind in "iu":
-        return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
-    if a.dtype.kind != "f":
-        raise TypeError(f"expected a numeric image array, got dtype {a.dtype}")
-    return a.astype(np.float32, copy=False)
-
-
-def receptive_margin(model: PafuModel) -> int:
-    """Pixels (at the model's input resolution) that influence one output quad/pixel."""
-    sel = sum((w.shape[2] - 1) // 2 for w in model.selector_weights)
-    return max(sel, (model.bank.shape[3] - 1) // 2)
+from pafu_cli.cfa import check_pattern
+from pafu_cli.models.registry import resolve_model
+from pafu_cli._arrays import as_float
+from pafu_cli.filters.pafu.model import receptive_margin
 
 
 def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = False, out=None):
@@ -59,15 +45,15 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
     ((6, 8, 3), 0.5, 0.5)
     """
     pattern = check_pattern(pattern)
-    x = _as_float(cfa)
+    x = as_float(cfa)
     if x.ndim != 2:
         raise ValueError(f"a Bayer mosaic must be 2-D (H, W), got shape {x.shape}")
     if min(x.shape) < 2:
         raise ValueError(f"a Bayer mosaic needs at least 2x2 samples, got {x.shape}")
     m = resolve_model(model, "demosaick")
     margin = 2 * receptive_margin(m)
-    from . import engine
-    from .bayer import packed_geometry
+    from pafu_cli.filters.pafu import engine
+    from pafu_cli.cfa import packed_geometry
 
     rgb, idx = engine.run_mosaic(m, x, pattern, margin, out=out)
     h, w = x.shape

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from pafu_cli._arrays import as_float
+from pafu_cli.models.registry import resolve_model
 
-from .demosaick import _as_float
-from .models import resolve_model
 
 SCALES = (2, 3, 4)
 
@@ -42,14 +42,14 @@ def upscale(image, scale: int, model=None, return_selection: bool = False):
     """
     if scale not in SCALES:
         raise ValueError(f"scale {scale} is not supported; expected one of 2, 3, 4")
-    x = _as_float(image)
+    x = as_float(image)
     grey = x.ndim == 2
     if grey:
         x = np.repeat(x[..., None], 3, axis=2)
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {np.shape(image)}")
     m = resolve_model(model, "upscale", scale)
-    from . import engine
+    from pafu_cli.filters.pafu import engine
 
     out, idx = engine.run(m, x)
     if grey:

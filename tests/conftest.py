@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pafu_cli.models import LAYOUTS, PafuModel, expected_out_channels
+from pafu_cli.filters.pafu.model import LAYOUTS, PafuModel, expected_out_channels
 
 ATOL = 1e-5
 RTOL = 1e-5

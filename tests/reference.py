@@ -67,7 +67,7 @@ def pack_bayer(m):
 def bilinear_demosaick(cfa, pattern):
     """Textbook bilinear demosaicking: zero-filled colour planes convolved with
     the standard kernels, borders by CFA-preserving reflection."""
-    from pafu_cli.bayer import channel_map
+    from pafu_cli.cfa import channel_map
 
     g = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]]) / 4
     rb = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4

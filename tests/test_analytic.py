@@ -6,8 +6,8 @@ import pytest
 import reference as ref
 from conftest import ATOL
 from pafu_cli import demosaick, upscale
-from pafu_cli.analytic import bilinear_demosaick_model, bilinear_upscale_model, nearest_upscale_model
-from pafu_cli.bayer import PATTERNS, mosaic
+from pafu_cli.filters.pafu.analytic import bilinear_demosaick_model, bilinear_upscale_model, nearest_upscale_model
+from pafu_cli.cfa import PATTERNS, mosaic
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)

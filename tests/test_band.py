@@ -10,9 +10,9 @@ import pytest
 
 import reference as ref
 from conftest import ATOL, random_model
-from pafu_cli import engine
-from pafu_cli._simd import conv1_4x16, conv3_4x16
-from pafu_cli.bayer import PATTERNS, to_packed_rggb
+from pafu_cli.filters.pafu import engine
+from pafu_cli.filters.pafu._simd import conv1_4x16, conv3_4x16
+from pafu_cli.cfa import PATTERNS, to_packed_rggb
 
 
 def _clear(m, x, margin=1e-4):
@@ -127,7 +127,7 @@ def test_passthrough_outputs_are_detected_and_copied(rng):
 
 @pytest.mark.parametrize("n_taps", [1, 5, 100, 147])
 def test_simd_dot4x16_matches_numpy(rng, n_taps):
-    from pafu_cli._simd import dot4x16_array, dot4x16_reference
+    from pafu_cli.filters.pafu._simd import dot4x16_array, dot4x16_reference
 
     raw = rng.standard_normal(4000).astype(np.float32)
     off = rng.integers(0, 1000, n_taps).astype(np.int64)

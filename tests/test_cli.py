@@ -8,8 +8,21 @@ import pytest
 import rawpy
 from click.testing import CliRunner
 
-from pafu_cli import __version__, analytic, io, models
-from pafu_cli.cli import main
+from pafu_cli import __version__
+from pafu_cli.filters.pafu import analytic
+from pafu_cli.cli.main import main
+from pafu_cli.errors import ModelError
+from pafu_cli.filters.pafu.model import save_model
+from pafu_cli.io import images
+from pafu_cli.io.images import read_image, write_image
+from pafu_cli.jobs import banding
+from pafu_cli.jobs import upscale as jobs_upscale
+from pafu_cli.models import registry
+from pafu_cli.jobs.banding import upscale_band_iter
+from pafu_cli.jobs.output import to_bits
+from pafu_cli.jobs.selection_map import selection_picture
+from pafu_cli.jobs.upscale import UpscaleOptions, upscale_file
+from pafu_cli.models.choice import NOISE_PICK_SCALE, VIVID_COLOURFULNESS, _family_in, denoise_family, pick_colour_model, pick_denoise_model, vivid_twin
 
 BAD_FILES = {
     "truncated/exiftool_CanonRaw.cr2": "unsupported format",
@@ -30,7 +43,7 @@ MATCH = {
     "bayer/canon_eos550d_colorchart_tinydng.dng": (0, 0.0),
     "bayer/google_pixel7_pigallery2.dng": (0, 0.0),
     "bayer/canon_eosd30_rawsamples_boostgil.crw": (1, 0.001),
-    # LibRaw's built-in matrix, hidden by rawpy: probed (io.probe_libraw_matrix).
+    # LibRaw's built-in matrix, hidden by rawpy: probed (probe_libraw_matrix).
     "bayer/kodak_dc50_rawsamples.kdc": (1, 0.001),
     "derived/cfa_BGGR.dng": (1, 0.001),
     "derived/cfa_GBRG.dng": (1, 0.001),
@@ -75,13 +88,13 @@ def test_sample_matches_rawpy_linear(tmp_path, sample_dng):
     out = tmp_path / "chart.png"
     r = run("demosaick", "--model", "bilinear", "--gamma", "bt709", sample_dng, out)
     assert r.exit_code == 0, r.output
-    np.testing.assert_array_equal(io.read_image(out), rawpy_linear(sample_dng))
+    np.testing.assert_array_equal(read_image(out), rawpy_linear(sample_dng))
 
 
 def test_sample_16bit_tiff_srgb(tmp_path, sample_dng):
     out = tmp_path / "chart.tif"
     assert run("demosaick", "-m", "bilinear", sample_dng, out).exit_code == 0
-    got = io.read_image(out)
+    got = read_image(out)
     ref = rawpy_linear(sample_dng, 16, (2.4, 12.92))
     assert got.dtype == np.uint16 and got.shape == ref.shape
     d = np.abs(got.astype(int) - ref)
@@ -93,7 +106,7 @@ def test_shared_files_match_rawpy_linear(tmp_path, shared_raw, name):
     out = tmp_path / "o.png"
     r = run("demosaick", "-m", "bilinear", "--gamma", "bt709", shared_raw / name, out)
     assert r.exit_code == 0, r.output
-    got, ref = io.read_image(out), rawpy_linear(shared_raw / name)
+    got, ref = read_image(out), rawpy_linear(shared_raw / name)
     assert got.shape == ref.shape
     d = np.abs(got.astype(int) - ref)
     assert d.max() <= MATCH[name][0] and d.mean() <= MATCH[name][1]
@@ -113,7 +126,7 @@ def test_options_change_the_render(tmp_path, sample_dng):
                       "day": ["--wb", "daylight"], "lin": ["--linear"]}.items():
         p = tmp_path / f"{key}.{'tif' if key == 'lin' else 'png'}"
         assert run("demosaick", "-m", "bilinear", *opts, sample_dng, p).exit_code == 0
-        outs[key] = io.read_image(p).astype(float)
+        outs[key] = read_image(p).astype(float)
     assert outs["noab"].mean() < outs["base"].mean() < outs["bright"].mean()
     assert outs["lin"].max() > 255 and outs["lin"].mean() / 257 < outs["noab"].mean()
     day, base = outs["day"].mean(axis=(0, 1)), outs["base"].mean(axis=(0, 1))
@@ -124,20 +137,20 @@ def test_selection_map_and_verbose(tmp_path, sample_dng):
     sel = tmp_path / "sel.png"
     r = run("-v", "demosaick", "-m", "bilinear", "--selection-map", sel, sample_dng, tmp_path / "o.png")
     assert r.exit_code == 0 and "model bilinear" in r.stderr
-    pic = io.read_image(sel)
+    pic = read_image(sel)
     assert pic.shape == (1156, 1734, 3) and len(np.unique(pic.reshape(-1, 3), axis=0)) == 1
 
 
 def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dng, monkeypatch):
     lin = analytic.bilinear_demosaick_model()
-    models.save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
+    save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
     for sg in (2, 5, 10):
-        models.save_model(lin.__class__(**{**lin.__dict__, "noise_sigma": sg / 255, "name": f"demosaick_denoise_s{sg}"}),
+        save_model(lin.__class__(**{**lin.__dict__, "noise_sigma": sg / 255, "name": f"demosaick_denoise_s{sg}"}),
                           tmp_path / f"demosaick_denoise_s{sg}.npz")
-    monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
-    assert [n for _, n in models.denoise_family()] == ["demosaick_denoise_s2", "demosaick_denoise_s5",
+    monkeypatch.setattr(registry, "models_dir", lambda: tmp_path)
+    assert [n for _, n in denoise_family()] == ["demosaick_denoise_s2", "demosaick_denoise_s5",
                                                         "demosaick_denoise_s10"]
-    pick = models.pick_denoise_model
+    pick = pick_denoise_model
     assert pick(1.5 / 255, scale=1).name == "demosaick"
     assert pick(1.5 / 255, allow_clean=False, scale=1).name == "demosaick_denoise_s2"
     assert pick(2.5 / 255, scale=1).name == "demosaick"  # a tie at 2/255: the noise-free model
@@ -146,11 +159,11 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
     assert pick(6 / 255, scale=1).name == "demosaick_denoise_s5"
     assert pick(30 / 255, scale=1).name == "demosaick_denoise_s10"
     # By default the estimate is scaled down first (photographs read above their noise).
-    assert 0.5 < models.NOISE_PICK_SCALE < 1
+    assert 0.5 < NOISE_PICK_SCALE < 1
     for level, name in ((4, "demosaick"), (7, "demosaick_denoise_s5"), (9, "demosaick_denoise_s5"),
                         (14, "demosaick_denoise_s10")):
         assert pick(level / 255).name == name
-        assert pick(level / 255).name == pick(level * models.NOISE_PICK_SCALE / 255, scale=1).name
+        assert pick(level / 255).name == pick(level * NOISE_PICK_SCALE / 255, scale=1).name
     # The sample chart is clean (ISO 100): auto keeps the noise-free model, on denoises.
     r = run("-v", "demosaick", sample_dng, tmp_path / "a.png")
     assert r.exit_code == 0 and "denoise auto" in r.stderr and "model demosaick\n" in r.stderr, r.stderr
@@ -161,36 +174,36 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
 
 
 def test_colours_pick_the_vivid_model_for_colourful_pictures(tmp_path, rng, monkeypatch):
-    from pafu_cli import evaluate
-    from pafu_cli.bayer import mosaic
+    from pafu_cli.evaluation import protocols as evaluate
+    from pafu_cli.cfa import mosaic
 
     lin = analytic.bilinear_demosaick_model()
-    models.save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
+    save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
     # A distinguishable "vivid" bank: bilinear with every output halved.
     vivid = lin.__class__(**{**lin.__dict__, "name": "demosaick_vivid", "bank": lin.bank * np.float32(0.5)})
-    models.save_model(vivid, tmp_path / "demosaick_vivid.npz")
-    monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
-    t = models.VIVID_COLOURFULNESS
-    assert models.pick_colour_model(t + 0.01).name == "demosaick_vivid"
-    assert models.pick_colour_model(t).name == "demosaick"
-    assert models.pick_colour_model(0.9, "natural").name == "demosaick"
-    assert models.pick_colour_model(0.0, "vivid").name == "demosaick_vivid"
+    save_model(vivid, tmp_path / "demosaick_vivid.npz")
+    monkeypatch.setattr(registry, "models_dir", lambda: tmp_path)
+    t = VIVID_COLOURFULNESS
+    assert pick_colour_model(t + 0.01).name == "demosaick_vivid"
+    assert pick_colour_model(t).name == "demosaick"
+    assert pick_colour_model(0.9, "natural").name == "demosaick"
+    assert pick_colour_model(0.0, "vivid").name == "demosaick_vivid"
     grey = np.full((40, 40, 3), 0.5, np.float32) + rng.uniform(0, 0.1, (40, 40, 1)).astype(np.float32)
     red = grey * np.float32([1.0, 0.2, 0.1])
     for name, im, expect in (("grey", grey, "demosaick"), ("red", red, "demosaick_vivid")):
-        io.write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
+        write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
         for colours, want in (("natural", "demosaick"), ("auto", expect), ("vivid", "demosaick_vivid")):
             out = tmp_path / f"{name}_{colours}.png"
             r = run("-v", "demosaick", "--pattern", "RGGB", "--denoise", "off", "--colours", colours,
                     tmp_path / f"{name}.png", out)
             assert r.exit_code == 0 and f"model {want}\n" in r.stderr, r.stderr
-            got = io.read_image(out).astype(np.float64)
-            ref = io.read_image(tmp_path / f"{name}_natural.png" if colours != "natural" else out)
+            got = read_image(out).astype(np.float64)
+            ref = read_image(tmp_path / f"{name}_natural.png" if colours != "natural" else out)
             assert got.mean() == pytest.approx(ref.mean() * (0.5 if want == "demosaick_vivid" else 1), rel=0.01)
     # The evaluation picks per image as the command does.
     (tmp_path / "set").mkdir()
     for name, im in (("grey", grey), ("red", red)):
-        io.write_image(tmp_path / "set" / f"{name}.png", np.rint(im * 255).astype(np.uint8))
+        write_image(tmp_path / "set" / f"{name}.png", np.rint(im * 255).astype(np.uint8))
     picks = {}
     auto = evaluate.demosaick_scores(tmp_path / "set", None, colours="auto", picks=picks)
     assert picks == {"set sigma 0": {"demosaick": 1, "demosaick_vivid": 1}}
@@ -199,23 +212,23 @@ def test_colours_pick_the_vivid_model_for_colourful_pictures(tmp_path, rng, monk
 
 
 def test_colours_pick_the_vivid_twin_of_a_denoising_member(tmp_path, rng, monkeypatch):
-    from pafu_cli.bayer import mosaic
+    from pafu_cli.cfa import mosaic
 
-    assert models.vivid_twin("demosaick") == "demosaick_vivid"
-    assert models.vivid_twin("demosaick_denoise_s5") == "demosaick_vivid_denoise_s5"
+    assert vivid_twin("demosaick") == "demosaick_vivid"
+    assert vivid_twin("demosaick_denoise_s5") == "demosaick_vivid_denoise_s5"
     with pytest.raises(ValueError):
-        models.vivid_twin("upscale_x2")
+        vivid_twin("upscale_x2")
     lin = analytic.bilinear_demosaick_model()
     for name, gain, sg in (("demosaick", 1, 0), ("demosaick_denoise_s5", 1, 5),
                            ("demosaick_vivid_denoise_s5", 0.5, 5), ("demosaick_denoise_s10", 1, 10)):
         m = lin.__class__(**{**lin.__dict__, "name": name, "bank": lin.bank * np.float32(gain),
                              "noise_sigma": sg / 255})
-        models.save_model(m, tmp_path / f"{name}.npz")
-    monkeypatch.setattr(models, "models_dir", lambda: tmp_path)
+        save_model(m, tmp_path / f"{name}.npz")
+    monkeypatch.setattr(registry, "models_dir", lambda: tmp_path)
     # The twin joins no family: the levels are those of the plain members.
-    assert [n for _, n in models.denoise_family()] == ["demosaick_denoise_s5", "demosaick_denoise_s10"]
-    t = models.VIVID_COLOURFULNESS
-    pick = models.pick_colour_model
+    assert [n for _, n in denoise_family()] == ["demosaick_denoise_s5", "demosaick_denoise_s10"]
+    t = VIVID_COLOURFULNESS
+    pick = pick_colour_model
     assert pick(t + 0.01, "auto", "demosaick_denoise_s5").name == "demosaick_vivid_denoise_s5"
     assert pick(t, "auto", "demosaick_denoise_s5").name == "demosaick_denoise_s5"
     assert pick(0.9, "natural", "demosaick_denoise_s5").name == "demosaick_denoise_s5"
@@ -224,67 +237,67 @@ def test_colours_pick_the_vivid_twin_of_a_denoising_member(tmp_path, rng, monkey
     assert pick(0.9, "auto", "demosaick_denoise_s10").name == "demosaick_denoise_s10"
     assert pick(0.9, "vivid", "demosaick_denoise_s10").name == "demosaick_denoise_s10"
     assert pick(0.9, "auto").name == "demosaick"
-    with pytest.raises(models.ModelError):
+    with pytest.raises(ModelError):
         pick(0.9, "vivid")
     # The command: --denoise on with only the sigma-5 level near a small estimate.
     (tmp_path / "demosaick_denoise_s10.npz").unlink()
-    models._family_in.cache_clear()
+    _family_in.cache_clear()
     grey = np.full((40, 40, 3), 0.5, np.float32) + rng.uniform(0, 0.1, (40, 40, 1)).astype(np.float32)
     red = grey * np.float32([1.0, 0.2, 0.1])
     for name, im, expect in (("grey", grey, "demosaick_denoise_s5"), ("red", red, "demosaick_vivid_denoise_s5")):
-        io.write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
+        write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
         for colours, want in (("natural", "demosaick_denoise_s5"), ("auto", expect),
                               ("vivid", "demosaick_vivid_denoise_s5")):
             out = tmp_path / f"{name}_{colours}.png"
             r = run("-v", "demosaick", "--pattern", "RGGB", "--denoise", "on", "--colours", colours,
                     tmp_path / f"{name}.png", out)
             assert r.exit_code == 0 and f"model {want}\n" in r.stderr, r.stderr
-            got = io.read_image(out).astype(np.float64)
-            ref = io.read_image(tmp_path / f"{name}_natural.png")
+            got = read_image(out).astype(np.float64)
+            ref = read_image(tmp_path / f"{name}_natural.png")
             assert got.mean() == pytest.approx(ref.mean() * (0.5 if "vivid" in want else 1), rel=0.01)
-    models._family_in.cache_clear()
+    _family_in.cache_clear()
 
 
 def test_mosaic_image_keeps_value_space(tmp_path, rng):
     cfa = rng.integers(1000, 60000, size=(12, 10)).astype(np.uint16)
-    io.write_image(tmp_path / "m.png", cfa)
+    write_image(tmp_path / "m.png", cfa)
     r = run("demosaick", "--pattern", "GRBG", "-m", "bilinear", tmp_path / "m.png", tmp_path / "o.png")
     assert r.exit_code == 0, r.output
-    out = io.read_image(tmp_path / "o.png")
+    out = read_image(tmp_path / "o.png")
     assert out.dtype == np.uint16 and out.shape == (12, 10, 3)
     np.testing.assert_array_equal(out[0, 1::2, 0], cfa[0, 1::2])  # red samples kept
     np.testing.assert_array_equal(out[1, 0::2, 2], cfa[1, 0::2])  # blue samples kept
     r = run("demosaick", "--pattern", "GRBG", "-m", "bilinear", "--bits", "8",
             tmp_path / "m.png", tmp_path / "o8.png")
-    assert io.read_image(tmp_path / "o8.png").dtype == np.uint8
+    assert read_image(tmp_path / "o8.png").dtype == np.uint8
     one_error_line(run("demosaick", "-m", "bilinear", tmp_path / "m.png", tmp_path / "x.png"),
                    "needs --pattern")
 
 
 def test_upscale_nearest_grey_rgb_alpha(tmp_path, rng):
     rgba = rng.integers(0, 255, size=(6, 5, 4)).astype(np.uint8)
-    io.write_image(tmp_path / "a.png", rgba)
+    write_image(tmp_path / "a.png", rgba)
     r = run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "b.png")
     assert r.exit_code == 0, r.output
-    out = io.read_image(tmp_path / "b.png")
+    out = read_image(tmp_path / "b.png")
     assert out.shape == (12, 10, 4)
     np.testing.assert_array_equal(out[..., :3], rgba[..., :3].repeat(2, 0).repeat(2, 1))
     grey = rng.integers(0, 65535, size=(5, 4)).astype(np.uint16)
-    io.write_image(tmp_path / "g.tif", grey)
+    write_image(tmp_path / "g.tif", grey)
     assert run("upscale", "-s", "3", "-m", "nearest", tmp_path / "g.tif", tmp_path / "g3.tif").exit_code == 0
-    np.testing.assert_array_equal(io.read_image(tmp_path / "g3.tif"), grey.repeat(3, 0).repeat(3, 1))
+    np.testing.assert_array_equal(read_image(tmp_path / "g3.tif"), grey.repeat(3, 0).repeat(3, 1))
 
 
 def test_upscale_ensemble_and_selection(tmp_path, rng):
     img = rng.integers(0, 255, size=(7, 6, 3)).astype(np.uint8)
-    io.write_image(tmp_path / "a.png", img)
+    write_image(tmp_path / "a.png", img)
     r = run("upscale", "-s", "2", "-m", "bilinear", "--ensemble", "--selection-map",
             tmp_path / "s.png", tmp_path / "a.png", tmp_path / "e.png")
     assert r.exit_code == 0, r.output
     assert run("upscale", "-s", "2", "-m", "bilinear", tmp_path / "a.png", tmp_path / "p.png").exit_code == 0
-    e, p = io.read_image(tmp_path / "e.png").astype(int), io.read_image(tmp_path / "p.png").astype(int)
+    e, p = read_image(tmp_path / "e.png").astype(int), read_image(tmp_path / "p.png").astype(int)
     assert e.shape == p.shape == (14, 12, 3) and np.abs(e - p).max() <= 1  # bilinear is symmetric
-    assert io.read_image(tmp_path / "s.png").shape == (14, 12, 3)
+    assert read_image(tmp_path / "s.png").shape == (14, 12, 3)
 
 
 @pytest.mark.parametrize("ext,channels,dtype", [(".png", 3, np.uint8), (".tif", 3, np.uint16),
@@ -293,20 +306,19 @@ def test_upscale_ensemble_and_selection(tmp_path, rng):
 def test_upscale_streams_in_bands_with_identical_pixels(tmp_path, rng, monkeypatch, ext, channels, dtype):
     """The output is written band by band (many bands here); the file holds the
     same pixels as the whole-image result, and so does the selection map."""
-    from pafu_cli import pipeline
     from pafu_cli.superres import upscale
 
     shape = (53, 41) + ((channels,) if channels > 1 else ())
     base = rng.random(shape[:2])
     img = np.stack([base ** (1 + c) for c in range(channels)], axis=-1) if channels > 1 else base
     img = (img * np.iinfo(dtype).max).astype(dtype)
-    io.write_image(tmp_path / "in.png", img)
-    monkeypatch.setattr(pipeline, "BAND_PIXELS", 41 * 4 * 9)  # 9 input rows per band at x2
+    write_image(tmp_path / "in.png", img)
+    monkeypatch.setattr(banding, "BAND_PIXELS", 41 * 4 * 9)  # 9 input rows per band at x2
     bands = []
-    real = pipeline.upscale_band_iter
-    monkeypatch.setattr(pipeline, "upscale_band_iter", lambda *a: (bands.append(1) or b for b in real(*a)))
-    opts = pipeline.UpscaleOptions(scale=2, selection_map=str(tmp_path / "sel.png"))
-    pipeline.upscale_file(tmp_path / "in.png", tmp_path / f"out{ext}", opts)
+    real = upscale_band_iter
+    monkeypatch.setattr(jobs_upscale, "upscale_band_iter", lambda *a: (bands.append(1) or b for b in real(*a)))
+    opts = UpscaleOptions(scale=2, selection_map=str(tmp_path / "sel.png"))
+    upscale_file(tmp_path / "in.png", tmp_path / f"out{ext}", opts)
     assert len(bands) == 6  # 53 rows in bands of 9
     x = img.astype(np.float32) / np.iinfo(dtype).max
     colour = x[..., :3] if channels == 4 else x
@@ -314,21 +326,21 @@ def test_upscale_streams_in_bands_with_identical_pixels(tmp_path, rng, monkeypat
     if channels == 4:
         alpha = upscale(x[..., 3], 2, model="bilinear")
         want = np.concatenate([want, alpha[..., None]], axis=2)
-    want = pipeline._to_bits(want, 8 if ext == ".jpg" else 8 * np.dtype(dtype).itemsize)
-    got = io.read_image(tmp_path / f"out{ext}")
+    want = to_bits(want, 8 if ext == ".jpg" else 8 * np.dtype(dtype).itemsize)
+    got = read_image(tmp_path / f"out{ext}")
     if ext == ".jpg":  # not streamable: gathered, then encoded as write_image encodes
-        io.write_image(tmp_path / "want.jpg", want)
-        want = io.read_image(tmp_path / "want.jpg")
+        write_image(tmp_path / "want.jpg", want)
+        want = read_image(tmp_path / "want.jpg")
     np.testing.assert_array_equal(got, want)
-    pic = pipeline.selection_picture(idx.repeat(2, 0).repeat(2, 1), 32)
-    np.testing.assert_array_equal(io.read_image(tmp_path / "sel.png"), pic)
+    pic = selection_picture(idx.repeat(2, 0).repeat(2, 1), 32)
+    np.testing.assert_array_equal(read_image(tmp_path / "sel.png"), pic)
 
 
 def test_batch_skip_overwrite_and_failures(tmp_path, rng):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(2):
-        io.write_image(src / f"im{i}.png", rng.integers(0, 255, size=(4, 4, 3)).astype(np.uint8))
+        write_image(src / f"im{i}.png", rng.integers(0, 255, size=(4, 4, 3)).astype(np.uint8))
     (src / "broken.png").write_text("nope")
     out = tmp_path / "out"
     r = run("upscale", "-s", "2", "-m", "nearest", src, out)
@@ -346,17 +358,17 @@ def test_batch_recurses_and_mirrors_the_tree(tmp_path, rng):
     src = tmp_path / "in"
     (src / "sub" / "deeper").mkdir(parents=True)
     img = rng.integers(0, 255, size=(4, 4, 3)).astype(np.uint8)
-    io.write_image(src / "top.png", img)
-    io.write_image(src / "sub" / "deeper" / "leaf.png", img)
-    io.write_image(src / "sub" / "same.png", img)
-    io.write_image(src / "sub" / "same.tif", img)
+    write_image(src / "top.png", img)
+    write_image(src / "sub" / "deeper" / "leaf.png", img)
+    write_image(src / "sub" / "same.png", img)
+    write_image(src / "sub" / "same.tif", img)
     out = tmp_path / "out"
     r = run("upscale", "-s", "2", "-m", "nearest", src, out)
     assert r.exit_code == 0, r.output
     got = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     # Inputs that share a stem in one folder keep their suffix in the output name.
     assert got == ["sub/deeper/leaf.png", "sub/same.png.png", "sub/same.tif.png", "top.png"]
-    np.testing.assert_array_equal(io.read_image(out / "sub" / "deeper" / "leaf.png")[::2, ::2], img)
+    np.testing.assert_array_equal(read_image(out / "sub" / "deeper" / "leaf.png")[::2, ::2], img)
     # An output folder inside the input folder: its files are not inputs on the next run.
     inner = src / "x2"
     assert run("upscale", "-s", "2", "-m", "nearest", src, inner).exit_code == 0
@@ -365,11 +377,11 @@ def test_batch_recurses_and_mirrors_the_tree(tmp_path, rng):
 
 
 def test_single_output_not_overwritten(tmp_path, rng):
-    io.write_image(tmp_path / "a.png", rng.integers(0, 255, size=(4, 4)).astype(np.uint8))
-    io.write_image(tmp_path / "b.png", np.zeros((2, 2), np.uint8))
+    write_image(tmp_path / "a.png", rng.integers(0, 255, size=(4, 4)).astype(np.uint8))
+    write_image(tmp_path / "b.png", np.zeros((2, 2), np.uint8))
     one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "b.png"),
                    "exists; use --overwrite")
-    assert io.read_image(tmp_path / "b.png").shape == (2, 2)
+    assert read_image(tmp_path / "b.png").shape == (2, 2)
 
 
 @pytest.mark.parametrize("args", [["-s", "5"], ["-s", "2", "--bits", "12"], ["-s", "2", "--jobs", "0"]])
@@ -385,13 +397,13 @@ def test_bad_demosaick_options_exit_2(tmp_path, sample_dng):
 
 def _bad_models(tmp_path):
     up = analytic.nearest_upscale_model(2)
-    models.save_model(up, tmp_path / "up2.npz")
+    save_model(up, tmp_path / "up2.npz")
     nan = analytic.bilinear_demosaick_model()
     bank = nan.bank.copy()
     bank[0, 0, 0, 1, 1] = np.nan
     import dataclasses
 
-    models.save_model(dataclasses.replace(nan, bank=bank), tmp_path / "nan.npz")
+    save_model(dataclasses.replace(nan, bank=bank), tmp_path / "nan.npz")
     (tmp_path / "text.npz").write_text("hello")
     np.savez(tmp_path / "pickled.npz", bank=np.array([{"a": 1}], dtype=object))
     return {"up2.npz": "is a upscale model", "nan.npz": "NaN", "text.npz": "not a readable .npz",
@@ -404,8 +416,8 @@ def test_bad_model_files(tmp_path, sample_dng):
         one_error_line(r, name, reason)
     r = run("upscale", "-s", "3", "-m", tmp_path / "up2.npz", sample_dng, tmp_path / "o.png")
     assert r.exit_code == 1
-    models.save_model(analytic.nearest_upscale_model(2), tmp_path / "x2.npz")
-    io.write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    save_model(analytic.nearest_upscale_model(2), tmp_path / "x2.npz")
+    write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
     one_error_line(run("upscale", "-s", "3", "-m", tmp_path / "x2.npz", tmp_path / "a.png",
                        tmp_path / "o.png"), "upscales x2, x3 was asked for")
     assert not (tmp_path / "o.png").exists()
@@ -421,7 +433,7 @@ def test_other_input_errors(tmp_path):
     one_error_line(run("upscale", "-s", "2", tmp_path / "missing.png", tmp_path / "o.png"),
                    "no such file")
     one_error_line(run("upscale", "-s", "2", tmp_path / "nothing", tmp_path / "out"), "holds no")
-    io.write_image(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    write_image(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
     one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png",
                        tmp_path / "no" / "dir" / "o.png"), "does not exist")
     one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "text.png",
@@ -440,9 +452,9 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
         fh.write(b"\x89PNG partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(io, "_encode", boom)
+    monkeypatch.setattr(images, "_encode", boom)
     with pytest.raises(KeyboardInterrupt):
-        io.write_image(tmp_path / "o.png", np.zeros((2, 2), np.uint8))
+        write_image(tmp_path / "o.png", np.zeros((2, 2), np.uint8))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -453,7 +465,7 @@ def test_console_script_subprocess(tmp_path, sample_dng):
     p = subprocess.run(cmd + ["-q", "demosaick", "-m", "bilinear", str(sample_dng), str(out)],
                        capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert p.returncode == 0, p.stderr
-    assert io.read_image(out).shape == (1156, 1734, 3)
+    assert read_image(out).shape == (1156, 1734, 3)
     p = subprocess.run(cmd + ["demosaick", str(tmp_path / "missing.dng"), str(out)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and p.stderr.strip().startswith("Error: ")

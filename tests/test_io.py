@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
 
-from pafu_cli import io, render
 from pafu_cli.errors import InputError, OutputError
+from pafu_cli.io.images import read_image, write_image
+from pafu_cli.raw.probe import probe_libraw_matrix
+from pafu_cli.raw.read import read_raw
+from pafu_cli.raw.render import camera_to_srgb
 
 
 
@@ -13,15 +16,15 @@ from pafu_cli.errors import InputError, OutputError
 def test_write_read_roundtrip(tmp_path, rng, ext, shape, dtype):
     img = rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True).astype(dtype)
     path = tmp_path / f"a{ext}"
-    io.write_image(path, img)
-    back = io.read_image(path)
+    write_image(path, img)
+    back = read_image(path)
     assert back.dtype == dtype
     np.testing.assert_array_equal(back, img)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
 
 
 def test_png16_unfilter_all_filter_types():
-    from pafu_cli import _png
+    from pafu_cli.io import _png
 
     img = np.arange(3 * 4 * 3, dtype=np.uint16).reshape(3, 4, 3) * 1000
     raw = img.astype(">u2").reshape(3, -1).view(np.uint8).astype(np.int32)
@@ -55,33 +58,33 @@ def test_png16_unfilter_all_filter_types():
 def test_write_refuses_existing_and_bad_extension(tmp_path):
     img = np.zeros((2, 2), np.uint8)
     path = tmp_path / "a.png"
-    io.write_image(path, img)
+    write_image(path, img)
     with pytest.raises(OutputError, match="exists; use --overwrite"):
-        io.write_image(path, img + 1)
-    assert io.read_image(path).max() == 0
-    io.write_image(path, img + 7, overwrite=True)
-    assert io.read_image(path).max() == 7
+        write_image(path, img + 1)
+    assert read_image(path).max() == 0
+    write_image(path, img + 7, overwrite=True)
+    assert read_image(path).max() == 7
     with pytest.raises(OutputError, match="unknown output extension"):
-        io.write_image(tmp_path / "a.bmp", img)
+        write_image(tmp_path / "a.bmp", img)
     with pytest.raises(OutputError, match="does not exist"):
-        io.write_image(tmp_path / "nope" / "a.png", img)
+        write_image(tmp_path / "nope" / "a.png", img)
     with pytest.raises(OutputError, match="JPEG holds 8 bits"):
-        io.write_image(tmp_path / "a.jpg", img.astype(np.uint16))
+        write_image(tmp_path / "a.jpg", img.astype(np.uint16))
 
 
 def test_read_image_errors(tmp_path):
     (tmp_path / "e.png").write_bytes(b"")
     (tmp_path / "t.png").write_text("not an image")
     with pytest.raises(InputError, match="empty file"):
-        io.read_image(tmp_path / "e.png")
+        read_image(tmp_path / "e.png")
     with pytest.raises(InputError, match="not a readable image"):
-        io.read_image(tmp_path / "t.png")
+        read_image(tmp_path / "t.png")
     with pytest.raises(InputError, match="no such file"):
-        io.read_image(tmp_path / "missing.png")
+        read_image(tmp_path / "missing.png")
 
 
 def test_read_raw_sample(sample_dng):
-    raw = io.read_raw(sample_dng)
+    raw = read_raw(sample_dng)
     assert raw.cfa.shape == (1156, 1734) and raw.cfa.dtype == np.uint16
     assert raw.pattern == "RGGB" and raw.flip == 0 and raw.is_dng
     assert raw.black.tolist() == [2056] * 4 and raw.white == 15000
@@ -94,17 +97,17 @@ def test_read_raw_sample(sample_dng):
     ("derived/cfa_GBRG.dng", "GBRG", 0), ("derived/orient6_RGGB.dng", "RGGB", 6),
     ("bayer/kodak_dc50_rawsamples.kdc", "GRBG", 0), ("bayer/google_pixel7_pigallery2.dng", "RGGB", 5)])
 def test_read_raw_patterns(shared_raw, name, pattern, flip):
-    raw = io.read_raw(shared_raw / name)
+    raw = read_raw(shared_raw / name)
     assert (raw.pattern, raw.flip) == (pattern, flip)
 
 
 def _probe(path):
     import rawpy
 
-    data = io.read_raw(path)
-    expect = render.camera_to_srgb(data.color_matrix, data.rgb_xyz_matrix, data.is_dng, False)
+    data = read_raw(path)
+    expect = camera_to_srgb(data.color_matrix, data.rgb_xyz_matrix, data.is_dng, False)
     with rawpy.imread(str(path)) as raw:
-        return io.probe_libraw_matrix(raw, data.pattern, data.black), expect, data
+        return probe_libraw_matrix(raw, data.pattern, data.black), expect, data
 
 
 def test_probe_reproduces_exposed_dng_matrix(sample_dng):
@@ -123,7 +126,7 @@ def test_probe_reproduces_builtin_xyz_matrix(shared_raw):
 
 def test_read_raw_probes_hidden_matrix(shared_raw):
     # The Kodak DC50: LibRaw applies a built-in matrix that rawpy does not expose.
-    raw = io.read_raw(shared_raw / "bayer/kodak_dc50_rawsamples.kdc")
+    raw = read_raw(shared_raw / "bayer/kodak_dc50_rawsamples.kdc")
     assert not raw.rgb_xyz_matrix.any() and raw.color_matrix[0, 0] <= 0.125
     expect = [[1.8125, -0.3365, -0.476], [-0.435, 1.852, -0.417], [-0.676, -1.393, 3.069]]
     np.testing.assert_allclose(raw.probed_matrix, expect, rtol=0, atol=1e-6)
@@ -146,7 +149,7 @@ def test_read_raw_probes_hidden_matrix(shared_raw):
 ])
 def test_read_raw_rejects_bad_files(shared_raw, name, reason):
     with pytest.raises(InputError, match=reason) as e:
-        io.read_raw(shared_raw / name)
+        read_raw(shared_raw / name)
     assert str(shared_raw / name) in str(e.value) and "\n" not in str(e.value)
 
 
@@ -156,7 +159,7 @@ def test_png_parallel_deflate_is_one_valid_zlib_stream(rng):
     import struct
     import zlib
 
-    from pafu_cli import _png
+    from pafu_cli.io import _png
 
     def idat(data):
         out, pos = b"", 8

@@ -6,7 +6,7 @@ import pytest
 
 import reference as ref
 from conftest import ATOL, random_model
-from pafu_cli import _kernels, engine
+from pafu_cli.filters.pafu import _kernels, engine
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 12])

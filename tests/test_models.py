@@ -5,7 +5,8 @@ import pytest
 
 from conftest import random_model
 from pafu_cli.errors import ModelError
-from pafu_cli.models import list_models, load_model, resolve_model, save_model
+from pafu_cli.models.registry import list_models, resolve_model
+from pafu_cli.filters.pafu.model import load_model, save_model
 
 
 def _arrays(path):
@@ -155,7 +156,7 @@ def test_shipped_models_load_and_are_defaults():
     for name in ("demosaick", "demosaick_denoise_s2", "demosaick_denoise_s5", "demosaick_denoise_s10",
                  "upscale_x2", "upscale_x3", "upscale_x4"):
         assert name in names
-    from pafu_cli.models import denoise_family
+    from pafu_cli.models.choice import denoise_family
 
     assert [round(s * 255, 3) for s, _ in denoise_family()] == [2, 5, 10]
     for task, scale in (("demosaick", 1), ("upscale", 2), ("upscale", 3), ("upscale", 4)):

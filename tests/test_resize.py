@@ -4,7 +4,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from pafu_cli.resize import imresize, modcrop
+from pafu_cli.evaluation.resize import imresize, modcrop
 
 
 @pytest.mark.parametrize("s", [2, 3, 4])

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pafu_cli.training import sad  # noqa: E402
+from pafu_cli.training import sad
 
 SEED = 0
 

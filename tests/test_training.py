@@ -9,12 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
-from pafu_cli import engine  # noqa: E402
-from pafu_cli.bayer import PATTERNS, mosaic, to_packed_rggb  # noqa: E402
-from pafu_cli.demosaick import demosaick  # noqa: E402
-from pafu_cli.models import load_model, save_model  # noqa: E402
-from pafu_cli.training import data as tdata  # noqa: E402
-from pafu_cli.training.module import PafuNet  # noqa: E402
+from pafu_cli.filters.pafu import engine
+from pafu_cli.cfa import PATTERNS, mosaic, to_packed_rggb
+from pafu_cli.demosaick import demosaick
+from pafu_cli.filters.pafu.model import load_model, save_model
+from pafu_cli.training import data as tdata
+from pafu_cli.training.module import PafuNet
 
 
 def _randomise(net, seed):
@@ -172,7 +172,7 @@ def test_channel_inversion_flips_exactly_one_channel_of_each_patch():
 def test_bayer_scale_augmentation_adds_shrunk_copies(tmp_path):
     import imageio.v3 as iio
 
-    from pafu_cli.resize import imresize
+    from pafu_cli.evaluation.resize import imresize
 
     data = _toy_images(tmp_path)
     files = sorted(data.glob("*.png"))
@@ -294,7 +294,7 @@ def test_full_resolution_selector_ablation():
 
 
 def test_sr_pairs_are_matlab_bicubic(shared_data):
-    from pafu_cli.resize import imresize
+    from pafu_cli.evaluation.resize import imresize
 
     files = sorted((shared_data / "Set5").glob("*.png"))[:2]
     pairs = tdata.SRPairs.build(files, 3)
@@ -646,7 +646,7 @@ def test_balance_loss_pushes_pixels_off_the_busiest_kernel():
 def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from pafu_cli.cli import main
+    from pafu_cli.cli.main import main
     from pafu_cli.training import loop
 
     seen = {}

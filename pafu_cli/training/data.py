@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bayer import PATTERNS, RED_OFFSET, mosaic
-from ..resize import imresize, modcrop
+from pafu_cli.cfa import PATTERNS, RED_OFFSET, mosaic
+from pafu_cli.evaluation.resize import imresize, modcrop
 
 IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 

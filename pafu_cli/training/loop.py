@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics import cpsnr, to_uint8, y_psnr
-from ..models import load_model, save_model
-from . import data as tdata
-from .module import PafuNet
+from pafu_cli.evaluation.metrics import cpsnr, to_uint8, y_psnr
+from pafu_cli.filters.pafu.model import load_model, save_model
+from pafu_cli.training import data as tdata
+from pafu_cli.training.module import PafuNet
 
 log = logging.getLogger("pafu.train")
 
@@ -278,8 +278,8 @@ def evaluate(net: PafuNet, files, cfg: TrainConfig, sigma: float | None = None) 
     images with their saturation scaled by ``cfg.val_saturation`` and, with
     ``cfg.val_regions``, recoloured per region (:func:`data.recolour_regions`).
     """
-    from ..bayer import mosaic
-    from ..resize import imresize, modcrop
+    from pafu_cli.cfa import mosaic
+    from pafu_cli.evaluation.resize import imresize, modcrop
 
     if sigma is None:
         sigma = cfg.val_sigma

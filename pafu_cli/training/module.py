@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import LAYOUTS, PafuModel, expected_out_channels
+from pafu_cli.filters.pafu.model import LAYOUTS, PafuModel, expected_out_channels
 
 
 def top_k_softmax(logits, k: int):

@@ -14,16 +14,27 @@ function, so it is cached with it.
 ``dot4x16`` is tested against a plain NumPy sum in ``tests/test_band.py``.
 """
 
+from __future__ import annotations
+
 import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.extending import intrinsic
 
+
 LANES = 16
+
+
 I32 = ir.IntType(32)
+
+
 I64 = ir.IntType(64)
+
+
 VEC = ir.VectorType(ir.FloatType(), LANES)
+
+
 IVEC = ir.VectorType(I32, LANES)
 
 
@@ -210,7 +221,11 @@ def _make_conv(k: int, n_out: int):
 
 
 CONV_OUT = 4  # output channels per call
+
+
 conv3_4x16 = _make_conv(3, CONV_OUT)
+
+
 conv1_4x16 = _make_conv(1, CONV_OUT)
 
 
@@ -302,4 +317,6 @@ def _make_conv1_select(top2: bool):
 
 
 conv1_argmax_16 = _make_conv1_select(False)
+
+
 conv1_top2_16 = _make_conv1_select(True)

@@ -1,13 +1,16 @@
-"""Bayer patterns: validation, synthetic mosaics, phase shift to RGGB, packing."""
+
 
 from __future__ import annotations
 
 import numpy as np
 
 
-
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
+
+
 # Offset (row, col) of the red sample inside the 2x2 tile of each pattern.
 RED_OFFSET = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}
 
@@ -71,7 +74,7 @@ def to_packed_rggb(cfa: np.ndarray, pattern: str, margin: int):
     bottom, right = hp - h - top, wp - w - left
     padded = np.pad(np.asarray(cfa, np.float32), ((top, bottom), (left, right)), mode="reflect")
     hp, wp = padded.shape
-    from . import _kernels
+    from pafu_cli.filters.pafu import _kernels
 
     packed = np.empty((hp // 2, wp // 2, 4), dtype=np.float32)
     _kernels.pack_bayer(np.ascontiguousarray(padded), packed)

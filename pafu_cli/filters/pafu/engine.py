@@ -9,9 +9,8 @@ HWC layout the kernels in :mod:`pafu_cli._kernels` expect.
 from __future__ import annotations
 
 import numpy as np
-
-from . import _kernels
-from .models import PafuModel
+from pafu_cli.filters.pafu import _kernels
+from pafu_cli.filters.pafu.model import PafuModel
 
 
 def _hwio(w: np.ndarray) -> np.ndarray:
@@ -109,7 +108,7 @@ def _apply_layout(model: PafuModel):
     src) of each output in pixel_shuffle order, computed outputs first (in bank
     order, src = -1), then the copied ones (src = input channel).
     """
-    from ._simd import LANES
+    from pafu_cli.filters.pafu._simd import LANES
 
     n, co, ci, k, _ = model.bank.shape
     f = model.shuffle
@@ -150,7 +149,7 @@ def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: 
     with margin ``pad`` would pack it. Returns ((H, W, 3) float32, quad indices).
     ``out``, if given, is a C-contiguous (H, W, 3) float32 array to fill (callers
     that process many bands reuse one, sparing the page faults of a fresh one)."""
-    from .bayer import packed_geometry, to_packed_rggb
+    from pafu_cli.cfa import packed_geometry, to_packed_rggb
 
     cfa = np.ascontiguousarray(cfa, dtype=np.float32)
     h, w = cfa.shape
@@ -179,7 +178,7 @@ def _run_layers(model, x, out_shape, offset):
 
 
 def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band, out=None):
-    from . import _band
+    from pafu_cli.filters.pafu import _band
 
     f = model.shuffle
     if out_shape is None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-
 import click
-
-from .errors import ModelError
+from pafu_cli.errors import ModelError
 
 
 def _factors(text: str) -> tuple:
@@ -118,7 +116,7 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
             --data ../shared/data/BSD200 --out my_x2.npz --iters 3000
     """
     try:
-        from .training.loop import TrainConfig, train
+        from pafu_cli.training.loop import TrainConfig, train
     except ImportError as e:
         raise click.ClickException(f"training needs PyTorch: pip install 'pafu[train]' ({e})") from None
     sizes = tuple(int(k) for k in kernel_sizes.split(",")) if kernel_sizes else ()

@@ -6,8 +6,11 @@ whole-image NumPy passes: demosaicked floats to LibRaw's 16-bit camera->sRGB
 values, the output histogram, and the gamma curve applied while orienting.
 """
 
+from __future__ import annotations
+
 import numba as nb
 import numpy as np
+
 
 # No fastmath: the float32 operations must round exactly as NumPy's (and LibRaw's).
 _NJIT_PARALLEL = dict(nogil=True, cache=True, parallel=True)

@@ -14,9 +14,8 @@ import logging
 import multiprocessing
 import os
 from pathlib import Path
+from pafu_cli.errors import InputError, OutputError, PafuError
 
-from . import io
-from .errors import InputError, OutputError, PafuError
 
 log = logging.getLogger("pafu")
 
@@ -175,13 +174,3 @@ def _record(report: Report, src, dst, error) -> None:
     else:
         report.failed.append((src, error))
         log.error("Error: %s", error)
-
-
-def image_inputs():
-    """Extensions accepted by ``pafu upscale``."""
-    return io.IMAGE_EXTENSIONS
-
-
-def demosaick_inputs():
-    """Extensions accepted by ``pafu demosaick`` in a folder."""
-    return io.RAW_EXTENSIONS + (".png", ".tif", ".tiff")

@@ -8,10 +8,12 @@ reproduces LibRaw's ``LINEAR`` rendering.
 from __future__ import annotations
 
 import numpy as np
+from pafu_cli.filters.pafu.model import LAYOUTS, PafuModel
 
-from .models import LAYOUTS, PafuModel
 
 _RGGB = np.array([[0, 1], [1, 2]])  # colour at each quad position
+
+
 _QUAD_CH = np.array([[0, 1], [2, 3]])  # packed channel of each quad position
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 # sRGB (D65) -> XYZ, LibRaw's ``xyz_rgb``. LibRaw 0.22 uses these 7-digit
 # values, not dcraw's 6-digit ones (0.412453, ...): with those the matrix of
 # the Canon D30 differs from the one LibRaw applies (probed) by 4e-5.
@@ -21,8 +22,12 @@ XYZ_FROM_SRGB = np.array(
     [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
      [0.0193339, 0.1191920, 0.9503041]]
 )
+
+
 # name -> (gamma exponent, toe slope), as rawpy's ``gamma=`` tuple.
 GAMMAS = {"srgb": (2.4, 12.92), "bt709": (2.222, 4.5), "linear": (1.0, 1.0)}
+
+
 # LibRaw colour index at the top-left 2x2 tile: 0 R, 1 G (red row), 2 B, 3 G (blue row).
 _LIBRAW_INDEX = {"R": 0, "B": 2}
 
@@ -44,7 +49,7 @@ def colour_index(pattern: str) -> np.ndarray:
     return tile
 
 
-def _plane(cfa: np.ndarray, tile: np.ndarray, c: int) -> np.ndarray:
+def colour_plane(cfa: np.ndarray, tile: np.ndarray, c: int) -> np.ndarray:
     (y,), (x,) = np.nonzero(tile == c)
     return cfa[y::2, x::2]
 
@@ -57,7 +62,7 @@ def white_point(cfa: np.ndarray, pattern: str, black, white: float, thr: float =
     """
     tile = colour_index(pattern)
     maximum = float(white) - float(np.min(black))
-    data_max = max(float(_plane(cfa, tile, c).max()) - float(black[c]) for c in range(4))
+    data_max = max(float(colour_plane(cfa, tile, c).max()) - float(black[c]) for c in range(4))
     if thr > 0 and 0 < data_max < maximum and data_max > maximum * thr:
         maximum = data_max
     return maximum
@@ -294,94 +299,3 @@ def orient(image: np.ndarray, flip: int) -> np.ndarray:
     if flip & 4:
         out = np.swapaxes(out, 0, 1)
     return np.ascontiguousarray(out)
-
-
-# Noise estimate (noise_level): tile size, the percentile of the tiles' residual
-# standard deviations that is kept, and that percentile's value for pure unit
-# Gaussian noise (tiles of 36 correlated residuals; measured by simulation, 200
-# images of 600 x 600, standard error 0.0005; tests/test_render.py re-measures it).
-NOISE_TILE = 6
-NOISE_PERCENTILE = 0.5
-NOISE_TILE_BIAS = 0.545
-
-
-def residual_tile_sd(plane: np.ndarray, block: int):
-    """Standard deviation of Immerkaer's Laplacian residual per ``block``-square
-    tile of one colour plane, and which tiles have no sample clipped at black
-    (0) or near white (>= 0.98): two (rows, cols) arrays."""
-    g = plane.astype(np.float64)
-    r = (g[:-2, :-2] - 2 * g[:-2, 1:-1] + g[:-2, 2:] - 2 * g[1:-1, :-2] + 4 * g[1:-1, 1:-1]
-         - 2 * g[1:-1, 2:] + g[2:, :-2] - 2 * g[2:, 1:-1] + g[2:, 2:]) / 6.0
-    hb, wb = r.shape[0] // block, r.shape[1] // block
-
-    def tiles(a):
-        return a[: hb * block, : wb * block].reshape(hb, block, wb, block).transpose(0, 2, 1, 3).reshape(hb, wb, -1)
-
-    level = tiles(g[1:-1, 1:-1])
-    return tiles(r).std(axis=2), (level.min(axis=2) > 0) & (level.max(axis=2) < 0.98)
-
-
-def noise_level(scaled: np.ndarray) -> float:
-    """Robust sigma of the noise of a [0, 1] mosaic, relative to its bright end.
-
-    On each of the four colour planes, Immerkaer's Laplacian-difference filter
-    ``[1 -2 1; -2 4 -2; 1 -2 1] / 6`` cancels local planes and leaves i.i.d.
-    noise with its sigma; the standard deviation of that residual is taken in
-    :data:`NOISE_TILE`-square tiles and a low percentile of them (the flattest
-    tiles, where texture adds least; small tiles find flat spots even in
-    strongly textured pictures) is divided by that percentile's value for pure
-    noise, so a flat noisy field reads its own sigma. Tiles with a sample
-    clipped at black (0) or near white are skipped (unless no tile is left, as
-    in a very dark frame). The four planes' estimates are averaged and divided
-    by the 99th percentile of the mosaic, so a dark picture that
-    auto-brightness will lift counts as noisier. Photographs read higher than
-    their noise (texture, and the division): on the validation photos of
-    T91 + BSD200 with Gaussian noise of sigma 0/5/10 (0..255 units) the median
-    estimate is 1.4/6.8/12.4; :data:`pafu_cli.models.NOISE_PICK_SCALE` accounts
-    for that when a denoising model is picked.
-    """
-    est = []
-    for plane in (scaled[y::2, x::2] for y in (0, 1) for x in (0, 1)):
-        if min(plane.shape) < NOISE_TILE + 2:
-            continue
-        sd, ok = residual_tile_sd(plane, NOISE_TILE)
-        if not ok.any():  # e.g. a very dark frame, half clipped at black: use every tile
-            ok[...] = True
-        if sd.size:
-            est.append(np.percentile(sd[ok], NOISE_PERCENTILE))
-    if not est:
-        return 0.0
-    sigma = float(np.mean(est)) / NOISE_TILE_BIAS
-    ref = max(float(np.percentile(scaled[::4, ::4], 99)), 1 / 64)
-    return sigma / ref
-
-
-def mosaic_colourfulness(scaled: np.ndarray, pattern: str, linear: bool = False,
-                         dark: float = 0.02) -> float:
-    """Mean saturation ``(max - min) / max`` of the RGB quads of a [0, 1] mosaic.
-
-    Each 2x2 quad gives one (R, mean G, B) triple; quads whose brightest
-    channel is below ``dark`` (noise-dominated) or clipped (>= 0.98) are
-    skipped. Grey scenes score near 0, saturated McMaster-like ones above 0.5
-    (Kodak24 medians 0.33, McMaster 0.59). The scale is that of gamma-encoded
-    pictures, on which the models were trained: for a ``linear`` (RAW) mosaic
-    the ratio min/max is taken to the power 1/2.2 and "dark" is relative to
-    the 99th percentile of the quads' maxima.
-    ``--colours auto`` compares the result with
-    :data:`pafu_cli.models.VIVID_COLOURFULNESS`.
-    """
-    tile = colour_index(pattern)
-    h, w = scaled.shape[0] // 2 * 2, scaled.shape[1] // 2 * 2
-    if h == 0 or w == 0:
-        return 0.0
-    p = [_plane(scaled[:h, :w], tile, c).astype(np.float32) for c in range(4)]
-    rgb = np.stack([p[0], 0.5 * (p[1] + p[3]), p[2]])
-    mx, mn = rgb.max(axis=0), rgb.min(axis=0)
-    ok = (mx > 0) & (mx < 0.98)
-    if linear:  # (max - min) / max is scale-free: only the encoding and "dark" change
-        ok &= mx >= np.float32(np.percentile(mx, 99) * dark ** 2.2)
-        ratio = (np.maximum(mn[ok], 0) / mx[ok]) ** np.float32(1 / 2.2)
-    else:
-        ok &= mx >= dark
-        ratio = np.maximum(mn[ok], 0) / mx[ok]
-    return float(np.mean(1 - ratio)) if ratio.size else 0.0

@@ -21,14 +21,19 @@ Layer weights travel as one flat float32 array plus a metadata table
 any depth use the same compiled function.
 """
 
+from __future__ import annotations
+
 import numba as nb
 import numpy as np
+from pafu_cli.filters.pafu._kernels import _reflect, _top2_weight
+from pafu_cli.filters.pafu._simd import CONV_OUT, LANES, conv1_4x16, conv1_argmax_16, conv1_top2_16, conv3_4x16, dot4x16
 
-from ._kernels import _reflect, _top2_weight
-from ._simd import CONV_OUT, LANES, conv1_4x16, conv1_argmax_16, conv1_top2_16, conv3_4x16, dot4x16
 
 _NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
+
+
 _NJIT_PARALLEL = dict(_NJIT, parallel=True)
+
 
 TILE = 256  # columns per inner-loop tile: a row of accumulators stays in L1
 

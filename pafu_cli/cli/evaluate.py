@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
 import click
 import numpy as np
-
-from .errors import PafuError
+from pafu_cli.errors import PafuError
 
 
 def _record(model_name: str, key: str, value: float) -> None:
     """Store a measured figure in a shipped model's provenance (``test`` section)."""
-    from .models import load_model, models_dir, save_model
+    from pafu_cli.filters.pafu.model import load_model, save_model
+    from pafu_cli.models.registry import models_dir
 
     path = models_dir() / f"{model_name}.npz"
     m = load_model(path)
@@ -52,8 +51,8 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise,
       $ pafu evaluate demosaick --data ../shared/data --denoise on --sigma 0 --sigma 5
       $ pafu evaluate demosaick --data ../shared/data --denoise auto --colours auto
     """
-    from . import evaluate as ev
-    from .models import DEFAULT_MODELS
+    from pafu_cli.evaluation import protocols as ev
+    from pafu_cli.models.registry import DEFAULT_MODELS
 
     root = Path(data_dir)
     try:

@@ -53,61 +53,34 @@ l_a))`` the softmax weight of the two (still one linear filter per pixel).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 from pathlib import Path
-
 import numpy as np
+from pafu_cli.errors import ModelError
 
-from .errors import ModelError
 
 FORMAT_VERSION = 1
+
+
 TASKS = ("demosaick", "upscale")
+
+
 LAYOUTS = {"demosaick": "bayer_packed_rggb", "upscale": "rgb"}
+
+
 ACTIVATIONS = ("relu",)
+
+
 MIX_CHOICES = (1, 2)  # kernels blended per pixel (see the format table)
+
+
 PROVENANCE_KEYS = (
     "provenance_command",
     "provenance_data",
     "provenance_date",
     "provenance_quality",
 )
-DEFAULT_MODELS = {
-    ("upscale", 2): "upscale_x2",
-    ("upscale", 3): "upscale_x3",
-    ("upscale", 4): "upscale_x4",
-    ("demosaick", 1): "demosaick",
-}
-# Joint denoise + demosaick: a family of shipped demosaick models, each made
-# for one noise level (their ``noise_sigma``), named with this prefix; the
-# noise-free default joins the family at CLEAN_NOISE_LEVEL. A picture's noise
-# estimate (render.noise_level) is multiplied by NOISE_PICK_SCALE before the
-# nearest level is taken: photographs read above their true noise (texture in
-# the flattest tiles, the division by the bright end), and a member made for
-# less noise loses less on a noisier picture than the other way round. The
-# scale was chosen on the validation split of T91 + BSD200 over sigma 0..15
-# (benchmarks/noise_pick.py), never on the test sets.
-DENOISE_PREFIX = "demosaick_denoise"
-CLEAN_NOISE_LEVEL = 2.0 / 255
-NOISE_PICK_SCALE = 0.68
-# Colours: besides the noise-free default, a bank trained for saturated colours,
-# and likewise for denoising members: the "vivid twin" of a model (vivid_twin:
-# demosaick_denoise_s5 -> demosaick_vivid_denoise_s5). ``--colours auto`` takes
-# the twin, where one is installed, for a picture whose mosaic colourfulness
-# (render.mosaic_colourfulness) is above VIVID_COLOURFULNESS, a threshold chosen
-# on validation images (benchmarks/colour_pick.py), never on the test sets.
-VIVID_MODEL = "demosaick_vivid"
-VIVID_COLOURFULNESS = 0.5
-COLOUR_CHOICES = ("auto", "natural", "vivid")
-# Hand-made banks selectable by name (see pafu_cli.analytic).
-ANALYTIC_MODELS = {
-    "demosaick": {"bilinear": lambda a, s: a.bilinear_demosaick_model()},
-    "upscale": {
-        "nearest": lambda a, s: a.nearest_upscale_model(s),
-        "bilinear": lambda a, s: a.bilinear_upscale_model(s),
-    },
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,113 +320,7 @@ def save_model(model: PafuModel, path) -> None:
     os.replace(tmp, path)
 
 
-def models_dir() -> Path:
-    """Folder of the shipped models (installed package data, or the repo's ``models/``)."""
-    try:
-        from importlib.resources import files
-
-        p = Path(str(files("pafu_cli.shipped_models")))
-        if p.is_dir():
-            return p
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "models"
-
-
-def list_models() -> list:
-    """Names of the shipped models."""
-    return sorted(p.stem for p in models_dir().glob("*.npz"))
-
-
-def resolve_model(model, task: str, scale: int = 1) -> PafuModel:
-    """Turn ``None`` (the default), a shipped name, a path or a model into a checked model."""
-    if isinstance(model, PafuModel):
-        m = model
-    else:
-        if model is None:
-            model = DEFAULT_MODELS[(task, scale)]
-        if str(model) in ANALYTIC_MODELS.get(task, ()):
-            from . import analytic
-
-            return ANALYTIC_MODELS[task][str(model)](analytic, scale)
-        p = Path(str(model))
-        if not p.suffix and not p.exists():
-            candidate = models_dir() / f"{model}.npz"
-            if not candidate.exists():
-                known = ", ".join(list_models()) or "none installed"
-                raise ModelError(f"{model}: no such shipped model (shipped: {known}); give a .npz path")
-            p = candidate
-        m = load_model(p)
-    where = m.path or m.name
-    if m.task != task:
-        raise ModelError(f"{where}: this is a {m.task} model, {task} needs a {task} model")
-    if task == "upscale" and m.scale != scale:
-        raise ModelError(f"{where}: this model upscales x{m.scale}, x{scale} was asked for")
-    return m
-
-
-def denoise_family() -> list:
-    """``(noise_sigma, name)`` of the shipped denoising demosaick models, by level."""
-    return list(_family_in(str(models_dir())))
-
-
-@functools.lru_cache(maxsize=4)
-def _family_in(folder: str) -> tuple:
-    fam = []
-    for p in sorted(Path(folder).glob(f"{DENOISE_PREFIX}*.npz")):
-        m = load_model(p)
-        if m.task == "demosaick" and m.noise_sigma > 0:
-            fam.append((m.noise_sigma, p.stem))
-    return tuple(sorted(fam))
-
-
-def pick_denoise_model(noise: float, allow_clean: bool = True, scale: float = None) -> PafuModel:
-    """The family member whose noise level is nearest (in ratio) to ``noise * scale``.
-
-    ``noise`` is a sigma in 0..1 units (render.noise_level); ``scale``
-    defaults to :data:`NOISE_PICK_SCALE`. With ``allow_clean`` the
-    noise-free default competes at :data:`CLEAN_NOISE_LEVEL`. Raises
-    ModelError when no member is installed.
-    """
-    fam = denoise_family()
-    if not fam:
-        raise ModelError(f"no denoising model installed ({DENOISE_PREFIX}_*.npz in {models_dir()})")
-    if allow_clean:
-        fam = [(CLEAN_NOISE_LEVEL, DEFAULT_MODELS[("demosaick", 1)])] + fam
-    level = max(float(noise) * (NOISE_PICK_SCALE if scale is None else scale), 1e-4)
-    # Nearest level; near-ties (float32-stored levels) go to the earlier entry, so the
-    # noise-free model beats a member made for the same level.
-    _, (_, name) = min(enumerate(fam), key=lambda t: (round(abs(np.log(t[1][0] / level)), 6), t[0]))
-    return resolve_model(name, "demosaick")
-
-
-def vivid_twin(name: str) -> str:
-    """The name of a shipped demosaick model's vivid twin (trained for saturated
-    colours): ``demosaick`` -> ``demosaick_vivid``, ``demosaick_denoise_s5`` ->
-    ``demosaick_vivid_denoise_s5``."""
-    base = DEFAULT_MODELS[("demosaick", 1)]
-    if not name.startswith(base):
-        raise ValueError(f"not a shipped demosaick model name: {name!r}")
-    return VIVID_MODEL + name[len(base):]
-
-
-def pick_colour_model(colourfulness: float, colours: str = "auto", base: str = None) -> PafuModel:
-    """The demosaick model for a picture of this colourfulness.
-
-    ``base``: the shipped model the noise level calls for (default: the
-    noise-free ``demosaick``). ``colours`` "natural": ``base``; "vivid": its
-    vivid twin (:func:`vivid_twin`) where installed, else ``base`` (for the
-    noise-free default the twin, :data:`VIVID_MODEL`, must be installed);
-    "auto": the twin when ``colourfulness`` is above
-    :data:`VIVID_COLOURFULNESS` and it is installed, else ``base``.
-    """
-    if colours not in COLOUR_CHOICES:
-        raise ValueError(f"colours must be one of {COLOUR_CHOICES}, got {colours!r}")
-    base = base or DEFAULT_MODELS[("demosaick", 1)]
-    twin = vivid_twin(base)
-    installed = (models_dir() / f"{twin}.npz").exists()
-    if colours == "vivid":  # asked for: a missing noise-free twin is an error (resolve_model says so)
-        vivid = installed or twin == VIVID_MODEL
-    else:
-        vivid = colours == "auto" and installed and colourfulness > VIVID_COLOURFULNESS
-    return resolve_model(twin if vivid else base, "demosaick")
+def receptive_margin(model: PafuModel) -> int:
+    """Pixels (at the model's input resolution) that influence one output quad/pixel."""
+    sel = sum((w.shape[2] - 1) // 2 for w in model.selector_weights)
+    return max(sel, (model.bank.shape[3] - 1) // 2)

@@ -8,10 +8,15 @@ output rows, and each iteration writes only its own rows, so results are the
 same bits for any thread count.
 """
 
+from __future__ import annotations
+
 import numba as nb
 import numpy as np
 
+
 _NJIT = dict(nogil=True, cache=True)
+
+
 _NJIT_PARALLEL = dict(_NJIT, parallel=True)
 
 

@@ -11,8 +11,8 @@ rounding half away from zero after each 1-D pass.
 from __future__ import annotations
 
 import math
-
 import numpy as np
+
 
 __all__ = ["imresize", "modcrop"]
 

@@ -14,12 +14,12 @@ uint8; CPSNR with the 10-pixel ``imcpsnr`` border (b10) and on the whole image (
 from __future__ import annotations
 
 from pathlib import Path
-
 import numpy as np
+from pafu_cli.cfa import mosaic
+from pafu_cli.evaluation.metrics import cpsnr, to_uint8, y_psnr
+from pafu_cli.evaluation.resize import imresize, modcrop
+from pafu_cli.models.choice import mosaic_colourfulness, noise_level
 
-from .bayer import mosaic
-from .metrics import cpsnr, to_uint8, y_psnr
-from .resize import imresize, modcrop
 
 GREY_IMAGES = {"bridge"}
 
@@ -36,8 +36,8 @@ def _images(folder):
 
 def sr_scores(folder, scale: int, model, ensemble: bool = False) -> dict:
     """Per-image Y-PSNR of ``model`` (a PafuModel or a name) on one test set."""
-    from .models import resolve_model
-    from .pipeline import upscale_array
+    from pafu_cli.models.registry import resolve_model
+    from pafu_cli.jobs.upscale import upscale_array
 
     m = resolve_model(model, "upscale", scale)
     scores = {}
@@ -80,9 +80,9 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
     model; ``colours`` None: as "natural", no vivid twins); ``picks`` (a dict)
     counts the choices.
     """
-    from . import render
-    from .demosaick import demosaick
-    from .models import pick_colour_model, pick_denoise_model, resolve_model
+    from pafu_cli.demosaick import demosaick
+    from pafu_cli.models.choice import pick_colour_model, pick_denoise_model
+    from pafu_cli.models.registry import resolve_model
 
     pick = bool(denoise or colours)
     m = None if pick else resolve_model(model, "demosaick")
@@ -93,9 +93,9 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
         if pick:
             base = None
             if denoise:
-                mi = pick_denoise_model(render.noise_level(cfa), allow_clean=denoise == "auto")
+                mi = pick_denoise_model(noise_level(cfa), allow_clean=denoise == "auto")
                 base = mi.name if mi.noise_sigma > 0 else None
-            mi = pick_colour_model(render.mosaic_colourfulness(cfa, "RGGB"), colours or "natural", base)
+            mi = pick_colour_model(mosaic_colourfulness(cfa, "RGGB"), colours or "natural", base)
             if picks is not None:
                 key = f"{Path(folder).name} sigma {sigma:g}"
                 picks.setdefault(key, {})

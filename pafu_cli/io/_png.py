@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-
 import numba as nb
 import numpy as np
 
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
+
+
 _CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}
 
 

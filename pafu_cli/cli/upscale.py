@@ -1,0 +1,45 @@
+"""``pafu upscale``."""
+
+from __future__ import annotations
+
+import click
+from pafu_cli.cli.options import bits_opt, jobs_opt, model_opt, overwrite_opt, run_job, selection_opt
+
+
+@click.command("upscale", short_help="Upscale images by 2, 3 or 4.")
+@click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), required=True,
+              help="Upscale factor.")
+@click.argument("inputs", nargs=-1, required=True, metavar="IN...")
+@click.argument("output", metavar="OUT")
+@model_opt("Upscale model: a shipped name, 'nearest', 'bilinear' or a .npz file "
+            "(default: the shipped upscale_xS).")
+@click.option("--ensemble", is_flag=True,
+              help="x8 self-ensemble: run on the 8 flips/rotations and average (8x slower).")
+@bits_opt
+@selection_opt
+@overwrite_opt
+@jobs_opt
+@click.pass_context
+def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map, overwrite, jobs):
+    """Upscale PNG/TIFF/JPEG images (8 or 16 bits, grey or RGB; alpha is
+    upscaled bilinearly).
+
+    \b
+    Examples:
+      $ pafu upscale -s 2 photo.png photo_x2.png
+      $ pafu upscale -s 4 --ensemble --selection-map sel.png in.tif out.tif
+      $ pafu upscale -s 3 -j 2 'frames/*.png' frames_x3/
+    """
+    from pafu_cli.jobs.upscale import UpscaleOptions, upscale_file
+
+    opts = UpscaleOptions(scale=int(scale), model=model, ensemble=ensemble,
+                          bits=int(bits) if bits else None,
+                          selection_map=str(selection_map) if selection_map else None,
+                          overwrite=overwrite)
+    run_job(upscale_file, inputs, output, opts, _upscale_exts(), ".png", jobs, selection_map, ctx)
+
+
+def _upscale_exts():
+    from pafu_cli.io.images import IMAGE_EXTENSIONS
+
+    return IMAGE_EXTENSIONS

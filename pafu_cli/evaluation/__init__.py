@@ -1,0 +1,2 @@
+"""Quality measurement: PSNR variants, MATLAB-compatible bicubic resize, and the
+test protocols behind ``pafu evaluate``."""

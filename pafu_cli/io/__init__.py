@@ -1,0 +1,1 @@
+"""Image files: the one boundary to imageio, tifffile and the PNG codec."""

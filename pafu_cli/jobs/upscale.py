@@ -1,0 +1,147 @@
+"""``pafu upscale`` for one file and for arrays: streaming by row bands, the x8
+self-ensemble, alpha upscaled bilinearly."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+import numpy as np
+from pafu_cli.filters.pafu.model import receptive_margin
+from pafu_cli.filters.pafu.model import PafuModel
+from pafu_cli.models.registry import resolve_model
+from pafu_cli.superres import upscale
+from pafu_cli.io.images import image_shape, read_image, write_image, write_rows
+from pafu_cli.jobs.banding import BAND_PIXELS, BAND_BYTES_PER_PIXEL, UPSCALE_BYTES_PER_IN_PIXEL, UPSCALE_BYTES_PER_OUT_PIXEL, check_memory, upscale_band_iter, upscale_bands
+from pafu_cli.jobs.output import refuse_existing, to_bits
+from pafu_cli.jobs.selection_map import selection_picture
+
+
+@dataclasses.dataclass(frozen=True)
+class UpscaleOptions:
+    """Options of ``pafu upscale``."""
+
+    scale: int = 2
+    model: object = None
+    ensemble: bool = False
+    bits: int | None = None
+    selection_map: str | None = None
+    overwrite: bool = False
+
+
+_DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]
+
+
+def _transform(x, k, f):
+    y = x[:, ::-1] if f else x
+    return np.rot90(y, k)
+
+
+def _untransform(y, k, f):
+    y = np.rot90(y, -k)
+    return y[:, ::-1] if f else y
+
+
+def _split_alpha(img: np.ndarray):
+    """(colour or grey, alpha or None) of an (H, W[, C]) image; C = 2 or 4 has alpha."""
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        colour = img[..., :-1]
+        return (colour[..., 0] if colour.shape[2] == 1 else colour), img[..., -1]
+    return img, None
+
+
+def upscale_stream(img: np.ndarray, scale: int, model: PafuModel, want_sel: bool = False):
+    """As :func:`upscale_array` without ensemble, one row band at a time: yields
+    ``(out rows, sel rows or None)`` (float32, unclipped) so that the caller can
+    write them out; memory stays near :data:`BAND_PIXELS` output pixels whatever
+    the image size."""
+    colour, alpha = _split_alpha(img)
+    bands = upscale_band_iter(colour, scale, model, want_sel)
+    if alpha is None:
+        for _, _, y, idx in bands:
+            yield y, idx
+        return
+    lin = resolve_model("bilinear", "upscale", scale)
+    margin = receptive_margin(lin) + 1
+    h = img.shape[0]
+    for r0, r1, y, idx in bands:
+        a, b = max(0, r0 - margin), min(h, r1 + margin)
+        al = upscale(np.ascontiguousarray(alpha[a:b]), scale, model=lin)[(r0 - a) * scale : (r1 - a) * scale]
+        yield np.concatenate([y if y.ndim == 3 else y[..., None], al[..., None]], axis=2), idx
+
+
+def upscale_array(img: np.ndarray, scale: int, model: PafuModel, ensemble: bool = False,
+                  want_sel: bool = False):
+    """Upscale an image array (float32 in [0, 1]; (H, W), (H, W, 2..4)); alpha plainly.
+
+    Returns float32 (sH, sW[, C]) unclipped, and the (H, W) kernel index or None.
+    """
+    img, alpha = _split_alpha(img)
+    if ensemble:
+        acc = None
+        sel = None
+        for k, f in _DIHEDRAL:
+            y, s = upscale_bands(np.ascontiguousarray(_transform(img, k, f)), scale, model,
+                                 want_sel and k == 0 and not f)
+            y = _untransform(y, k, f)
+            acc = y.copy() if acc is None else np.add(acc, y, out=acc)
+            sel = s if s is not None else sel
+        out = acc * np.float32(1 / 8)
+    else:
+        out, sel = upscale_bands(img, scale, model, want_sel)
+    if alpha is not None:
+        a, _ = upscale_bands(alpha, scale, resolve_model("bilinear", "upscale", scale), False)
+        out = np.concatenate([out if out.ndim == 3 else out[..., None], a[..., None]], axis=2)
+    return out, sel
+
+
+def upscale_file(src, dst, opts: UpscaleOptions) -> None:
+    """``pafu upscale`` for one file."""
+    refuse_existing(dst, opts.overwrite)
+    refuse_existing(opts.selection_map, opts.overwrite)
+    shape = image_shape(src)
+    if len(shape) >= 2:
+        n_in = shape[0] * shape[1]
+        n_out = n_in * opts.scale ** 2
+        if opts.ensemble:  # whole result in memory
+            need = n_out * (UPSCALE_BYTES_PER_OUT_PIXEL + 12)
+        else:  # streamed: the input (as read and as float32), the output only for JPEG
+            need = n_in * UPSCALE_BYTES_PER_IN_PIXEL
+            if Path(dst).suffix.lower() in (".jpg", ".jpeg"):
+                need += n_out * 4
+            if opts.selection_map:
+                need += n_in * 4
+        check_memory(src, need + BAND_PIXELS * BAND_BYTES_PER_PIXEL, "upscaling")
+    model = resolve_model(opts.model, "upscale", opts.scale)
+    img = read_image(src)
+    top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)
+    bits = opts.bits or (8 if img.dtype == np.uint8 else 16)
+    if Path(dst).suffix.lower() in (".jpg", ".jpeg") and opts.bits is None:
+        bits = 8
+    dtype = np.uint8 if bits == 8 else np.uint16
+    s = opts.scale
+    if opts.ensemble:  # eight transformed passes over the whole image: held in memory
+        out, sel = upscale_array(img.astype(np.float32) / top, s, model, True, bool(opts.selection_map))
+        write_image(dst, to_bits(out, bits), overwrite=opts.overwrite)
+    else:  # streamed: one row band at a time from input to output file
+        x = img.astype(np.float32) / top
+        del img
+        sel = np.empty(x.shape[:2], np.int32) if opts.selection_map else None
+        done = [0]
+
+        def blocks():
+            for y, idx in upscale_stream(x, s, model, sel is not None):
+                if sel is not None:
+                    sel[done[0] : done[0] + len(idx)] = idx
+                done[0] += y.shape[0] // s
+                yield to_bits(y, bits)
+
+        shape = (x.shape[0] * s, x.shape[1] * s) + ((x.shape[2],) if x.ndim == 3 else ())
+        write_rows(dst, shape, dtype, blocks(), overwrite=opts.overwrite)
+    if sel is not None:
+        def pictures():
+            for r0 in range(0, sel.shape[0], 256):
+                band = sel[r0 : r0 + 256]
+                yield selection_picture(np.repeat(np.repeat(band, s, axis=0), s, axis=1), model.n_kernels)
+
+        write_rows(opts.selection_map, (sel.shape[0] * s, sel.shape[1] * s, 3), np.uint8, pictures(),
+                      overwrite=opts.overwrite)

@@ -1,0 +1,71 @@
+"""Shipped models: where they live, their names, and resolving a name, path or model
+for a task (analytic banks included)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from pafu_cli.errors import ModelError
+from pafu_cli.filters.pafu.model import PafuModel, load_model
+
+
+DEFAULT_MODELS = {
+    ("upscale", 2): "upscale_x2",
+    ("upscale", 3): "upscale_x3",
+    ("upscale", 4): "upscale_x4",
+    ("demosaick", 1): "demosaick",
+}
+
+
+# Hand-made banks selectable by name (see pafu_cli.analytic).
+ANALYTIC_MODELS = {
+    "demosaick": {"bilinear": lambda a, s: a.bilinear_demosaick_model()},
+    "upscale": {
+        "nearest": lambda a, s: a.nearest_upscale_model(s),
+        "bilinear": lambda a, s: a.bilinear_upscale_model(s),
+    },
+}
+
+
+def models_dir() -> Path:
+    """Folder of the shipped models (installed package data, or the repo's ``models/``)."""
+    try:
+        from importlib.resources import files
+
+        p = Path(str(files("pafu_cli.shipped_models")))
+        if p.is_dir():
+            return p
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def list_models() -> list:
+    """Names of the shipped models."""
+    return sorted(p.stem for p in models_dir().glob("*.npz"))
+
+
+def resolve_model(model, task: str, scale: int = 1) -> PafuModel:
+    """Turn ``None`` (the default), a shipped name, a path or a model into a checked model."""
+    if isinstance(model, PafuModel):
+        m = model
+    else:
+        if model is None:
+            model = DEFAULT_MODELS[(task, scale)]
+        if str(model) in ANALYTIC_MODELS.get(task, ()):
+            from pafu_cli.filters.pafu import analytic
+
+            return ANALYTIC_MODELS[task][str(model)](analytic, scale)
+        p = Path(str(model))
+        if not p.suffix and not p.exists():
+            candidate = models_dir() / f"{model}.npz"
+            if not candidate.exists():
+                known = ", ".join(list_models()) or "none installed"
+                raise ModelError(f"{model}: no such shipped model (shipped: {known}); give a .npz path")
+            p = candidate
+        m = load_model(p)
+    where = m.path or m.name
+    if m.task != task:
+        raise ModelError(f"{where}: this is a {m.task} model, {task} needs a {task} model")
+    if task == "upscale" and m.scale != scale:
+        raise ModelError(f"{where}: this model upscales x{m.scale}, x{scale} was asked for")
+    return m
