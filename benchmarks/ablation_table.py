@@ -18,12 +18,21 @@ from pafu_cli.training.data import list_images, read_rgb8, split_files
 
 CHANGES = {
     "base": "base: 16 kernels 5x5, selector 3 layers x 16, decorrelation 1e-5, tau 1 -> 0.1, 1:3, k-means init, LS refit",
-    "n8": "8 kernels", "n32": "32 kernels", "n64": "64 kernels, selector width 32",
-    "k3": "all kernels 3x3", "k7": "all kernels 7x7", "mixed57": "8 x 5x5 + 8 x 7x7",
-    "w8": "selector width 8", "w32": "selector width 32", "depth2": "selector 2 layers (3x3, 1x1)",
-    "depth4": "selector 4 layers", "nodecor": "no decorrelation penalty",
-    "decor1e-3": "decorrelation weight 1e-3 (10^2 x base)", "noalt": "no 1:3 alternation (joint updates)",
-    "tau-const1": "temperature constant 1.0", "tau-2-0.05": "temperature 2.0 -> 0.05",
+    "n8": "8 kernels",
+    "n32": "32 kernels",
+    "n64": "64 kernels, selector width 32",
+    "k3": "all kernels 3x3",
+    "k7": "all kernels 7x7",
+    "mixed57": "8 x 5x5 + 8 x 7x7",
+    "w8": "selector width 8",
+    "w32": "selector width 32",
+    "depth2": "selector 2 layers (3x3, 1x1)",
+    "depth4": "selector 4 layers",
+    "nodecor": "no decorrelation penalty",
+    "decor1e-3": "decorrelation weight 1e-3 (10^2 x base)",
+    "noalt": "no 1:3 alternation (joint updates)",
+    "tau-const1": "temperature constant 1.0",
+    "tau-2-0.05": "temperature 2.0 -> 0.05",
     "init-random": "no k-means init (near-identical starting kernels)",
     "norefit": "no least-squares refit",
 }
@@ -59,8 +68,10 @@ def main():
         for f in val_files:
             im = read_rgb8(f)
             used |= set(np.unique(upscale(im[::2, ::2], 2, model=m, return_selection=True)[1]).tolist())
-        print(f"| {CHANGES[name]} | {len(used)} of {m.n_kernels} | {q.get('val', float('nan')):.3f} | "
-              f"{speed(m, x):.1f} |")
+        print(
+            f"| {CHANGES[name]} | {len(used)} of {m.n_kernels} | {q.get('val', float('nan')):.3f} | "
+            f"{speed(m, x):.1f} |"
+        )
 
 
 if __name__ == "__main__":

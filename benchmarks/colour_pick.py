@@ -24,11 +24,11 @@ import argparse
 import numpy as np
 
 from pafu_cli.demosaick import demosaick
-from pafu_cli.evaluation.protocols import noisy_mosaic
 from pafu_cli.evaluation.metrics import cpsnr, to_uint8
+from pafu_cli.evaluation.protocols import noisy_mosaic
+from pafu_cli.models.choice import mosaic_colourfulness
 from pafu_cli.models.registry import resolve_model
 from pafu_cli.training.data import list_images, read_rgb8, split_files, validation_picture
-from pafu_cli.models.choice import mosaic_colourfulness
 
 
 def rows(images, factors, plain, vivid, sigma=0.0):
@@ -62,14 +62,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", nargs="+", default=["../shared/data/T91", "../shared/data/BSD200"])
     ap.add_argument("--factors", nargs="+", type=float, default=[1.0, 1.5, 2.0])
-    ap.add_argument("--regions", action="store_true",
-                    help="also the pictures recoloured per region (val_colour.py --regions)")
+    ap.add_argument(
+        "--regions",
+        action="store_true",
+        help="also the pictures recoloured per region (val_colour.py --regions)",
+    )
     ap.add_argument("--plain", default="default")
     ap.add_argument("--vivid", default="demosaick_vivid")
     ap.add_argument("--val-every", type=int, default=10)
     ap.add_argument("--sigma", type=float, default=0.0, help="mosaic noise, 0..255 units")
-    ap.add_argument("--threshold", type=float, default=None,
-                    help="also score this threshold (e.g. the shipped one)")
+    ap.add_argument(
+        "--threshold", type=float, default=None, help="also score this threshold (e.g. the shipped one)"
+    )
     a = ap.parse_args()
     _, val = split_files(list_images(a.data), a.val_every)
     images = [read_rgb8(f) for f in val]
@@ -79,8 +83,10 @@ def main():
     r = rows(images, factors, plain, vivid, a.sigma)
     t, best = best_threshold(r)
     noise = f", sigma {a.sigma:g}" if a.sigma else ""
-    print(f"{len(images)} validation images x saturation {a.factors}{' and regions' if a.regions else ''}"
-          f"{noise}: {len(r)} pictures")
+    print(
+        f"{len(images)} validation images x saturation {a.factors}{' and regions' if a.regions else ''}"
+        f"{noise}: {len(r)} pictures"
+    )
     print("| saturation | statistic (median) | plain model | vivid model | oracle | pick at t |")
     print("|---|---|---|---|---|---|")
     ts = [t] + ([a.threshold] if a.threshold is not None else [])
@@ -88,10 +94,14 @@ def main():
         sel = r if f is None else r[r[:, 0] == f]
         picks = " / ".join(f"{np.where(sel[:, 1] > x, sel[:, 3], sel[:, 2]).mean():.3f}" for x in ts)
         label = "all" if f is None else "regions" if f == -1 else f"x{f:g}"
-        print(f"| {label} | {np.median(sel[:, 1]):.3f} | {sel[:, 2].mean():.3f} | "
-              f"{sel[:, 3].mean():.3f} | {np.maximum(sel[:, 2], sel[:, 3]).mean():.3f} | {picks} |")
-    print(f"best threshold t = {t:.4f} (mean {best:.3f} dB); vivid chosen for "
-          f"{int((r[:, 1] > t).sum())} of {len(r)} pictures")
+        print(
+            f"| {label} | {np.median(sel[:, 1]):.3f} | {sel[:, 2].mean():.3f} | "
+            f"{sel[:, 3].mean():.3f} | {np.maximum(sel[:, 2], sel[:, 3]).mean():.3f} | {picks} |"
+        )
+    print(
+        f"best threshold t = {t:.4f} (mean {best:.3f} dB); vivid chosen for "
+        f"{int((r[:, 1] > t).sum())} of {len(r)} pictures"
+    )
 
 
 if __name__ == "__main__":

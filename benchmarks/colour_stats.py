@@ -73,14 +73,20 @@ def main():
         im = saturate8(im, a.saturation)
         return recolour_regions(im, i) if a.regions else im
 
-    what = (f", saturation x{a.saturation:g}" if a.saturation != 1 else "") + (", regions" if a.regions else "")
+    what = (f", saturation x{a.saturation:g}" if a.saturation != 1 else "") + (
+        ", regions" if a.regions else ""
+    )
     print(f"| pictures{what} | textured tiles | below 0.5 | 5% | 10% | 25% | median |")
     print("|---|---|---|---|---|---|---|")
     for folder in a.folders:
         s = folder_stats(folder, transform)
         q = np.quantile(s, [0.05, 0.1, 0.25, 0.5]) if s.size else [np.nan] * 4
-        print(f"| {Path(folder).name} | {s.size} | {100 * np.mean(s < 0.5):.1f}% | "
-              + " | ".join(f"{v:.2f}" for v in q) + " |", flush=True)
+        print(
+            f"| {Path(folder).name} | {s.size} | {100 * np.mean(s < 0.5):.1f}% | "
+            + " | ".join(f"{v:.2f}" for v in q)
+            + " |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

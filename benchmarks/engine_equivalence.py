@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pafu_cli.filters.pafu import engine
 from pafu_cli.cfa import mosaic, to_packed_rggb
-from pafu_cli.filters.pafu.model import receptive_margin
-from pafu_cli.evaluation.protocols import GREY_IMAGES, _images
 from pafu_cli.evaluation.metrics import cpsnr, to_uint8, y_psnr
-from pafu_cli.models.registry import resolve_model
+from pafu_cli.evaluation.protocols import GREY_IMAGES, _images
 from pafu_cli.evaluation.resize import imresize, modcrop
+from pafu_cli.filters.pafu import engine
+from pafu_cli.filters.pafu.model import receptive_margin
+from pafu_cli.models.registry import resolve_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,8 +56,10 @@ def _row(model_name, set_name, cases):
         n += o8.size
         p_old.append(psnr(old, o8))
         p_new.append(psnr(new, n8))
-    print(f"| {model_name} | {set_name} | {sel} | {diff:.2e} | {changed} of {n} | {np.mean(p_old):.4f} | "
-          f"{np.mean(p_new):.4f} |")
+    print(
+        f"| {model_name} | {set_name} | {sel} | {diff:.2e} | {changed} of {n} | {np.mean(p_old):.4f} | "
+        f"{np.mean(p_new):.4f} |"
+    )
 
 
 def _demosaick_cases(m, folder):
@@ -80,7 +82,9 @@ def main():
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
     a = ap.parse_args()
     root = Path(a.data)
-    print("| model | set | selections changed | max abs diff | 8-bit values changed | PSNR layer engine | PSNR banded |")
+    print(
+        "| model | set | selections changed | max abs diff | 8-bit values changed | PSNR layer engine | PSNR banded |"
+    )
     print("|---|---|---|---|---|---|---|")
     m = resolve_model(None, "demosaick")
     for s in ("Kodak24", "McMaster"):

@@ -10,8 +10,9 @@ import numpy as np
 
 
 def xyz_to_srgb():
-    m = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
-                  [0.019334, 0.119193, 0.950227]])
+    m = np.array(
+        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+    )
     return np.linalg.inv(m)
 
 
@@ -35,8 +36,9 @@ def write_dng(path, cfa16: np.ndarray, pattern: str = "RGGB") -> None:
         (50728, 5, 3, (1, 1, 1, 1, 1, 1), True),  # AsShotNeutral (RATIONAL)
         (50778, "H", 1, (21,), True),  # CalibrationIlluminant1 = D65
     ]
-    tifffile.imwrite(path, cfa16, photometric=32803, compression=None, extratags=tags,
-                     metadata=None, subfiletype=0)
+    tifffile.imwrite(
+        path, cfa16, photometric=32803, compression=None, extratags=tags, metadata=None, subfiletype=0
+    )
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pafu_cli.evaluation.protocols import GREY_IMAGES, _images, noisy_mosaic
 from pafu_cli.evaluation.metrics import cpsnr, to_uint8, y_psnr
-from pafu_cli.models.registry import resolve_model
+from pafu_cli.evaluation.protocols import GREY_IMAGES, _images, noisy_mosaic
 from pafu_cli.evaluation.resize import imresize, modcrop
+from pafu_cli.models.registry import resolve_model
 from pafu_cli.training.module import PafuNet, top_k_softmax
 
 MODES = (("argmax", 1), ("softmax, all kernels", 0), ("top-2", 2), ("top-3", 3))

@@ -4,8 +4,8 @@ import json
 import sys
 from pathlib import Path
 
-from pafu_cli.models.registry import list_models, models_dir
 from pafu_cli.filters.pafu.model import load_model
+from pafu_cli.models.registry import list_models, models_dir
 
 HEAD = """# Shipped models
 
@@ -35,13 +35,17 @@ def main():
         sizes = sorted(set(m.kernel_sizes.tolist()))
         out.append(f"## {name}\n")
         out.append(f"- {m.description}")
-        out.append(f"- task `{m.task}`, scale {m.scale}, {m.n_kernels} kernels "
-                   f"{'/'.join(f'{k}x{k}' for k in sizes)}, selector "
-                   f"{' -> '.join(str(w.shape[0]) for w in m.selector_weights)} channels"
-                   + ("; the kernels of the two largest logits blended per pixel (`mix` 2)" if m.mix == 2 else ""))
+        out.append(
+            f"- task `{m.task}`, scale {m.scale}, {m.n_kernels} kernels "
+            f"{'/'.join(f'{k}x{k}' for k in sizes)}, selector "
+            f"{' -> '.join(str(w.shape[0]) for w in m.selector_weights)} channels"
+            + ("; the kernels of the two largest logits blended per pixel (`mix` 2)" if m.mix == 2 else "")
+        )
         if m.noise_sigma:
-            out.append(f"- made for mosaic noise sigma {m.noise_sigma * 255:.3g}/255 (`noise_sigma`; "
-                       "`--denoise` picks it by the noise estimate)")
+            out.append(
+                f"- made for mosaic noise sigma {m.noise_sigma * 255:.3g}/255 (`noise_sigma`; "
+                "`--denoise` picks it by the noise estimate)"
+            )
         out.append(f"- command: `{p['command']}`")
         out.append(f"- seed: {p['seed']}; date: {p['date']}")
         out.append(f"- data: {p['data']}")

@@ -19,11 +19,11 @@ import argparse
 import numpy as np
 
 from pafu_cli.demosaick import demosaick
-from pafu_cli.evaluation.protocols import noisy_mosaic
 from pafu_cli.evaluation.metrics import cpsnr, to_uint8
-from pafu_cli.training.data import list_images, read_rgb8, split_files
+from pafu_cli.evaluation.protocols import noisy_mosaic
 from pafu_cli.models.choice import NOISE_PICK_SCALE, denoise_family, noise_level, pick_denoise_model
 from pafu_cli.models.registry import DEFAULT_MODELS, resolve_model
+from pafu_cli.training.data import list_images, read_rgb8, split_files
 
 
 def measure(images, sigmas):
@@ -46,8 +46,12 @@ def main():
     ap.add_argument("--data", nargs="+", default=["../shared/data/T91", "../shared/data/BSD200"])
     ap.add_argument("--val-every", type=int, default=10)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15])
-    ap.add_argument("--scales", type=float, nargs="+",
-                    default=[0.5, 0.55, 0.58, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.75, 0.8, 1.0])
+    ap.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[0.5, 0.55, 0.58, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.75, 0.8, 1.0],
+    )
     a = ap.parse_args()
     _, val = split_files(list_images(a.data), a.val_every)
     names, rows = measure([read_rgb8(f) for f in val], a.sigmas)
@@ -62,8 +66,10 @@ def main():
         print(f"| {label} | " + " | ".join(f"{v:.2f}" for v in means) + f" | {np.mean(means):.3f} |")
         return float(np.mean(means))
 
-    print(f"{len(val)} validation images; median estimate x255 per sigma: " + ", ".join(
-        f"{s:g}: {255 * np.median([e for t, e, _ in rows if t == s]):.1f}" for s in sig))
+    print(
+        f"{len(val)} validation images; median estimate x255 per sigma: "
+        + ", ".join(f"{s:g}: {255 * np.median([e for t, e, _ in rows if t == s]):.1f}" for s in sig)
+    )
     print("\n| pick | " + " | ".join(f"{s:g}" for s in sig) + " | mean |")
     print("|---|" + "---|" * (len(sig) + 1))
     for n in names:
@@ -73,11 +79,18 @@ def main():
         pool = [n for n in names if allow or n != clean]
         table(f"{mode}: oracle", lambda e, p, pool=pool: max(pool, key=p.get))
         for sc in a.scales:
-            score[sc] += table(f"{mode}: scale {sc:g}", lambda e, p, sc=sc, allow=allow:
-                               pick_denoise_model(e, allow_clean=allow, scale=sc).name) / 2
+            score[sc] += (
+                table(
+                    f"{mode}: scale {sc:g}",
+                    lambda e, p, sc=sc, allow=allow: pick_denoise_model(e, allow_clean=allow, scale=sc).name,
+                )
+                / 2
+            )
     best = max(a.scales, key=score.get)
-    print(f"\nbest scale (mean of on and auto over the grid): {best:g} ({score[best]:.3f} dB); "
-          f"shipped NOISE_PICK_SCALE {NOISE_PICK_SCALE:g}")
+    print(
+        f"\nbest scale (mean of on and auto over the grid): {best:g} ({score[best]:.3f} dB); "
+        f"shipped NOISE_PICK_SCALE {NOISE_PICK_SCALE:g}"
+    )
 
 
 if __name__ == "__main__":

@@ -62,12 +62,20 @@ def main():
     what = "Y-PSNR" if model.task == "upscale" else f"CPSNR b10, sigma {a.sigma:g}"
     if a.kernels or a.kernel_size:
         what += f"; fitted with {a.kernels or model.n_kernels} kernels of {a.kernel_size or 'its'} support"
-    print(f"| {model.name} ({what}) | shipped | bank fitted on the set |"
-          + "".join(f" + selector round {r + 1} |" for r in range(a.polish_rounds)))
+    print(
+        f"| {model.name} ({what}) | shipped | bank fitted on the set |"
+        + "".join(f" + selector round {r + 1} |" for r in range(a.polish_rounds))
+    )
     print("|---|---|---|" + "---|" * a.polish_rounds)
     s = a.sigma / 255
-    cfg = TrainConfig(task=model.task, scale=model.scale, n_kernels=model.n_kernels, shrink=(1.0,),
-                      noise_sigma=s, noise_sigma_min=s)
+    cfg = TrainConfig(
+        task=model.task,
+        scale=model.scale,
+        n_kernels=model.n_kernels,
+        shrink=(1.0,),
+        noise_sigma=s,
+        noise_sigma_min=s,
+    )
     for name in a.set:
         folder = Path(a.data) / name
         sampler = Sampler(cfg, tdata.list_images([folder]))

@@ -25,9 +25,9 @@ from llvmlite import ir
 from numba.core import types
 from numba.core.extending import intrinsic
 
+from pafu_cli.cfa import packed_geometry
 from pafu_cli.filters.pafu import _band, engine
 from pafu_cli.filters.pafu._simd import I64, VEC, fma16
-from pafu_cli.cfa import packed_geometry
 from pafu_cli.filters.pafu.model import receptive_margin
 from pafu_cli.models.registry import resolve_model
 
@@ -89,8 +89,30 @@ def measured_peak_gmacs() -> float:
 
 
 @nb.njit(nogil=True)
-def run_upto(cfa, ctop, cleft, h, w, mean, scale, wf, bf, meta, bank, big_k, table, top, left, band, out, idx,
-             mix, idx2, wt, stop):
+def run_upto(
+    cfa,
+    ctop,
+    cleft,
+    h,
+    w,
+    mean,
+    scale,
+    wf,
+    bf,
+    meta,
+    bank,
+    big_k,
+    table,
+    top,
+    left,
+    band,
+    out,
+    idx,
+    mix,
+    idx2,
+    wt,
+    stop,
+):
     n_layers = meta.shape[0]
     marg = np.zeros(n_layers + 1, dtype=np.int64)
     for l in range(n_layers - 2, -2, -1):
@@ -117,21 +139,28 @@ def run_upto(cfa, ctop, cleft, h, w, mean, scale, wf, bf, meta, bank, big_k, tab
         for l in range(n_layers - 1):
             m = marg[l + 1]
             dst_v0 = y0 - m
-            _band._conv_layer(src, src_v0, dst, dst_v0, max(0, y0 - m), min(h, y1 + m), w, pad, wf, bf, meta, l,
-                              acc)
+            _band._conv_layer(
+                src, src_v0, dst, dst_v0, max(0, y0 - m), min(h, y1 + m), w, pad, wf, bf, meta, l, acc
+            )
             _band._reflect_pads(dst, meta[l, 0], dst_v0, y1 - y0 + 2 * m, h, w, pad)
             src, dst = dst, src
             src_v0 = dst_v0
         if stop < 2:
             continue
-        _band._argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, mix, idx, idx2, wt)
+        _band._argmax_layer(
+            src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, mix, idx, idx2, wt
+        )
         if stop < 3:
             continue
         raw = np.empty((4, y1 - y0 + 2 * big_r, w + 2 * big_r), dtype=np.float32)
-        _band._fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
+        _band._fill_bayer(
+            cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw
+        )
         if stop < 4:
             continue
-        _band._apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, mix, idx2, wt, bank, table, 2, top, left, out)
+        _band._apply_rows(
+            raw, y0 - big_r, big_r, y0, y1, w, idx, mix, idx2, wt, bank, table, 2, top, left, out
+        )
 
 
 def main():
@@ -156,8 +185,29 @@ def main():
     idx, idx2, wt = engine._choice_arrays(m, h, w)
     mean = m.selector_input_mean.astype(np.float32)
     scale = m.selector_input_scale.astype(np.float32)
-    args = (cfa, top, left, h, w, mean, scale, wf, bf, meta, bank, m.bank.shape[3], table, top, left,
-            engine.BAND_ROWS, out, idx, m.mix, idx2, wt)
+    args = (
+        cfa,
+        top,
+        left,
+        h,
+        w,
+        mean,
+        scale,
+        wf,
+        bf,
+        meta,
+        bank,
+        m.bank.shape[3],
+        table,
+        top,
+        left,
+        engine.BAND_ROWS,
+        out,
+        idx,
+        m.mix,
+        idx2,
+        wt,
+    )
     times = []
     for stop in range(5):
         run_upto(*args, stop)
@@ -171,8 +221,13 @@ def main():
     hidden = sum(int(np.prod(wt.shape)) for wt in m.selector_weights[:-1])
     last = int(np.prod(m.selector_weights[-1].shape))
     n, co, ci, k, _ = m.bank.shape
-    names = ["input band fill", "hidden selector layers", "last layer + argmax", "bank input band",
-             "kernel apply (sorted, 4 x 16 SIMD)"]
+    names = [
+        "input band fill",
+        "hidden selector layers",
+        "last layer + argmax",
+        "bank input band",
+        "kernel apply (sorted, 4 x 16 SIMD)",
+    ]
     macs = [0, hidden, last, 0, m.mix * co * ci * k * k]
     peak = measured_peak_gmacs()
     print(f"measured FP32 peak: {peak:.1f} GMAC/s per core ({peak / 16:.2f} G 16-lane FMAs/s)")
@@ -184,8 +239,11 @@ def main():
         dt = t - prev
         prev = t
         rate = mac * quads / dt / 1e9 if mac else 0.0
-        print(f"| {name} | {dt:.3f} | {mac or ''} | {rate:.1f} | {100 * rate / peak:.0f}% |" if mac
-              else f"| {name} | {dt:.3f} | | | |")
+        print(
+            f"| {name} | {dt:.3f} | {mac or ''} | {rate:.1f} | {100 * rate / peak:.0f}% |"
+            if mac
+            else f"| {name} | {dt:.3f} | | | |"
+        )
     print(f"| total | {times[-1]:.3f} | | | |")
 
 

@@ -75,9 +75,17 @@ def make_mosaic(data: Path, h: int, w: int) -> np.ndarray:
 def case_libraw(dng, algo, repeats):
     import rawpy
 
-    settings = dict(output_color=rawpy.ColorSpace.raw, gamma=(1, 1), no_auto_bright=True,
-                    user_wb=[1, 1, 1, 1], user_black=0, user_sat=65535, adjust_maximum_thr=0,
-                    output_bps=16, demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, algo))
+    settings = dict(
+        output_color=rawpy.ColorSpace.raw,
+        gamma=(1, 1),
+        no_auto_bright=True,
+        user_wb=[1, 1, 1, 1],
+        user_black=0,
+        user_sat=65535,
+        adjust_maximum_thr=0,
+        output_bps=16,
+        demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, algo),
+    )
     times = []
     for i in range(repeats + 1):
         with rawpy.imread(dng) as raw:
@@ -104,8 +112,9 @@ def case_upscale(npy, scale, model, repeats):
         import cv2
 
         h, w = img.shape[:2]
-        return _median_time(lambda: cv2.resize(img, (w * scale, h * scale),
-                                               interpolation=cv2.INTER_LANCZOS4), repeats)
+        return _median_time(
+            lambda: cv2.resize(img, (w * scale, h * scale), interpolation=cv2.INTER_LANCZOS4), repeats
+        )
     from pafu_cli import upscale
 
     x = img.astype(np.float32) / 255
@@ -142,8 +151,9 @@ def run_case(*args, threads=None, env_extra=None):
     if threads:
         env["NUMBA_NUM_THREADS"] = str(threads)
     env.update(env_extra or {})
-    out = subprocess.run([sys.executable, __file__, "--one", *map(str, args)], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", *map(str, args)], env=env, capture_output=True, text=True
+    )
     if out.returncode:
         raise SystemExit(f"case {args} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -209,8 +219,11 @@ def readonly_package_check(tmp: Path, pafu: str, image: Path):
 
     from pafu_cli.models.registry import models_dir
 
-    shutil.copytree(Path(pafu_cli.__file__).parent, src / "pafu_cli",
-                    ignore=shutil.ignore_patterns("__pycache__", "shipped_models"))
+    shutil.copytree(
+        Path(pafu_cli.__file__).parent,
+        src / "pafu_cli",
+        ignore=shutil.ignore_patterns("__pycache__", "shipped_models"),
+    )
     shutil.copytree(models_dir(), src / "models")  # where an uninstalled package looks
     # Bytecode compiled before the package becomes read-only, as pip does at install.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "pafu_cli")], check=True)
@@ -222,12 +235,24 @@ def readonly_package_check(tmp: Path, pafu: str, image: Path):
         env = dict(os.environ, PYTHONPATH=str(mnt), XDG_CACHE_HOME=str(cache))
         env.pop("NUMBA_CACHE_DIR", None)
         # What the `pafu` console script runs (pafu_cli.cli:entry), from the read-only copy.
-        cmd = [sys.executable, "-c", "import pafu_cli, sys; from pafu_cli.cli import entry; "
-               f"assert pafu_cli.__file__.startswith({str(mnt)!r}), pafu_cli.__file__; entry()", "-q", "upscale",
-               "-s", "2", "--overwrite", str(image), str(tmp / "ro_out.png")]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import pafu_cli, sys; from pafu_cli.cli import entry; "
+            f"assert pafu_cli.__file__.startswith({str(mnt)!r}), pafu_cli.__file__; entry()",
+            "-q",
+            "upscale",
+            "-s",
+            "2",
+            "--overwrite",
+            str(image),
+            str(tmp / "ro_out.png"),
+        ]
         out = []
-        for label, n in (("read-only package, first run (compiles into the user cache)", 1),
-                         ("read-only package, later runs (user cache warm; median of 3)", 3)):
+        for label, n in (
+            ("read-only package, first run (compiles into the user cache)", 1),
+            ("read-only package, later runs (user cache warm; median of 3)", 3),
+        ):
             t = wall(cmd, n, env=env, cwd=tmp)  # not the repository: python -c puts the cwd first
             out.append((f"{label}: pafu upscale -s 2 1 MP", t, len(list(cache.rglob("*.nbi")))))
         return out
@@ -242,8 +267,11 @@ def main():
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="6 MP instead of 24 MP, no scaling series")
-    ap.add_argument("--demosaick-models", default="default,bilinear",
-                    help="comma-separated models for the demosaick core rows")
+    ap.add_argument(
+        "--demosaick-models",
+        default="default,bilinear",
+        help="comma-separated models for the demosaick core rows",
+    )
     ap.add_argument("--no-scaling", action="store_true", help="skip the 6/12/24/48 MP series")
     ap.add_argument("--no-big-upscale", action="store_true", help="skip the 24 MP x4 upscale")
     a = ap.parse_args()
@@ -263,7 +291,9 @@ def main():
     def row(name, r, out_mp, anchor=None, quality=""):
         ratio = f"{anchor['seconds'] / r['seconds']:.2f}x" if anchor else ""
         peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") else ""
-        rows.append(f"| {name} | {r['seconds']:.3f} | {out_mp / r['seconds']:.1f} | {peak} | {ratio} | {quality} |")
+        rows.append(
+            f"| {name} | {r['seconds']:.3f} | {out_mp / r['seconds']:.1f} | {peak} | {ratio} | {quality} |"
+        )
         print(rows[-1], flush=True)
 
     print(f"# {mp:.0f} MP demosaick, 1500x1000 upscale; median of {a.repeats}", flush=True)
@@ -274,13 +304,21 @@ def main():
     for model in a.demosaick_models.split(","):
         r = run_case("demosaick", tmp / "cfa.npy", model)
         row(f"pafu demosaick core ({model}), {mp:.0f} MP", r, mp, ahd, _quality(model, ("demosaick", 1)))
-    row("pafu demosaick core (default), 1 thread", run_case("demosaick", tmp / "cfa.npy", "default", threads=1),
-        mp, ahd)
+    row(
+        "pafu demosaick core (default), 1 thread",
+        run_case("demosaick", tmp / "cfa.npy", "default", threads=1),
+        mp,
+        ahd,
+    )
     if not (a.quick or a.no_scaling):
         for sh, sw in ((2000, 3000), (3000, 4000), (6000, 8000)):
             np.save(tmp / f"cfa_{sh}.npy", make_mosaic(Path(a.data), sh, sw))
-            row(f"pafu demosaick core (default), {sh * sw / 1e6:.0f} MP",
-                run_case("demosaick", tmp / f"cfa_{sh}.npy", "default"), sh * sw / 1e6, ahd)
+            row(
+                f"pafu demosaick core (default), {sh * sw / 1e6:.0f} MP",
+                run_case("demosaick", tmp / f"cfa_{sh}.npy", "default"),
+                sh * sw / 1e6,
+                ahd,
+            )
 
     # End to end: read, render, write a 16-bit TIFF, against rawpy + AHD + imageio.
     settle()
@@ -289,19 +327,36 @@ def main():
         "import sys, rawpy, imageio.v3 as iio\n"
         "with rawpy.imread(sys.argv[1]) as r:\n"
         "    rgb = r.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, output_bps=16)\n"
-        "iio.imwrite(sys.argv[2], rgb)\n")
+        "iio.imwrite(sys.argv[2], rgb)\n"
+    )
     pafu = str(Path(sys.executable).parent / "pafu")
     # Both write over an existing file, as every run after the first does.
     n_e2e = max(9, 3 * a.repeats)
     t_ref, t_pafu = wall_interleaved(
-        [[sys.executable, str(e2e_ref), str(tmp / "big.dng"), str(tmp / "ref.tif")],
-         [pafu, "-q", "demosaick", "--overwrite", str(tmp / "big.dng"), str(tmp / "out.tif"), "--bits", "16"]],
-        n_e2e)
+        [
+            [sys.executable, str(e2e_ref), str(tmp / "big.dng"), str(tmp / "ref.tif")],
+            [
+                pafu,
+                "-q",
+                "demosaick",
+                "--overwrite",
+                str(tmp / "big.dng"),
+                str(tmp / "out.tif"),
+                "--bits",
+                "16",
+            ],
+        ],
+        n_e2e,
+    )
     ref = {"seconds": t_ref}
     row(f"end to end: rawpy AHD + imageio TIFF (anchor; median of {n_e2e}, runs alternating)", ref, mp)
     e2e = run_case("cli", "-q", "demosaick", "--overwrite", tmp / "big.dng", tmp / "out.tif", "--bits", "16")
-    row("end to end: pafu demosaick big.dng out.tif --bits 16", {"seconds": t_pafu, "peak_mb": e2e["peak_mb"]},
-        mp, ref)
+    row(
+        "end to end: pafu demosaick big.dng out.tif --bits 16",
+        {"seconds": t_pafu, "peak_mb": e2e["peak_mb"]},
+        mp,
+        ref,
+    )
     settle()
 
     import imageio.v3 as iio
@@ -316,27 +371,52 @@ def main():
         lz = run_case("upscale", tmp / "img.npy", s, "lanczos", env_extra=short)
         out_mp = 1.5 * s * s
         row(f"OpenCV INTER_LANCZOS4 x{s} (anchor)", lz, out_mp, quality="bicubic-like")
-        row(f"pafu upscale x{s}", run_case("upscale", tmp / "img.npy", s, "default", env_extra=short), out_mp, lz,
-            _quality("default", ("upscale", s)))
+        row(
+            f"pafu upscale x{s}",
+            run_case("upscale", tmp / "img.npy", s, "default", env_extra=short),
+            out_mp,
+            lz,
+            _quality("default", ("upscale", s)),
+        )
         fast = f"upscale_x{s}_fast"  # the argmax model, where shipped beside a blending default
         if fast in list_models():
-            row(f"pafu upscale x{s} (`--model {fast}`)", run_case("upscale", tmp / "img.npy", s, fast,
-                                                                  env_extra=short), out_mp, lz,
-                _quality(fast, ("upscale", s)))
+            row(
+                f"pafu upscale x{s} (`--model {fast}`)",
+                run_case("upscale", tmp / "img.npy", s, fast, env_extra=short),
+                out_mp,
+                lz,
+                _quality(fast, ("upscale", s)),
+            )
 
     # 1 MP upscale end to end (read, upscale, write PNG), Numba cache warm; and the first
     # run with an empty cache (JIT compilation).
     iio.imwrite(tmp / "one.png", np.tile(img, (1, 1, 1))[:1000, :1000])
     for s in (2, 3, 4):
-        t = wall([pafu, "-q", "upscale", "-s", str(s), "--overwrite", str(tmp / "one.png"),
-                  str(tmp / f"one_x{s}.png")], a.repeats)
+        t = wall(
+            [
+                pafu,
+                "-q",
+                "upscale",
+                "-s",
+                str(s),
+                "--overwrite",
+                str(tmp / "one.png"),
+                str(tmp / f"one_x{s}.png"),
+            ],
+            a.repeats,
+        )
         row(f"end to end: pafu upscale -s {s} 1 MP PNG (cache warm)", {"seconds": t}, s * s)
     cold_env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp / "cold_cache"))
-    t = wall([pafu, "-q", "upscale", "-s", "2", "--overwrite", str(tmp / "one.png"), str(tmp / "one_c.png")],
-             1, env=cold_env)
+    t = wall(
+        [pafu, "-q", "upscale", "-s", "2", "--overwrite", str(tmp / "one.png"), str(tmp / "one_c.png")],
+        1,
+        env=cold_env,
+    )
     row("first run, empty Numba cache: pafu upscale -s 2 1 MP (JIT)", {"seconds": t}, 4)
     cold_env["NUMBA_CACHE_DIR"] = str(tmp / "cold_cache2")
-    t = wall([pafu, "-q", "demosaick", "--overwrite", str(tmp / "big.dng"), str(tmp / "cold.tif")], 1, env=cold_env)
+    t = wall(
+        [pafu, "-q", "demosaick", "--overwrite", str(tmp / "big.dng"), str(tmp / "cold.tif")], 1, env=cold_env
+    )
     row(f"first run, empty Numba cache: pafu demosaick {mp:.0f} MP (JIT)", {"seconds": t}, mp)
 
     ro = readonly_package_check(tmp, pafu, tmp / "one.png")

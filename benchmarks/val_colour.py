@@ -26,8 +26,8 @@ import argparse
 import numpy as np
 
 from pafu_cli.demosaick import demosaick
-from pafu_cli.evaluation.protocols import noisy_mosaic
 from pafu_cli.evaluation.metrics import cpsnr, to_uint8
+from pafu_cli.evaluation.protocols import noisy_mosaic
 from pafu_cli.models.registry import resolve_model
 from pafu_cli.training.data import list_images, read_rgb8, split_files, validation_picture
 
@@ -53,8 +53,10 @@ def main():
     _, val = split_files(list_images(a.data), a.val_every)
     images = [read_rgb8(f) for f in val]
     noise = f", sigma {a.sigma:g}" if a.sigma else ""
-    print(f"| model | validation b10 ({len(images)} images{noise}) | saturation x{a.saturation:g} |"
-          + (" regions |" if a.regions else ""))
+    print(
+        f"| model | validation b10 ({len(images)} images{noise}) | saturation x{a.saturation:g} |"
+        + (" regions |" if a.regions else "")
+    )
     print("|---|---|---|" + ("---|" if a.regions else ""))
     for name in a.models:
         m = resolve_model(None if name == "default" else name, task="demosaick")

@@ -1,9 +1,6 @@
-
-
 from __future__ import annotations
 
 import numpy as np
-
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
@@ -19,9 +16,7 @@ def check_pattern(pattern: str) -> str:
     """Return the upper-cased pattern or raise ``ValueError`` naming the choices."""
     p = str(pattern).upper()
     if p not in PATTERNS:
-        raise ValueError(
-            f"CFA pattern '{pattern}' is not supported; expected one of {', '.join(PATTERNS)}"
-        )
+        raise ValueError(f"CFA pattern '{pattern}' is not supported; expected one of {', '.join(PATTERNS)}")
     return p
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from pafu_cli.cfa import check_pattern
-from pafu_cli.models.registry import resolve_model
+
 from pafu_cli._arrays import as_float
+from pafu_cli.cfa import check_pattern
 from pafu_cli.filters.pafu.model import receptive_margin
+from pafu_cli.models.registry import resolve_model
 
 
 def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = False, out=None):
@@ -52,8 +53,8 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
         raise ValueError(f"a Bayer mosaic needs at least 2x2 samples, got {x.shape}")
     m = resolve_model(model, "demosaick")
     margin = 2 * receptive_margin(m)
-    from pafu_cli.filters.pafu import engine
     from pafu_cli.cfa import packed_geometry
+    from pafu_cli.filters.pafu import engine
 
     rgb, idx = engine.run_mosaic(m, x, pattern, margin, out=out)
     h, w = x.shape

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+
 from pafu_cli._arrays import as_float
 from pafu_cli.models.registry import resolve_model
-
 
 SCALES = (2, 3, 4)
 

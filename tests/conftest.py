@@ -31,15 +31,22 @@ def random_model(rng, task="upscale", scale=2, kernel_sizes=(5, 3, 5, 1, 3), wid
         bank[z, :, :, m : m + k, m : m + k] = rng.normal(0, 0.2, (co, ci, k, k))
     chans = [ci, width, width, n]
     ks = [3, 3, 1]
-    weights = tuple(rng.normal(0, 1.0, (chans[i + 1], chans[i], ks[i], ks[i])).astype(np.float32)
-                    for i in range(3))
+    weights = tuple(
+        rng.normal(0, 1.0, (chans[i + 1], chans[i], ks[i], ks[i])).astype(np.float32) for i in range(3)
+    )
     biases = tuple(rng.normal(0, 1.0, chans[i + 1]).astype(np.float32) for i in range(3))
     return PafuModel(
-        task=task, scale=scale, input_layout=LAYOUTS[task],
-        selector_weights=weights, selector_biases=biases,
+        task=task,
+        scale=scale,
+        input_layout=LAYOUTS[task],
+        selector_weights=weights,
+        selector_biases=biases,
         selector_input_mean=np.full(ci, 0.5, np.float32),
         selector_input_scale=np.full(ci, 4.0, np.float32),
-        bank=bank, kernel_sizes=sizes, name="random", description="test model",
+        bank=bank,
+        kernel_sizes=sizes,
+        name="random",
+        description="test model",
     )
 
 

@@ -2,12 +2,16 @@
 
 import numpy as np
 import pytest
-
 import reference as ref
 from conftest import ATOL
+
 from pafu_cli import demosaick, upscale
-from pafu_cli.filters.pafu.analytic import bilinear_demosaick_model, bilinear_upscale_model, nearest_upscale_model
 from pafu_cli.cfa import PATTERNS, mosaic
+from pafu_cli.filters.pafu.analytic import (
+    bilinear_demosaick_model,
+    bilinear_upscale_model,
+    nearest_upscale_model,
+)
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -44,7 +48,7 @@ def test_bilinear_upscale_bank(rng, s, shape):
 
 
 def test_upscale_grey_image_and_integer_input():
-    img = (np.arange(12, dtype=np.uint8).reshape(3, 4) * 20)
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
     out = upscale(img, 2, model="nearest")
     assert out.shape == (6, 8)
     np.testing.assert_allclose(out[::2, ::2], img / 255.0, atol=1e-6)

@@ -7,12 +7,12 @@ import dataclasses
 import numba
 import numpy as np
 import pytest
-
 import reference as ref
 from conftest import ATOL, random_model
+
+from pafu_cli.cfa import PATTERNS, to_packed_rggb
 from pafu_cli.filters.pafu import engine
 from pafu_cli.filters.pafu._simd import conv1_4x16, conv3_4x16
-from pafu_cli.cfa import PATTERNS, to_packed_rggb
 
 
 def _clear(m, x, margin=1e-4):
@@ -25,7 +25,9 @@ def _clear(m, x, margin=1e-4):
 def _with_selector(m, ks, rng, width=6):
     """``m`` with a selector whose layers have kernel sizes ``ks`` (the last gives the logits)."""
     chans = [m.in_channels] + [width] * (len(ks) - 1) + [m.n_kernels]
-    ws = tuple(rng.normal(0, 1.0, (chans[i + 1], chans[i], k, k)).astype(np.float32) for i, k in enumerate(ks))
+    ws = tuple(
+        rng.normal(0, 1.0, (chans[i + 1], chans[i], k, k)).astype(np.float32) for i, k in enumerate(ks)
+    )
     bs = tuple(rng.normal(0, 1.0, chans[i + 1]).astype(np.float32) for i in range(len(ks)))
     return dataclasses.replace(m, selector_weights=ws, selector_biases=bs)
 
@@ -52,7 +54,9 @@ def test_small_images_fall_back_to_the_layer_engine(rng):
     x = rng.random((3, 30, 3), dtype=np.float32)  # 3 rows <= margin + 1
     out, idx = engine.run(m, x)
     np.testing.assert_array_equal(idx, ref.select(m, x)[0])
-    np.testing.assert_allclose(out, ref.depth_to_space(ref.apply_bank(x, idx, m.bank), 2), atol=ATOL, rtol=1e-5)
+    np.testing.assert_allclose(
+        out, ref.depth_to_space(ref.apply_bank(x, idx, m.bank), 2), atol=ATOL, rtol=1e-5
+    )
 
 
 def test_window_is_a_crop_of_the_full_result(rng):
@@ -160,11 +164,28 @@ def test_simd_conv_matches_numpy(rng, k, relu):
     b = rng.standard_normal(co).astype(np.float32)
     dst = np.full((co, 16), np.nan, np.float32)
     outs, j0 = (0, 2, 5, 5), 7  # a repeated output, as for a layer width not a multiple of 4
-    _conv_call(k, src.ravel(), j0, rows * cols, cols, ci, w.ravel(), tuple(o * ci * k * k for o in outs),
-               b, outs, relu, dst.ravel(), tuple(o * 16 for o in outs))
+    _conv_call(
+        k,
+        src.ravel(),
+        j0,
+        rows * cols,
+        cols,
+        ci,
+        w.ravel(),
+        tuple(o * ci * k * k for o in outs),
+        b,
+        outs,
+        relu,
+        dst.ravel(),
+        tuple(o * 16 for o in outs),
+    )
     for o in set(outs):
-        want = b[o] + sum(w[o, c, dy, dx] * src[c, dy, j0 + dx: j0 + dx + 16].astype(np.float64)
-                          for c in range(ci) for dy in range(k) for dx in range(k))
+        want = b[o] + sum(
+            w[o, c, dy, dx] * src[c, dy, j0 + dx : j0 + dx + 16].astype(np.float64)
+            for c in range(ci)
+            for dy in range(k)
+            for dx in range(k)
+        )
         np.testing.assert_allclose(dst[o], np.maximum(want, 0) if relu else want, rtol=1e-5, atol=1e-5)
     assert np.isnan(dst[[1, 3, 4]]).all()
 

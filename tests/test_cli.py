@@ -9,20 +9,28 @@ import rawpy
 from click.testing import CliRunner
 
 from pafu_cli import __version__
-from pafu_cli.filters.pafu import analytic
 from pafu_cli.cli.main import main
 from pafu_cli.errors import ModelError
+from pafu_cli.filters.pafu import analytic
 from pafu_cli.filters.pafu.model import save_model
 from pafu_cli.io import images
 from pafu_cli.io.images import read_image, write_image
 from pafu_cli.jobs import banding
 from pafu_cli.jobs import upscale as jobs_upscale
-from pafu_cli.models import registry
 from pafu_cli.jobs.banding import upscale_band_iter
 from pafu_cli.jobs.output import to_bits
 from pafu_cli.jobs.selection_map import selection_picture
 from pafu_cli.jobs.upscale import UpscaleOptions, upscale_file
-from pafu_cli.models.choice import NOISE_PICK_SCALE, VIVID_COLOURFULNESS, _family_in, denoise_family, pick_colour_model, pick_denoise_model, vivid_twin
+from pafu_cli.models import registry
+from pafu_cli.models.choice import (
+    NOISE_PICK_SCALE,
+    VIVID_COLOURFULNESS,
+    _family_in,
+    denoise_family,
+    pick_colour_model,
+    pick_denoise_model,
+    vivid_twin,
+)
 
 BAD_FILES = {
     "truncated/exiftool_CanonRaw.cr2": "unsupported format",
@@ -60,8 +68,12 @@ def run(*args, env=None):
 
 def rawpy_linear(path, bits=8, gamma=(2.222, 4.5)):
     with rawpy.imread(str(path)) as raw:
-        return raw.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR,
-                               use_camera_wb=True, output_bps=bits, gamma=gamma)
+        return raw.postprocess(
+            demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR,
+            use_camera_wb=True,
+            output_bps=bits,
+            gamma=gamma,
+        )
 
 
 def one_error_line(result, *needles):
@@ -122,8 +134,13 @@ def test_bad_raw_files(tmp_path, shared_raw, name):
 
 def test_options_change_the_render(tmp_path, sample_dng):
     outs = {}
-    for key, opts in {"base": [], "noab": ["--no-auto-bright"], "bright": ["--bright", "2"],
-                      "day": ["--wb", "daylight"], "lin": ["--linear"]}.items():
+    for key, opts in {
+        "base": [],
+        "noab": ["--no-auto-bright"],
+        "bright": ["--bright", "2"],
+        "day": ["--wb", "daylight"],
+        "lin": ["--linear"],
+    }.items():
         p = tmp_path / f"{key}.{'tif' if key == 'lin' else 'png'}"
         assert run("demosaick", "-m", "bilinear", *opts, sample_dng, p).exit_code == 0
         outs[key] = read_image(p).astype(float)
@@ -145,11 +162,16 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
     lin = analytic.bilinear_demosaick_model()
     save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
     for sg in (2, 5, 10):
-        save_model(lin.__class__(**{**lin.__dict__, "noise_sigma": sg / 255, "name": f"demosaick_denoise_s{sg}"}),
-                          tmp_path / f"demosaick_denoise_s{sg}.npz")
+        save_model(
+            lin.__class__(**{**lin.__dict__, "noise_sigma": sg / 255, "name": f"demosaick_denoise_s{sg}"}),
+            tmp_path / f"demosaick_denoise_s{sg}.npz",
+        )
     monkeypatch.setattr(registry, "models_dir", lambda: tmp_path)
-    assert [n for _, n in denoise_family()] == ["demosaick_denoise_s2", "demosaick_denoise_s5",
-                                                        "demosaick_denoise_s10"]
+    assert [n for _, n in denoise_family()] == [
+        "demosaick_denoise_s2",
+        "demosaick_denoise_s5",
+        "demosaick_denoise_s10",
+    ]
     pick = pick_denoise_model
     assert pick(1.5 / 255, scale=1).name == "demosaick"
     assert pick(1.5 / 255, allow_clean=False, scale=1).name == "demosaick_denoise_s2"
@@ -160,8 +182,12 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
     assert pick(30 / 255, scale=1).name == "demosaick_denoise_s10"
     # By default the estimate is scaled down first (photographs read above their noise).
     assert 0.5 < NOISE_PICK_SCALE < 1
-    for level, name in ((4, "demosaick"), (7, "demosaick_denoise_s5"), (9, "demosaick_denoise_s5"),
-                        (14, "demosaick_denoise_s10")):
+    for level, name in (
+        (4, "demosaick"),
+        (7, "demosaick_denoise_s5"),
+        (9, "demosaick_denoise_s5"),
+        (14, "demosaick_denoise_s10"),
+    ):
         assert pick(level / 255).name == name
         assert pick(level / 255).name == pick(level * NOISE_PICK_SCALE / 255, scale=1).name
     # The sample chart is clean (ISO 100): auto keeps the noise-free model, on denoises.
@@ -174,8 +200,8 @@ def test_denoise_picks_the_family_member_for_the_noise_level(tmp_path, sample_dn
 
 
 def test_colours_pick_the_vivid_model_for_colourful_pictures(tmp_path, rng, monkeypatch):
-    from pafu_cli.evaluation import protocols as evaluate
     from pafu_cli.cfa import mosaic
+    from pafu_cli.evaluation import protocols as evaluate
 
     lin = analytic.bilinear_demosaick_model()
     save_model(lin.__class__(**{**lin.__dict__, "name": "demosaick"}), tmp_path / "demosaick.npz")
@@ -194,12 +220,24 @@ def test_colours_pick_the_vivid_model_for_colourful_pictures(tmp_path, rng, monk
         write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
         for colours, want in (("natural", "demosaick"), ("auto", expect), ("vivid", "demosaick_vivid")):
             out = tmp_path / f"{name}_{colours}.png"
-            r = run("-v", "demosaick", "--pattern", "RGGB", "--denoise", "off", "--colours", colours,
-                    tmp_path / f"{name}.png", out)
+            r = run(
+                "-v",
+                "demosaick",
+                "--pattern",
+                "RGGB",
+                "--denoise",
+                "off",
+                "--colours",
+                colours,
+                tmp_path / f"{name}.png",
+                out,
+            )
             assert r.exit_code == 0 and f"model {want}\n" in r.stderr, r.stderr
             got = read_image(out).astype(np.float64)
             ref = read_image(tmp_path / f"{name}_natural.png" if colours != "natural" else out)
-            assert got.mean() == pytest.approx(ref.mean() * (0.5 if want == "demosaick_vivid" else 1), rel=0.01)
+            assert got.mean() == pytest.approx(
+                ref.mean() * (0.5 if want == "demosaick_vivid" else 1), rel=0.01
+            )
     # The evaluation picks per image as the command does.
     (tmp_path / "set").mkdir()
     for name, im in (("grey", grey), ("red", red)):
@@ -219,10 +257,15 @@ def test_colours_pick_the_vivid_twin_of_a_denoising_member(tmp_path, rng, monkey
     with pytest.raises(ValueError):
         vivid_twin("upscale_x2")
     lin = analytic.bilinear_demosaick_model()
-    for name, gain, sg in (("demosaick", 1, 0), ("demosaick_denoise_s5", 1, 5),
-                           ("demosaick_vivid_denoise_s5", 0.5, 5), ("demosaick_denoise_s10", 1, 10)):
-        m = lin.__class__(**{**lin.__dict__, "name": name, "bank": lin.bank * np.float32(gain),
-                             "noise_sigma": sg / 255})
+    for name, gain, sg in (
+        ("demosaick", 1, 0),
+        ("demosaick_denoise_s5", 1, 5),
+        ("demosaick_vivid_denoise_s5", 0.5, 5),
+        ("demosaick_denoise_s10", 1, 10),
+    ):
+        m = lin.__class__(
+            **{**lin.__dict__, "name": name, "bank": lin.bank * np.float32(gain), "noise_sigma": sg / 255}
+        )
         save_model(m, tmp_path / f"{name}.npz")
     monkeypatch.setattr(registry, "models_dir", lambda: tmp_path)
     # The twin joins no family: the levels are those of the plain members.
@@ -244,13 +287,29 @@ def test_colours_pick_the_vivid_twin_of_a_denoising_member(tmp_path, rng, monkey
     _family_in.cache_clear()
     grey = np.full((40, 40, 3), 0.5, np.float32) + rng.uniform(0, 0.1, (40, 40, 1)).astype(np.float32)
     red = grey * np.float32([1.0, 0.2, 0.1])
-    for name, im, expect in (("grey", grey, "demosaick_denoise_s5"), ("red", red, "demosaick_vivid_denoise_s5")):
+    for name, im, expect in (
+        ("grey", grey, "demosaick_denoise_s5"),
+        ("red", red, "demosaick_vivid_denoise_s5"),
+    ):
         write_image(tmp_path / f"{name}.png", np.rint(mosaic(im, "RGGB") * 65535).astype(np.uint16))
-        for colours, want in (("natural", "demosaick_denoise_s5"), ("auto", expect),
-                              ("vivid", "demosaick_vivid_denoise_s5")):
+        for colours, want in (
+            ("natural", "demosaick_denoise_s5"),
+            ("auto", expect),
+            ("vivid", "demosaick_vivid_denoise_s5"),
+        ):
             out = tmp_path / f"{name}_{colours}.png"
-            r = run("-v", "demosaick", "--pattern", "RGGB", "--denoise", "on", "--colours", colours,
-                    tmp_path / f"{name}.png", out)
+            r = run(
+                "-v",
+                "demosaick",
+                "--pattern",
+                "RGGB",
+                "--denoise",
+                "on",
+                "--colours",
+                colours,
+                tmp_path / f"{name}.png",
+                out,
+            )
             assert r.exit_code == 0 and f"model {want}\n" in r.stderr, r.stderr
             got = read_image(out).astype(np.float64)
             ref = read_image(tmp_path / f"{name}_natural.png")
@@ -267,11 +326,21 @@ def test_mosaic_image_keeps_value_space(tmp_path, rng):
     assert out.dtype == np.uint16 and out.shape == (12, 10, 3)
     np.testing.assert_array_equal(out[0, 1::2, 0], cfa[0, 1::2])  # red samples kept
     np.testing.assert_array_equal(out[1, 0::2, 2], cfa[1, 0::2])  # blue samples kept
-    r = run("demosaick", "--pattern", "GRBG", "-m", "bilinear", "--bits", "8",
-            tmp_path / "m.png", tmp_path / "o8.png")
+    r = run(
+        "demosaick",
+        "--pattern",
+        "GRBG",
+        "-m",
+        "bilinear",
+        "--bits",
+        "8",
+        tmp_path / "m.png",
+        tmp_path / "o8.png",
+    )
     assert read_image(tmp_path / "o8.png").dtype == np.uint8
-    one_error_line(run("demosaick", "-m", "bilinear", tmp_path / "m.png", tmp_path / "x.png"),
-                   "needs --pattern")
+    one_error_line(
+        run("demosaick", "-m", "bilinear", tmp_path / "m.png", tmp_path / "x.png"), "needs --pattern"
+    )
 
 
 def test_upscale_nearest_grey_rgb_alpha(tmp_path, rng):
@@ -291,8 +360,18 @@ def test_upscale_nearest_grey_rgb_alpha(tmp_path, rng):
 def test_upscale_ensemble_and_selection(tmp_path, rng):
     img = rng.integers(0, 255, size=(7, 6, 3)).astype(np.uint8)
     write_image(tmp_path / "a.png", img)
-    r = run("upscale", "-s", "2", "-m", "bilinear", "--ensemble", "--selection-map",
-            tmp_path / "s.png", tmp_path / "a.png", tmp_path / "e.png")
+    r = run(
+        "upscale",
+        "-s",
+        "2",
+        "-m",
+        "bilinear",
+        "--ensemble",
+        "--selection-map",
+        tmp_path / "s.png",
+        tmp_path / "a.png",
+        tmp_path / "e.png",
+    )
     assert r.exit_code == 0, r.output
     assert run("upscale", "-s", "2", "-m", "bilinear", tmp_path / "a.png", tmp_path / "p.png").exit_code == 0
     e, p = read_image(tmp_path / "e.png").astype(int), read_image(tmp_path / "p.png").astype(int)
@@ -300,9 +379,16 @@ def test_upscale_ensemble_and_selection(tmp_path, rng):
     assert read_image(tmp_path / "s.png").shape == (14, 12, 3)
 
 
-@pytest.mark.parametrize("ext,channels,dtype", [(".png", 3, np.uint8), (".tif", 3, np.uint16),
-                                                 (".png", 4, np.uint16), (".tif", 1, np.uint8),
-                                                 (".jpg", 3, np.uint8)])
+@pytest.mark.parametrize(
+    "ext,channels,dtype",
+    [
+        (".png", 3, np.uint8),
+        (".tif", 3, np.uint16),
+        (".png", 4, np.uint16),
+        (".tif", 1, np.uint8),
+        (".jpg", 3, np.uint8),
+    ],
+)
 def test_upscale_streams_in_bands_with_identical_pixels(tmp_path, rng, monkeypatch, ext, channels, dtype):
     """The output is written band by band (many bands here); the file holds the
     same pixels as the whole-image result, and so does the selection map."""
@@ -316,7 +402,9 @@ def test_upscale_streams_in_bands_with_identical_pixels(tmp_path, rng, monkeypat
     monkeypatch.setattr(banding, "BAND_PIXELS", 41 * 4 * 9)  # 9 input rows per band at x2
     bands = []
     real = upscale_band_iter
-    monkeypatch.setattr(jobs_upscale, "upscale_band_iter", lambda *a: (bands.append(1) or b for b in real(*a)))
+    monkeypatch.setattr(
+        jobs_upscale, "upscale_band_iter", lambda *a: (bands.append(1) or b for b in real(*a))
+    )
     opts = UpscaleOptions(scale=2, selection_map=str(tmp_path / "sel.png"))
     upscale_file(tmp_path / "in.png", tmp_path / f"out{ext}", opts)
     assert len(bands) == 6  # 53 rows in bands of 9
@@ -349,8 +437,7 @@ def test_batch_skip_overwrite_and_failures(tmp_path, rng):
     assert sorted(p.name for p in out.iterdir()) == ["im0.png", "im1.png"]
     r = run("upscale", "-s", "2", "-m", "nearest", src / "im0.png", src / "im1.png", out)
     assert r.exit_code == 0 and "0 written, 2 skipped" in r.stderr
-    r = run("upscale", "-s", "2", "-m", "nearest", "--overwrite", "--jobs", "2",
-            str(src / "im*.png"), out)
+    r = run("upscale", "-s", "2", "-m", "nearest", "--overwrite", "--jobs", "2", str(src / "im*.png"), out)
     assert r.exit_code == 0 and "2 written, 0 skipped" in r.stderr, r.output
 
 
@@ -379,8 +466,10 @@ def test_batch_recurses_and_mirrors_the_tree(tmp_path, rng):
 def test_single_output_not_overwritten(tmp_path, rng):
     write_image(tmp_path / "a.png", rng.integers(0, 255, size=(4, 4)).astype(np.uint8))
     write_image(tmp_path / "b.png", np.zeros((2, 2), np.uint8))
-    one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "b.png"),
-                   "exists; use --overwrite")
+    one_error_line(
+        run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "b.png"),
+        "exists; use --overwrite",
+    )
     assert read_image(tmp_path / "b.png").shape == (2, 2)
 
 
@@ -406,8 +495,12 @@ def _bad_models(tmp_path):
     save_model(dataclasses.replace(nan, bank=bank), tmp_path / "nan.npz")
     (tmp_path / "text.npz").write_text("hello")
     np.savez(tmp_path / "pickled.npz", bank=np.array([{"a": 1}], dtype=object))
-    return {"up2.npz": "is a upscale model", "nan.npz": "NaN", "text.npz": "not a readable .npz",
-            "pickled.npz": "pickled"}
+    return {
+        "up2.npz": "is a upscale model",
+        "nan.npz": "NaN",
+        "text.npz": "not a readable .npz",
+        "pickled.npz": "pickled",
+    }
 
 
 def test_bad_model_files(tmp_path, sample_dng):
@@ -418,8 +511,10 @@ def test_bad_model_files(tmp_path, sample_dng):
     assert r.exit_code == 1
     save_model(analytic.nearest_upscale_model(2), tmp_path / "x2.npz")
     write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
-    one_error_line(run("upscale", "-s", "3", "-m", tmp_path / "x2.npz", tmp_path / "a.png",
-                       tmp_path / "o.png"), "upscales x2, x3 was asked for")
+    one_error_line(
+        run("upscale", "-s", "3", "-m", tmp_path / "x2.npz", tmp_path / "a.png", tmp_path / "o.png"),
+        "upscales x2, x3 was asked for",
+    )
     assert not (tmp_path / "o.png").exists()
 
 
@@ -428,21 +523,33 @@ def test_other_input_errors(tmp_path):
     (tmp_path / "text.png").write_text("hello")
     (tmp_path / "nothing").mkdir()
     one_error_line(run("demosaick", tmp_path / "empty.dng", tmp_path / "o.png"), "empty file")
-    one_error_line(run("upscale", "-s", "2", tmp_path / "text.png", tmp_path / "o.png"),
-                   "not a readable image")
-    one_error_line(run("upscale", "-s", "2", tmp_path / "missing.png", tmp_path / "o.png"),
-                   "no such file")
+    one_error_line(
+        run("upscale", "-s", "2", tmp_path / "text.png", tmp_path / "o.png"), "not a readable image"
+    )
+    one_error_line(run("upscale", "-s", "2", tmp_path / "missing.png", tmp_path / "o.png"), "no such file")
     one_error_line(run("upscale", "-s", "2", tmp_path / "nothing", tmp_path / "out"), "holds no")
     write_image(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
-    one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png",
-                       tmp_path / "no" / "dir" / "o.png"), "does not exist")
-    one_error_line(run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "text.png",
-                       tmp_path / "a.png" / "sub"), "cannot create the output folder")
+    one_error_line(
+        run("upscale", "-s", "2", "-m", "nearest", tmp_path / "a.png", tmp_path / "no" / "dir" / "o.png"),
+        "does not exist",
+    )
+    one_error_line(
+        run(
+            "upscale",
+            "-s",
+            "2",
+            "-m",
+            "nearest",
+            tmp_path / "a.png",
+            tmp_path / "text.png",
+            tmp_path / "a.png" / "sub",
+        ),
+        "cannot create the output folder",
+    )
 
 
 def test_too_large_for_memory(tmp_path, sample_dng):
-    r = run("demosaick", "-m", "bilinear", sample_dng, tmp_path / "o.png",
-            env={"PAFU_MEMORY_LIMIT": "1M"})
+    r = run("demosaick", "-m", "bilinear", sample_dng, tmp_path / "o.png", env={"PAFU_MEMORY_LIMIT": "1M"})
     one_error_line(r, "image too large for memory")
     assert list(tmp_path.iterdir()) == []
 
@@ -462,12 +569,21 @@ def test_console_script_subprocess(tmp_path, sample_dng):
     exe = Path(sys.executable).parent / "pafu"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pafu_cli"]
     out = tmp_path / "chart.png"
-    p = subprocess.run(cmd + ["-q", "demosaick", "-m", "bilinear", str(sample_dng), str(out)],
-                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    p = subprocess.run(
+        cmd + ["-q", "demosaick", "-m", "bilinear", str(sample_dng), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert p.returncode == 0, p.stderr
     assert read_image(out).shape == (1156, 1734, 3)
-    p = subprocess.run(cmd + ["demosaick", str(tmp_path / "missing.dng"), str(out)],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        cmd + ["demosaick", str(tmp_path / "missing.dng"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 1 and p.stderr.strip().startswith("Error: ")
 
 
@@ -479,10 +595,15 @@ def test_console_entry_flushes_and_keeps_exit_codes(tmp_path):
     assert p.returncode == 0, p.stderr
     names = [line.split(":")[0] for line in p.stdout.splitlines()]
     assert "demosaick" in names and "upscale_x4" in names
-    p = subprocess.run(cmd + ["upscale", "-s", "7", "a.png", "b.png"], capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        cmd + ["upscale", "-s", "7", "a.png", "b.png"], capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 2 and "'7' is not one of" in p.stderr
-    p = subprocess.run(cmd + ["upscale", "-s", "2", str(tmp_path / "missing.png"), str(tmp_path / "o.png")],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        cmd + ["upscale", "-s", "2", str(tmp_path / "missing.png"), str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 1 and p.stderr.startswith("Error: ") and "missing.png" in p.stderr
     assert not (tmp_path / "o.png").exists()

@@ -8,8 +8,6 @@ from pafu_cli.raw.read import read_raw
 from pafu_cli.raw.render import camera_to_srgb
 
 
-
-
 @pytest.mark.parametrize("ext", [".png", ".tif"])
 @pytest.mark.parametrize("shape", [(5, 7), (5, 7, 2), (5, 7, 3), (5, 7, 4)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -50,8 +48,14 @@ def test_png16_unfilter_all_filter_types():
     data = _png.encode(img)
     head = data[: data.index(b"IDAT") - 4]
     idat = zlib.compress(np.concatenate(rows).tobytes())
-    png = head + struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(
-        ">I", zlib.crc32(b"IDAT" + idat)) + data[-12:]
+    png = (
+        head
+        + struct.pack(">I", len(idat))
+        + b"IDAT"
+        + idat
+        + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+        + data[-12:]
+    )
     np.testing.assert_array_equal(_png.decode16(png), img)
 
 
@@ -92,10 +96,17 @@ def test_read_raw_sample(sample_dng):
     assert int(raw.cfa.max()) == 12128
 
 
-@pytest.mark.parametrize("name,pattern,flip", [
-    ("derived/cfa_BGGR.dng", "BGGR", 0), ("derived/cfa_GRBG.dng", "GRBG", 0),
-    ("derived/cfa_GBRG.dng", "GBRG", 0), ("derived/orient6_RGGB.dng", "RGGB", 6),
-    ("bayer/kodak_dc50_rawsamples.kdc", "GRBG", 0), ("bayer/google_pixel7_pigallery2.dng", "RGGB", 5)])
+@pytest.mark.parametrize(
+    "name,pattern,flip",
+    [
+        ("derived/cfa_BGGR.dng", "BGGR", 0),
+        ("derived/cfa_GRBG.dng", "GRBG", 0),
+        ("derived/cfa_GBRG.dng", "GBRG", 0),
+        ("derived/orient6_RGGB.dng", "RGGB", 6),
+        ("bayer/kodak_dc50_rawsamples.kdc", "GRBG", 0),
+        ("bayer/google_pixel7_pigallery2.dng", "RGGB", 5),
+    ],
+)
 def test_read_raw_patterns(shared_raw, name, pattern, flip):
     raw = read_raw(shared_raw / name)
     assert (raw.pattern, raw.flip) == (pattern, flip)
@@ -133,20 +144,23 @@ def test_read_raw_probes_hidden_matrix(shared_raw):
     assert int(raw.cfa.max()) == 16383  # the copied mosaic, not the probe written after it
 
 
-@pytest.mark.parametrize("name,reason", [
-    ("truncated/exiftool_CanonRaw.cr2", "unsupported format"),
-    ("truncated/exiftool_CanonRaw.cr3", "truncated or no image data"),
-    ("truncated/exiftool_DNG.dng", "truncated or no image data"),
-    ("truncated/exiftool_FujiFilm.raf", "truncated or no image data"),
-    ("truncated/exiftool_Nikon.nef", "truncated or no image data"),
-    ("truncated/exiftool_Panasonic.rw2", "truncated or no image data"),
-    ("unsupported/gopro_hero6_GOPR0024.gpr", "unsupported format"),
-    ("linear/canon_eos6d_photoprism.dng", "already demosaicked"),
-    ("linear/lg_h815_sample_1mp_skia.dng", "already demosaicked"),
-    ("linear/nikon_d500_magicknet.dng", "already demosaicked"),
-    ("nonbayer/kodak_c330_kimageformats.raw", "not a 2x2 Bayer sensor"),
-    ("derived/xtrans_cfa_metadata.dng", "X-Trans"),
-])
+@pytest.mark.parametrize(
+    "name,reason",
+    [
+        ("truncated/exiftool_CanonRaw.cr2", "unsupported format"),
+        ("truncated/exiftool_CanonRaw.cr3", "truncated or no image data"),
+        ("truncated/exiftool_DNG.dng", "truncated or no image data"),
+        ("truncated/exiftool_FujiFilm.raf", "truncated or no image data"),
+        ("truncated/exiftool_Nikon.nef", "truncated or no image data"),
+        ("truncated/exiftool_Panasonic.rw2", "truncated or no image data"),
+        ("unsupported/gopro_hero6_GOPR0024.gpr", "unsupported format"),
+        ("linear/canon_eos6d_photoprism.dng", "already demosaicked"),
+        ("linear/lg_h815_sample_1mp_skia.dng", "already demosaicked"),
+        ("linear/nikon_d500_magicknet.dng", "already demosaicked"),
+        ("nonbayer/kodak_c330_kimageformats.raw", "not a 2x2 Bayer sensor"),
+        ("derived/xtrans_cfa_metadata.dng", "X-Trans"),
+    ],
+)
 def test_read_raw_rejects_bad_files(shared_raw, name, reason):
     with pytest.raises(InputError, match=reason) as e:
         read_raw(shared_raw / name)

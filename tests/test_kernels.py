@@ -3,9 +3,9 @@
 import numba
 import numpy as np
 import pytest
-
 import reference as ref
 from conftest import ATOL, random_model
+
 from pafu_cli.filters.pafu import _kernels, engine
 
 
@@ -32,7 +32,7 @@ def test_conv2d(rng, shape, k, relu):
     if min(shape) > 1:
         np.testing.assert_allclose(out, ref.conv2d(x, w, b, relu), atol=ATOL, rtol=1e-5)
     else:  # a 1x1 image: every reflected tap is the single sample
-        want = (np.einsum("hwc,oc->hwo", x, w.sum(axis=(2, 3))) + b)
+        want = np.einsum("hwc,oc->hwo", x, w.sum(axis=(2, 3))) + b
         np.testing.assert_allclose(out, np.maximum(want, 0) if relu else want, atol=ATOL, rtol=1e-5)
 
 

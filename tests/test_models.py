@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-
 from conftest import random_model
+
 from pafu_cli.errors import ModelError
-from pafu_cli.models.registry import list_models, resolve_model
 from pafu_cli.filters.pafu.model import load_model, save_model
+from pafu_cli.models.registry import list_models, resolve_model
 
 
 def _arrays(path):
@@ -17,9 +17,18 @@ def _arrays(path):
 @pytest.fixture
 def model_file(rng, tmp_path):
     m = random_model(rng, scale=3)
-    m = m.__class__(**{**m.__dict__, "provenance": {"command": "pafu train x", "seed": 7,
-                                                      "data": "d", "date": "2026-11-21",
-                                                      "quality": '{"test": {"Set5": 33.1}}'}})
+    m = m.__class__(
+        **{
+            **m.__dict__,
+            "provenance": {
+                "command": "pafu train x",
+                "seed": 7,
+                "data": "d",
+                "date": "2026-11-21",
+                "quality": '{"test": {"Set5": 33.1}}',
+            },
+        }
+    )
     p = tmp_path / "m.npz"
     save_model(m, p)
     return p
@@ -153,8 +162,15 @@ def test_resolve_checks_task_and_scale(model_file):
 
 def test_shipped_models_load_and_are_defaults():
     names = list_models()
-    for name in ("demosaick", "demosaick_denoise_s2", "demosaick_denoise_s5", "demosaick_denoise_s10",
-                 "upscale_x2", "upscale_x3", "upscale_x4"):
+    for name in (
+        "demosaick",
+        "demosaick_denoise_s2",
+        "demosaick_denoise_s5",
+        "demosaick_denoise_s10",
+        "upscale_x2",
+        "upscale_x3",
+        "upscale_x4",
+    ):
         assert name in names
     from pafu_cli.models.choice import denoise_family
 

@@ -1,12 +1,41 @@
 import numpy as np
 import pytest
-from pafu_cli.models.choice import NOISE_PERCENTILE, NOISE_TILE, NOISE_TILE_BIAS, mosaic_colourfulness, noise_level, residual_tile_sd
-from pafu_cli.raw.render import XYZ_FROM_SRGB, apply_matrix, auto_white, camera_to_srgb, colour_index, gamma_curve, grey_world, histogram, libraw_border, orient, quantise, scale_mosaic, wb_scale, white_point
+
+from pafu_cli.models.choice import (
+    NOISE_PERCENTILE,
+    NOISE_TILE,
+    NOISE_TILE_BIAS,
+    mosaic_colourfulness,
+    noise_level,
+    residual_tile_sd,
+)
+from pafu_cli.raw.render import (
+    XYZ_FROM_SRGB,
+    apply_matrix,
+    auto_white,
+    camera_to_srgb,
+    colour_index,
+    gamma_curve,
+    grey_world,
+    histogram,
+    libraw_border,
+    orient,
+    quantise,
+    scale_mosaic,
+    wb_scale,
+    white_point,
+)
 
 
-
-@pytest.mark.parametrize("pattern,tile", [("RGGB", [[0, 1], [3, 2]]), ("BGGR", [[2, 3], [1, 0]]),
-                                          ("GRBG", [[1, 0], [2, 3]]), ("GBRG", [[3, 2], [0, 1]])])
+@pytest.mark.parametrize(
+    "pattern,tile",
+    [
+        ("RGGB", [[0, 1], [3, 2]]),
+        ("BGGR", [[2, 3], [1, 0]]),
+        ("GRBG", [[1, 0], [2, 3]]),
+        ("GBRG", [[3, 2], [0, 1]]),
+    ],
+)
 def test_colour_index_matches_libraw(pattern, tile):
     assert colour_index(pattern).tolist() == tile
 
@@ -61,8 +90,7 @@ def test_camera_matrix_choice():
     np.testing.assert_array_equal(camera_to_srgb(cm, np.zeros((4, 3)), True, False), cm[:, :3])
     assert camera_to_srgb(np.zeros((3, 4)), np.zeros((4, 3)), False, False) is None
     xyz = np.vstack([np.linalg.inv(XYZ_FROM_SRGB), np.zeros((1, 3))])
-    np.testing.assert_allclose(camera_to_srgb(np.zeros((3, 4)), xyz, False, False),
-                               np.eye(3), atol=1e-5)
+    np.testing.assert_allclose(camera_to_srgb(np.zeros((3, 4)), xyz, False, False), np.eye(3), atol=1e-5)
 
 
 def test_gamma_curve_srgb_and_linear():
@@ -83,8 +111,15 @@ def test_auto_white_finds_one_percent():
     assert auto_white(hist, 1000) == 6000 << 3
 
 
-@pytest.mark.parametrize("flip,expect", [(0, [[1, 2, 3], [4, 5, 6]]), (3, [[6, 5, 4], [3, 2, 1]]),
-                                         (5, [[3, 6], [2, 5], [1, 4]]), (6, [[4, 1], [5, 2], [6, 3]])])
+@pytest.mark.parametrize(
+    "flip,expect",
+    [
+        (0, [[1, 2, 3], [4, 5, 6]]),
+        (3, [[6, 5, 4], [3, 2, 1]]),
+        (5, [[3, 6], [2, 5], [1, 4]]),
+        (6, [[4, 1], [5, 2], [6, 3]]),
+    ],
+)
 def test_orient(flip, expect):
     assert orient(np.array([[1, 2, 3], [4, 5, 6]]), flip).tolist() == expect
 
@@ -147,12 +182,14 @@ def test_mosaic_colourfulness(rng):
     im[:8] = [0.01, 0.0, 0.0]
     im[8:16] = [1.0, 0.0, 0.0]
     assert mosaic_colourfulness(mosaic(im, "RGGB"), "RGGB") == pytest.approx(
-        mosaic_colourfulness(mosaic(im[16:], "RGGB"), "RGGB"))
+        mosaic_colourfulness(mosaic(im[16:], "RGGB"), "RGGB")
+    )
     assert 0.3 < ref < 0.9
     # A linear mosaic scores (about) as its gamma-encoded version does, at any exposure.
     lin = mosaic(im[16:] ** 2.2 * 0.1, "RGGB")
     assert mosaic_colourfulness(lin, "RGGB", linear=True) == pytest.approx(
-        mosaic_colourfulness(mosaic(im[16:], "RGGB"), "RGGB"), rel=0.02)  # greens averaged before/after gamma
+        mosaic_colourfulness(mosaic(im[16:], "RGGB"), "RGGB"), rel=0.02
+    )  # greens averaged before/after gamma
 
 
 def test_render_kernels_match_numpy(rng):
@@ -171,8 +208,13 @@ def test_render_kernels_match_numpy(rng):
         banded = np.zeros_like(out)
         parts = np.zeros((4, 3, 0x2000), np.int64)
         for r0 in range(0, rgb.shape[0], 10):
-            rk.to_rgb16_counting(rgb[r0:r0 + 10], m if matrix is not None else np.eye(3, dtype=np.float32),
-                                 matrix is not None, banded[r0:r0 + 10], parts)
+            rk.to_rgb16_counting(
+                rgb[r0 : r0 + 10],
+                m if matrix is not None else np.eye(3, dtype=np.float32),
+                matrix is not None,
+                banded[r0 : r0 + 10],
+                parts,
+            )
         np.testing.assert_array_equal(banded, out)
         np.testing.assert_array_equal(parts.sum(0), histogram(out))
     rgb16 = rng.integers(0, 65536, (41, 23, 3)).astype(np.uint16)
@@ -183,8 +225,9 @@ def test_render_kernels_match_numpy(rng):
         cfa = rng.integers(0, 16384, (17, 12)).astype(np.uint16)
         want = scale_mosaic(cfa, pattern, black, scale, row0) * np.float32(1 / 65535)
         got = np.empty(cfa.shape, np.float32)
-        rk.scale_mosaic01(cfa, colour_index(pattern).astype(np.int64), black.astype(np.float32),
-                          scale, row0, got)
+        rk.scale_mosaic01(
+            cfa, colour_index(pattern).astype(np.int64), black.astype(np.float32), scale, row0, got
+        )
         np.testing.assert_array_equal(got, want)
     lut = rng.integers(0, 256, 65536).astype(np.uint8)
     for flip in range(8):
@@ -194,5 +237,5 @@ def test_render_kernels_match_numpy(rng):
         np.testing.assert_array_equal(out, want)
         strips = np.full(want.shape, 7, np.uint8)
         for r0 in range(0, want.shape[0], 10):  # the streamed form, strip by strip
-            rk.curve_oriented_rows(rgb16, lut, flip, r0, strips[r0:r0 + 10])
+            rk.curve_oriented_rows(rgb16, lut, flip, r0, strips[r0 : r0 + 10])
         np.testing.assert_array_equal(strips, want)

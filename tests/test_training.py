@@ -9,9 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
-from pafu_cli.filters.pafu import engine
+
 from pafu_cli.cfa import PATTERNS, mosaic, to_packed_rggb
 from pafu_cli.demosaick import demosaick
+from pafu_cli.filters.pafu import engine
 from pafu_cli.filters.pafu.model import load_model, save_model
 from pafu_cli.training import data as tdata
 from pafu_cli.training.module import PafuNet
@@ -139,8 +140,9 @@ def test_validation_on_saturated_images_scores_the_saturated_pictures(tmp_path):
     files = sorted(str(f) for f in data.glob("*.png"))
     cfg = TrainConfig(task="demosaick", val_sigma=3 / 255, val_saturation=2.0)
     on_the_fly = evaluate(net, files, cfg)
-    assert on_the_fly == evaluate(net, sorted(str(f) for f in pre.glob("*.png")), TrainConfig(
-        task="demosaick", val_sigma=3 / 255))
+    assert on_the_fly == evaluate(
+        net, sorted(str(f) for f in pre.glob("*.png")), TrainConfig(task="demosaick", val_sigma=3 / 255)
+    )
     assert abs(on_the_fly - evaluate(net, files, TrainConfig(task="demosaick", val_sigma=3 / 255))) > 0.01
 
 
@@ -244,16 +246,30 @@ def test_validation_on_recoloured_regions_scores_the_recoloured_pictures(tmp_pat
     assert abs(regions - evaluate(net, files, TrainConfig(task="demosaick"))) > 0.01
     # A training run validated on them also records the plain held-out images.
     out = tmp_path / "m.npz"
-    cfg = TrainConfig(task="demosaick", data=(str(data),), out=str(out), iters=2, batch=2, patch=12,
-                      n_kernels=3, width=4, refit_batches=4, selector_pretrain=2, kmeans_samples=300,
-                      val_every=2, threads=1, val_regions=True)
+    cfg = TrainConfig(
+        task="demosaick",
+        data=(str(data),),
+        out=str(out),
+        iters=2,
+        batch=2,
+        patch=12,
+        n_kernels=3,
+        width=4,
+        refit_batches=4,
+        selector_pretrain=2,
+        kmeans_samples=300,
+        val_every=2,
+        threads=1,
+        val_regions=True,
+    )
     summary = train(cfg, command="pafu train test")
     val = load_model(out).quality["validation"]
     trained = PafuNet.from_model(load_model(out))
     held_out = tdata.split_files(tdata.list_images([data]), 2)[1]
-    assert val["val_plain"] == pytest.approx(evaluate(trained, held_out, TrainConfig(task="demosaick")), abs=1e-3)
+    assert val["val_plain"] == pytest.approx(
+        evaluate(trained, held_out, TrainConfig(task="demosaick")), abs=1e-3
+    )
     assert val["val"] == pytest.approx(summary["val"], abs=1e-3) and abs(val["val"] - val["val_plain"]) > 0.01
-
 
 
 def test_passthrough_keeps_known_samples_whatever_the_bank():
@@ -325,10 +341,24 @@ def test_train_loop_exports_checkpoints_and_resumes(tmp_path):
 
     data = _toy_images(tmp_path)
     out = tmp_path / "m.npz"
-    cfg = TrainConfig(task="upscale", scale=2, data=(str(data),), out=str(out), iters=4,
-                      batch=2, patch=12, n_kernels=4, width=4, shrink=(1.0,), refit_batches=8,
-                      selector_pretrain=3, kmeans_samples=500, checkpoint_every=2, val_every=4,
-                      threads=1)
+    cfg = TrainConfig(
+        task="upscale",
+        scale=2,
+        data=(str(data),),
+        out=str(out),
+        iters=4,
+        batch=2,
+        patch=12,
+        n_kernels=4,
+        width=4,
+        shrink=(1.0,),
+        refit_batches=8,
+        selector_pretrain=3,
+        kmeans_samples=500,
+        checkpoint_every=2,
+        val_every=4,
+        threads=1,
+    )
     summary = train(cfg, command="pafu train test")
     m = load_model(out)
     assert m.task == "upscale" and m.scale == 2 and m.n_kernels == 4
@@ -352,18 +382,24 @@ def test_load_model_is_the_inverse_of_export(tmp_path):
     other.load_model(load_model(tmp_path / "t.npz"))
     x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 16, 18), dtype=np.float32))
     with torch.no_grad():
-        np.testing.assert_allclose(other.logits(other.prepare(x)).numpy(), net.logits(net.prepare(x)).numpy(),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            other.logits(other.prepare(x)).numpy(), net.logits(net.prepare(x)).numpy(), atol=1e-6
+        )
         np.testing.assert_allclose(other.masked_bank().numpy(), net.masked_bank().numpy(), atol=0)
     # Larger supports start as the model's kernels, zero-padded: the same output.
     wider = PafuNet("demosaick", 1, n_kernels=5, kernel_sizes=[5, 7, 3, 3, 5], width=6, depth=3)
     wider.load_model(load_model(tmp_path / "t.npz"))
     with torch.no_grad():
-        np.testing.assert_allclose(wider(x, mode="argmax")[0].numpy(), net(x, mode="argmax")[0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            wider(x, mode="argmax")[0].numpy(), net(x, mode="argmax")[0].numpy(), atol=1e-5
+        )
         assert wider.masked_bank()[..., 0].abs().sum() == 0  # zero-padded to 7x7 ...
         assert int(wider.mask[1].sum()) == 49  # ... and kernel 1 may now learn the border
-    for wrong in (PafuNet("demosaick", 1, 5, [3, 5, 3, 1, 5], width=8), PafuNet("demosaick", 1, 5, [3] * 5, width=6),
-                  PafuNet("upscale", 2, 5, [3, 5, 3, 1, 5], width=6)):
+    for wrong in (
+        PafuNet("demosaick", 1, 5, [3, 5, 3, 1, 5], width=8),
+        PafuNet("demosaick", 1, 5, [3] * 5, width=6),
+        PafuNet("upscale", 2, 5, [3, 5, 3, 1, 5], width=6),
+    ):
         with pytest.raises(ValueError, match="t.npz: cannot start from it"):
             wrong.load_model(load_model(tmp_path / "t.npz"))
 
@@ -390,14 +426,29 @@ def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
     from pafu_cli.training.loop import TrainConfig, train
 
     data = _toy_images(tmp_path)
-    kw = dict(task="upscale", scale=2, data=(str(data),), iters=6, batch=2, patch=12, n_kernels=4, width=4,
-              shrink=(1.0,), refit_batches=8, selector_pretrain=3, kmeans_samples=500, val_every=4, threads=1)
+    kw = dict(
+        task="upscale",
+        scale=2,
+        data=(str(data),),
+        iters=6,
+        batch=2,
+        patch=12,
+        n_kernels=4,
+        width=4,
+        shrink=(1.0,),
+        refit_batches=8,
+        selector_pretrain=3,
+        kmeans_samples=500,
+        val_every=4,
+        threads=1,
+    )
     first = TrainConfig(out=str(tmp_path / "a.npz"), **kw)
     train(first, command="pafu train first")
     a = load_model(tmp_path / "a.npz")
     # Zero steps from the first model: the start is the first model itself.
-    same = TrainConfig(out=str(tmp_path / "b.npz"), init_from=str(tmp_path / "a.npz"), refit=False,
-                       **{**kw, "iters": 0})
+    same = TrainConfig(
+        out=str(tmp_path / "b.npz"), init_from=str(tmp_path / "a.npz"), refit=False, **{**kw, "iters": 0}
+    )
     train(same, command="pafu train second")
     b = load_model(tmp_path / "b.npz")
     np.testing.assert_array_equal(b.bank, a.bank)
@@ -408,13 +459,16 @@ def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
     assert chain["validation"]["val"] == a.quality["validation"]["val"]
     assert abs(b.quality["validation"]["val"] - a.quality["validation"]["val"]) < 1e-3
     # A chain of two warm starts keeps both commands.
-    third = TrainConfig(out=str(tmp_path / "c3.npz"), init_from=str(tmp_path / "b.npz"), refit=False,
-                        **{**kw, "iters": 0})
+    third = TrainConfig(
+        out=str(tmp_path / "c3.npz"), init_from=str(tmp_path / "b.npz"), refit=False, **{**kw, "iters": 0}
+    )
     train(third, command="pafu train third")
     c3 = load_model(tmp_path / "c3.npz").quality["training"]["init_from"]
     assert c3["command"] == "pafu train second" and c3["init_from"]["command"] == "pafu train first"
     # A mismatched architecture is refused before any step.
-    bad = TrainConfig(out=str(tmp_path / "c.npz"), init_from=str(tmp_path / "a.npz"), **{**kw, "n_kernels": 6})
+    bad = TrainConfig(
+        out=str(tmp_path / "c.npz"), init_from=str(tmp_path / "a.npz"), **{**kw, "n_kernels": 6}
+    )
     with pytest.raises(ValueError, match="a.npz: cannot start from it"):
         train(bad)
     assert not (tmp_path / "c.npz").exists()
@@ -427,8 +481,22 @@ def test_polish_revive_splits_busy_kernels_into_dead_ones_before_each_round(tmp_
     from pafu_cli.training.loop import TrainConfig, train
 
     data = _toy_images(tmp_path)
-    kw = dict(task="upscale", scale=2, data=(str(data),), iters=6, batch=2, patch=12, n_kernels=4, width=4,
-              shrink=(1.0,), refit_batches=8, selector_pretrain=3, kmeans_samples=500, val_every=4, threads=1)
+    kw = dict(
+        task="upscale",
+        scale=2,
+        data=(str(data),),
+        iters=6,
+        batch=2,
+        patch=12,
+        n_kernels=4,
+        width=4,
+        shrink=(1.0,),
+        refit_batches=8,
+        selector_pretrain=3,
+        kmeans_samples=500,
+        val_every=4,
+        threads=1,
+    )
     train(TrainConfig(out=str(tmp_path / "a.npz"), **kw))
     a = load_model(tmp_path / "a.npz")
     biases = list(a.selector_biases)
@@ -440,8 +508,14 @@ def test_polish_revive_splits_busy_kernels_into_dead_ones_before_each_round(tmp_
         train(TrainConfig(out=str(tmp_path / "p.npz"), init_from=str(tmp_path / "dead.npz"), **polish))
         assert ": split" not in caplog.text  # off by default
         caplog.clear()
-        train(TrainConfig(out=str(tmp_path / "r.npz"), init_from=str(tmp_path / "dead.npz"), polish_revive=True,
-                          **polish))
+        train(
+            TrainConfig(
+                out=str(tmp_path / "r.npz"),
+                init_from=str(tmp_path / "dead.npz"),
+                polish_revive=True,
+                **polish,
+            )
+        )
     use = [int(v) for v in re.search(r"refit: .*kernel use \[(.*)\]", caplog.text).group(1).split(",")]
     assert use[2] == 0
     split = re.search(r"polish round 1: split (\d+)->(\d+)", caplog.text)
@@ -450,9 +524,9 @@ def test_polish_revive_splits_busy_kernels_into_dead_ones_before_each_round(tmp_
 
 
 def test_grown_bank_starts_as_the_model_and_splits_every_kernel(tmp_path):
-    from pafu_cli.training.loop import Sampler, TrainConfig, grow_bank
-
     import imageio.v3 as iio
+
+    from pafu_cli.training.loop import Sampler, TrainConfig, grow_bank
 
     rng = np.random.default_rng(2)
     data = tmp_path / "imgs"
@@ -599,9 +673,17 @@ def test_revive_splits_a_busy_kernel_into_a_dead_one():
     yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
 
     def sampler(_rng):  # smooth random images: (low-res, high-res) pairs
-        hr = torch.stack([torch.sin(xx / (2 + 4 * torch.rand(1, generator=g)) + torch.rand(1, generator=g) * 6)
-                          * torch.cos(yy / (2 + 4 * torch.rand(1, generator=g)))
-                          for _ in range(6)])[:, None].repeat(1, 3, 1, 1) * 0.4 + 0.5
+        hr = (
+            torch.stack(
+                [
+                    torch.sin(xx / (2 + 4 * torch.rand(1, generator=g)) + torch.rand(1, generator=g) * 6)
+                    * torch.cos(yy / (2 + 4 * torch.rand(1, generator=g)))
+                    for _ in range(6)
+                ]
+            )[:, None].repeat(1, 3, 1, 1)
+            * 0.4
+            + 0.5
+        )
         return torch.nn.functional.avg_pool2d(hr, 2), hr
 
     with torch.no_grad():
@@ -612,7 +694,9 @@ def test_revive_splits_a_busy_kernel_into_a_dead_one():
     pairs = revive_dead_kernels(net, sampler, rng, counts, min_share=0.01, refit_batches=4)
     assert (1, 0) in pairs
     # The two rows moved apart symmetrically from the source's row ...
-    np.testing.assert_allclose((last.weight[0, :, 0, 0] + last.weight[1, :, 0, 0]).detach() / 2, w0, atol=1e-5)
+    np.testing.assert_allclose(
+        (last.weight[0, :, 0, 0] + last.weight[1, :, 0, 0]).detach() / 2, w0, atol=1e-5
+    )
     with torch.no_grad():
         after = net.logits(net.prepare(sampler(rng)[0])).argmax(1).reshape(-1).numpy()
     share = np.mean(after == 1) / max(np.mean((after == 0) | (after == 1)), 1e-9)
@@ -632,7 +716,7 @@ def test_balance_loss_pushes_pixels_off_the_busiest_kernel():
     _, sel = net(x, tau=1.0, mode="gumbel")
     share = sel.detach().mean((0, 2, 3)).numpy()
     loss = balance_loss(sel)
-    assert abs(loss.item() - 4 * float((share ** 2).sum())) < 1e-5 and loss.item() > 1.0
+    assert abs(loss.item() - 4 * float((share**2).sum())) < 1e-5 and loss.item() > 1.0
     loss.backward()
     g = net.selector[-1].bias.grad.numpy()
     busiest = int(np.argmax(share))
@@ -656,20 +740,80 @@ def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
         return {"out": "", "val": 1.0}
 
     monkeypatch.setattr(loop, "train", fake_train)
-    r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
-                                  str(tmp_path / "m.npz"), "--kernels", "4", "--kernel-sizes", "3",
-                                  "--val-sigma", "10", "--val-saturation", "2", "--refit-batches", "700",
-                                  "--color-aug", "0.75", "--color-sat", "4", "--mix", "2",
-                                  "--color-invert", "0.1", "--color-regions", "0.2", "--val-regions", "--shrink", "1,0.7,0.5"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--task",
+            "demosaick",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "m.npz"),
+            "--kernels",
+            "4",
+            "--kernel-sizes",
+            "3",
+            "--val-sigma",
+            "10",
+            "--val-saturation",
+            "2",
+            "--refit-batches",
+            "700",
+            "--color-aug",
+            "0.75",
+            "--color-sat",
+            "4",
+            "--mix",
+            "2",
+            "--color-invert",
+            "0.1",
+            "--color-regions",
+            "0.2",
+            "--val-regions",
+            "--shrink",
+            "1,0.7,0.5",
+        ],
+    )
     assert r.exit_code == 0, r.output
     cfg = seen["cfg"]
-    assert cfg.mix == 2 and cfg.color_invert == 0.1 and cfg.color_regions == 0.2 and cfg.val_regions and cfg.bayer_shrink == (1.0, 0.7, 0.5)
+    assert (
+        cfg.mix == 2
+        and cfg.color_invert == 0.1
+        and cfg.color_regions == 0.2
+        and cfg.val_regions
+        and cfg.bayer_shrink == (1.0, 0.7, 0.5)
+    )
     assert (cfg.val_saturation, cfg.refit_batches, cfg.color_aug, cfg.color_sat) == (2.0, 700, 0.75, 4.0)
     assert cfg.kernel_sizes == (3, 3, 3, 3) and cfg.val_sigma == pytest.approx(10 / 255)
-    r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
-                                  str(tmp_path / "m.npz"), "--refit-batches", "0"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--task",
+            "demosaick",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "m.npz"),
+            "--refit-batches",
+            "0",
+        ],
+    )
     assert r.exit_code == 2 and "--refit-batches" in r.output
     for bad in ("0", "1,1.5", "a"):
-        r = CliRunner().invoke(main, ["train", "--task", "demosaick", "--data", str(tmp_path), "--out",
-                                      str(tmp_path / "m.npz"), "--shrink", bad])
+        r = CliRunner().invoke(
+            main,
+            [
+                "train",
+                "--task",
+                "demosaick",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "m.npz"),
+                "--shrink",
+                bad,
+            ],
+        )
         assert r.exit_code == 2 and "--shrink" in r.output and "Traceback" not in r.output

@@ -3,44 +3,109 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import click
+
 from pafu_cli.cfa import PATTERNS
+from pafu_cli.cli.options import (
+    DENOISE_CHOICES,
+    GAMMAS,
+    WB_CHOICES,
+    bits_opt,
+    jobs_opt,
+    model_opt,
+    overwrite_opt,
+    run_job,
+    selection_opt,
+)
 from pafu_cli.models.choice import COLOUR_CHOICES
-from pafu_cli.cli.options import DENOISE_CHOICES, GAMMAS, WB_CHOICES, bits_opt, jobs_opt, model_opt, overwrite_opt, run_job, selection_opt
 
 
 @click.command("demosaick", short_help="Render RAW files (or demosaick mosaic images).")
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
 @click.argument("output", metavar="OUT")
-@model_opt("Demosaick model: a shipped name (see `pafu models`), 'bilinear' "
-            "(LibRaw LINEAR) or a .npz file. Overrides --denoise.")
-@click.option("--denoise", type=click.Choice(DENOISE_CHOICES), default="auto", show_default=True,
-              help="Use the joint demosaick+denoise model: 'auto' decides from ISO and a noise "
-                   "estimate (-v says which).")
-@click.option("--colours", type=click.Choice(COLOUR_CHOICES), default="auto", show_default=True,
-              help="'vivid': the model's twin trained for saturated colours (flowers, "
-                   "stained glass, stage light), 'natural' for ordinary photographs; 'auto' "
-                   "picks per picture by its colourfulness (-v says which).")
-@click.option("--pattern", type=click.Choice(PATTERNS, case_sensitive=False), default=None,
-              help="CFA pattern of a mosaic PNG/TIFF input (RAW files carry their own).")
-@click.option("--wb", type=click.Choice(WB_CHOICES), default="camera", show_default=True,
-              help="White balance: as shot (falls back to auto when missing), daylight, or "
-                   "automatic grey world.")
-@click.option("--bright", type=click.FloatRange(min=0.01, max=100), default=1.0, show_default=True,
-              help="Brightness multiplier (as LibRaw's -b).")
-@click.option("--auto-bright/--no-auto-bright", default=True, show_default=True,
-              help="Scale so that about 1% of pixels clip (LibRaw's default).")
-@click.option("--gamma", type=click.Choice(sorted(GAMMAS)), default="srgb", show_default=True,
-              help="Output transfer curve.")
-@click.option("--linear", is_flag=True,
-              help="Linear output for further editing: --gamma linear --no-auto-bright, 16 bits.")
+@model_opt(
+    "Demosaick model: a shipped name (see `pafu models`), 'bilinear' "
+    "(LibRaw LINEAR) or a .npz file. Overrides --denoise."
+)
+@click.option(
+    "--denoise",
+    type=click.Choice(DENOISE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Use the joint demosaick+denoise model: 'auto' decides from ISO and a noise "
+    "estimate (-v says which).",
+)
+@click.option(
+    "--colours",
+    type=click.Choice(COLOUR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="'vivid': the model's twin trained for saturated colours (flowers, "
+    "stained glass, stage light), 'natural' for ordinary photographs; 'auto' "
+    "picks per picture by its colourfulness (-v says which).",
+)
+@click.option(
+    "--pattern",
+    type=click.Choice(PATTERNS, case_sensitive=False),
+    default=None,
+    help="CFA pattern of a mosaic PNG/TIFF input (RAW files carry their own).",
+)
+@click.option(
+    "--wb",
+    type=click.Choice(WB_CHOICES),
+    default="camera",
+    show_default=True,
+    help="White balance: as shot (falls back to auto when missing), daylight, or automatic grey world.",
+)
+@click.option(
+    "--bright",
+    type=click.FloatRange(min=0.01, max=100),
+    default=1.0,
+    show_default=True,
+    help="Brightness multiplier (as LibRaw's -b).",
+)
+@click.option(
+    "--auto-bright/--no-auto-bright",
+    default=True,
+    show_default=True,
+    help="Scale so that about 1% of pixels clip (LibRaw's default).",
+)
+@click.option(
+    "--gamma",
+    type=click.Choice(sorted(GAMMAS)),
+    default="srgb",
+    show_default=True,
+    help="Output transfer curve.",
+)
+@click.option(
+    "--linear",
+    is_flag=True,
+    help="Linear output for further editing: --gamma linear --no-auto-bright, 16 bits.",
+)
 @bits_opt
 @selection_opt
 @overwrite_opt
 @jobs_opt
 @click.pass_context
-def demosaick_cmd(ctx, inputs, output, model, denoise, colours, pattern, wb, bright, auto_bright, gamma,
-                  linear, bits, selection_map, overwrite, jobs):
+def demosaick_cmd(
+    ctx,
+    inputs,
+    output,
+    model,
+    denoise,
+    colours,
+    pattern,
+    wb,
+    bright,
+    auto_bright,
+    gamma,
+    linear,
+    bits,
+    selection_map,
+    overwrite,
+    jobs,
+):
     """Demosaick camera RAW files into PNG/TIFF pictures, with a PAFU model inside
     LibRaw's rendering (black/white levels, white balance, colour matrix,
     brightness, gamma, orientation).
@@ -66,15 +131,24 @@ def demosaick_cmd(ctx, inputs, output, model, denoise, colours, pattern, wb, bri
         raise click.UsageError("give either --model or --denoise on, not both")
     out_ext = Path(output).suffix.lower()
     if out_ext in (".jpg", ".jpeg"):
-        raise click.BadParameter("JPEG output is not offered for demosaicking; use .png or .tif",
-                                 param_hint="OUT")
+        raise click.BadParameter(
+            "JPEG output is not offered for demosaicking; use .png or .tif", param_hint="OUT"
+        )
     if bits is None and out_ext in (".tif", ".tiff") and pattern is None:
         bits = "16"
-    opts = DemosaickOptions(model=model, denoise=denoise, colours=colours, pattern=pattern.upper() if pattern else None,
-                            wb=wb, auto_bright=auto_bright, bright=bright, gamma=gamma,
-                            bits=int(bits) if bits else None,
-                            selection_map=str(selection_map) if selection_map else None,
-                            overwrite=overwrite)
+    opts = DemosaickOptions(
+        model=model,
+        denoise=denoise,
+        colours=colours,
+        pattern=pattern.upper() if pattern else None,
+        wb=wb,
+        auto_bright=auto_bright,
+        bright=bright,
+        gamma=gamma,
+        bits=int(bits) if bits else None,
+        selection_map=str(selection_map) if selection_map else None,
+        overwrite=overwrite,
+    )
     run_job(demosaick_file, inputs, output, opts, _demosaick_exts(), ".png", jobs, selection_map, ctx)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import click
 import numpy as np
+
 from pafu_cli.errors import PafuError
 
 
@@ -24,21 +26,44 @@ def _record(model_name: str, key: str, value: float) -> None:
 
 @click.command("evaluate", short_help="Measure PSNR tables with the standard protocols.")
 @click.argument("task", type=click.Choice(["upscale", "demosaick"]))
-@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), required=True,
-              help="Folder holding the test sets (e.g. ../shared/data).")
-@click.option("--set", "sets", multiple=True, help="Test set folder names (default: Set5 Set14 / Kodak24 McMaster).")
-@click.option("--scale", "-s", "scales", multiple=True, type=click.IntRange(2, 4),
-              help="Upscale factors (default 2 3 4).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False),
+    required=True,
+    help="Folder holding the test sets (e.g. ../shared/data).",
+)
+@click.option(
+    "--set", "sets", multiple=True, help="Test set folder names (default: Set5 Set14 / Kodak24 McMaster)."
+)
+@click.option(
+    "--scale",
+    "-s",
+    "scales",
+    multiple=True,
+    type=click.IntRange(2, 4),
+    help="Upscale factors (default 2 3 4).",
+)
 @click.option("--model", default=None, help="Model name or file (default: the shipped default).")
-@click.option("--sigma", "sigmas", multiple=True, type=float, help="Demosaick noise sigmas, 0..255 (default 0).")
+@click.option(
+    "--sigma", "sigmas", multiple=True, type=float, help="Demosaick noise sigmas, 0..255 (default 0)."
+)
 @click.option("--ensemble", is_flag=True, help="x8 self-ensemble (upscale).")
-@click.option("--denoise", type=click.Choice(["on", "auto"]), default=None,
-              help="Demosaick: pick the model per image from the noise estimate, as "
-                   "'pafu demosaick --denoise on|auto' does (instead of --model).")
-@click.option("--colours", type=click.Choice(["auto", "natural", "vivid"]), default=None,
-              help="Demosaick: pick the model or its vivid twin per image from its colourfulness, as "
-                   "'pafu demosaick --colours auto' does (instead of --model; default: the "
-                   "default model alone).")
+@click.option(
+    "--denoise",
+    type=click.Choice(["on", "auto"]),
+    default=None,
+    help="Demosaick: pick the model per image from the noise estimate, as "
+    "'pafu demosaick --denoise on|auto' does (instead of --model).",
+)
+@click.option(
+    "--colours",
+    type=click.Choice(["auto", "natural", "vivid"]),
+    default=None,
+    help="Demosaick: pick the model or its vivid twin per image from its colourfulness, as "
+    "'pafu demosaick --colours auto' does (instead of --model; default: the "
+    "default model alone).",
+)
 @click.option("--baseline", is_flag=True, help="Upscale: also MATLAB bicubic.")
 @click.option("--record", is_flag=True, help="Write the means into the shipped default model's provenance.")
 def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise, colours, baseline, record):
@@ -62,36 +87,57 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise,
             cols = [f"{s} x{k}" for s in sets for k in scales]
             rows = {}
             label = (model or "pafu (default)") + (" + x8 ensemble" if ensemble else "")
-            rows[label] = [np.mean(list(ev.sr_scores(root / s, k, model, ensemble).values()))
-                           for s in sets for k in scales]
+            rows[label] = [
+                np.mean(list(ev.sr_scores(root / s, k, model, ensemble).values()))
+                for s in sets
+                for k in scales
+            ]
             if baseline:
-                rows["bicubic (MATLAB)"] = [np.mean(list(ev.bicubic_sr_scores(root / s, k).values()))
-                                            for s in sets for k in scales]
+                rows["bicubic (MATLAB)"] = [
+                    np.mean(list(ev.bicubic_sr_scores(root / s, k).values())) for s in sets for k in scales
+                ]
             if record and model is None:
                 for (s, k), v in zip([(s, k) for s in sets for k in scales], rows[label]):
                     _record(DEFAULT_MODELS[("upscale", k)], f"{s}{' ens' if ensemble else ''}", v)
         else:
             sets = sets or ("Kodak24", "McMaster")
             sigmas = sigmas or (0.0,)
-            cols = [f"{s} {'b10' if b == 0 else 'b0'}" + (f" sigma {g:g}" if g else "")
-                    for g in sigmas for s in sets for b in (0, 1)]
+            cols = [
+                f"{s} {'b10' if b == 0 else 'b0'}" + (f" sigma {g:g}" if g else "")
+                for g in sigmas
+                for s in sets
+                for b in (0, 1)
+            ]
             vals = []
             picks = {}
             for g in sigmas:
                 for s in sets:
-                    scores = ev.demosaick_scores(root / s, model, g, denoise=denoise, picks=picks,
-                                                 colours=colours)
+                    scores = ev.demosaick_scores(
+                        root / s, model, g, denoise=denoise, picks=picks, colours=colours
+                    )
                     sc = np.array(list(scores.values()))
                     vals += [sc[:, 0].mean(), sc[:, 1].mean()]
                     if record and not (denoise or colours):
                         name = model or DEFAULT_MODELS[("demosaick", 1)]
                         _record(name, f"{s} b10" + (f" sigma{g:g}" if g else ""), sc[:, 0].mean())
-            label = " ".join(([f"--denoise {denoise}"] if denoise else [])
-                             + ([f"--colours {colours}"] if colours else [])) or model or "pafu (default)"
+            label = (
+                " ".join(
+                    ([f"--denoise {denoise}"] if denoise else [])
+                    + ([f"--colours {colours}"] if colours else [])
+                )
+                or model
+                or "pafu (default)"
+            )
             rows = {label: vals}
             if denoise or colours:
-                click.echo("models picked: " + "; ".join(f"{k}: " + ", ".join(f"{n} x{c}" for n, c in sorted(v.items()))
-                                                         for k, v in picks.items()), err=True)
+                click.echo(
+                    "models picked: "
+                    + "; ".join(
+                        f"{k}: " + ", ".join(f"{n} x{c}" for n, c in sorted(v.items()))
+                        for k, v in picks.items()
+                    ),
+                    err=True,
+                )
     except PafuError as e:
         raise click.ClickException(str(e)) from None
     click.echo("| method | " + " | ".join(cols) + " |")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import sys
+
 import click
+
 from pafu_cli import __version__
 from pafu_cli.cli._process import keep_freed_memory, no_huge_pages
 from pafu_cli.cli.demosaick import demosaick_cmd
@@ -15,7 +17,6 @@ from pafu_cli.cli.evaluate import evaluate_cmd
 from pafu_cli.cli.models import models_cmd
 from pafu_cli.cli.train import train_cmd
 from pafu_cli.cli.upscale import upscale_cmd
-
 
 log = logging.getLogger("pafu")
 
@@ -76,7 +77,7 @@ def entry() -> None:
         if e.code is None or isinstance(e.code, int):
             code = e.code or 0
         else:
-            print(e.code, file=sys.stderr)
+            sys.stderr.write(f"{e.code}\n")
             code = 1
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -14,8 +14,8 @@ def models_cmd():
       $ pafu models
     """
     from pafu_cli.errors import ModelError
-    from pafu_cli.models.registry import list_models, models_dir
     from pafu_cli.filters.pafu.model import load_model
+    from pafu_cli.models.registry import list_models, models_dir
 
     for name in list_models():
         path = models_dir() / f"{name}.npz"
@@ -28,5 +28,7 @@ def models_cmd():
         q = m.quality.get("test", {})
         qtxt = ", ".join(f"{k} {v:.2f} dB" for k, v in q.items()) if q else "not measured"
         blend = ", two blended per pixel" if m.mix == 2 else ""
-        click.echo(f"{name}: {m.task} x{m.scale}, {m.n_kernels} kernels {sizes}{blend}, "
-                   f"{len(m.selector_weights)}-layer selector; {qtxt}")
+        click.echo(
+            f"{name}: {m.task} x{m.scale}, {m.n_kernels} kernels {sizes}{blend}, "
+            f"{len(m.selector_weights)}-layer selector; {qtxt}"
+        )

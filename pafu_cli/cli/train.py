@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+
 import click
+
 from pafu_cli.errors import ModelError
 
 
@@ -15,99 +17,264 @@ def _factors(text: str) -> tuple:
     except ValueError:
         z = ()
     if not z or any(not 0 < v <= 1 for v in z):
-        raise click.BadParameter(f"{text!r}: give comma-separated factors in (0, 1], e.g. 1,0.7",
-                                 param_hint="--shrink")
+        raise click.BadParameter(
+            f"{text!r}: give comma-separated factors in (0, 1], e.g. 1,0.7", param_hint="--shrink"
+        )
     return z
 
 
 @click.command("train", short_help="Train a PAFU model (needs the [train] extra).")
 @click.option("--task", type=click.Choice(["upscale", "demosaick"]), required=True)
-@click.option("--scale", "-s", type=click.IntRange(1, 4), default=2, show_default=True,
-              help="Upscale factor (ignored for demosaick).")
-@click.option("--data", "data", multiple=True, required=True,
-              type=click.Path(exists=True, file_okay=False), help="Folder of training images (repeatable).")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.npz).")
+@click.option(
+    "--scale",
+    "-s",
+    type=click.IntRange(1, 4),
+    default=2,
+    show_default=True,
+    help="Upscale factor (ignored for demosaick).",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder of training images (repeatable).",
+)
+@click.option(
+    "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.npz)."
+)
 @click.option("--iters", default=3000, show_default=True, help="Gradient steps.")
 @click.option("--batch", default=16, show_default=True)
 @click.option("--patch", default=0, help="Patch size (0: 96 px for demosaick, 32/24/20 LR px for x2/x3/x4).")
 @click.option("--kernels", "n_kernels", default=16, show_default=True, help="Kernels in the bank.")
-@click.option("--kernel-sizes", default="",
-              help="Odd sizes: one for every kernel (e.g. 7), or comma-separated, one per kernel (default: all 5).")
+@click.option(
+    "--kernel-sizes",
+    default="",
+    help="Odd sizes: one for every kernel (e.g. 7), or comma-separated, one per kernel (default: all 5).",
+)
 @click.option("--width", default=16, show_default=True, help="Selector width.")
 @click.option("--depth", default=3, show_default=True, help="Selector layers (the last is 1x1).")
 @click.option("--lr-bank", default=1e-3, show_default=True)
 @click.option("--lr-selector", default=2e-3, show_default=True)
-@click.option("--tau", nargs=2, type=float, default=(1.0, 0.1), show_default=True,
-              help="Gumbel temperature: start and end (geometric schedule).")
+@click.option(
+    "--tau",
+    nargs=2,
+    type=float,
+    default=(1.0, 0.1),
+    show_default=True,
+    help="Gumbel temperature: start and end (geometric schedule).",
+)
 @click.option("--decorrelation", default=1e-5, show_default=True, help="Weight of ||Wf Wf^T - I||^2.")
-@click.option("--alternate/--no-alternate", default=True, show_default=True,
-              help="Update selector 1 step, bank 3 steps, in turn.")
-@click.option("--refit/--no-refit", default=True, show_default=True,
-              help="Least-squares refit of the bank given the selector's choices at the end.")
-@click.option("--refit-batches", default=200, show_default=True, type=click.IntRange(min=1),
-              help="Batches of training patches the least-squares refit (and each polish round's) sums over.")
-@click.option("--noise", nargs=2, type=float, default=(0.0, 0.0), show_default=True,
-              help="Demosaick: max shot-noise gain a and max read-noise sigma (0..1 units).")
+@click.option(
+    "--alternate/--no-alternate",
+    default=True,
+    show_default=True,
+    help="Update selector 1 step, bank 3 steps, in turn.",
+)
+@click.option(
+    "--refit/--no-refit",
+    default=True,
+    show_default=True,
+    help="Least-squares refit of the bank given the selector's choices at the end.",
+)
+@click.option(
+    "--refit-batches",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Batches of training patches the least-squares refit (and each polish round's) sums over.",
+)
+@click.option(
+    "--noise",
+    nargs=2,
+    type=float,
+    default=(0.0, 0.0),
+    show_default=True,
+    help="Demosaick: max shot-noise gain a and max read-noise sigma (0..1 units).",
+)
 @click.option("--noise-p-clean", default=0.0, show_default=True, help="Share of noise-free patches.")
-@click.option("--noise-min", default=0.0, show_default=True,
-              help="Demosaick: min read-noise sigma (0..1 units), for a noise-level specialist.")
-@click.option("--val-sigma", default=0.0, show_default=True,
-              help="Demosaick: mosaic noise sigma (0..255 units) of the validation that picks the bank; "
-                   "stored as the model's noise_sigma (the level --denoise picks it for).")
-@click.option("--val-saturation", default=1.0, show_default=True,
-              help="Demosaick: validate on the held-out images with their saturation scaled by this "
-                   "(2 for a vivid model: McMaster-like colours).")
-@click.option("--val-regions", is_flag=True,
-              help="Demosaick: validate on the held-out images recoloured per random region (colours that "
-                   "jump independently across borders, a McMaster-like proxy; see benchmarks/val_colour.py).")
-@click.option("--color-aug", default=0.0, show_default=True,
-              help="Demosaick: share of patches with random channel permutation and saturation.")
-@click.option("--color-sat", default=2.0, show_default=True,
-              help="Demosaick: largest saturation factor of --color-aug (log-uniform from 0.5).")
-@click.option("--color-invert", default=0.0, show_default=True,
-              help="Demosaick: share of patches with one colour channel inverted (edges where one colour "
-                   "falls as another rises, as in McMaster-like pictures; costs quality on ordinary photos).")
-@click.option("--color-regions", default=0.0, show_default=True,
-              help="Demosaick: share of patches recoloured per random region (each region its own RGB "
-                   "gains: colour edges whose channels jump independently; what --val-regions validates on).")
-@click.option("--shrink", default="1", show_default=True,
-              help="Demosaick: comma-separated scale factors; patches are also cut from the pictures shrunk "
-                   "by each (MATLAB bicubic), e.g. 1,0.7,0.5.")
-@click.option("--passthrough/--no-passthrough", default=False, show_default=True,
-              help="Demosaick: keep the known sample of every pixel (learn only the missing colours).")
-@click.option("--selector-input", type=click.Choice(["packed", "full"]), default="packed", show_default=True,
-              help="Demosaick: selector on the packed quads, or on the full-resolution mosaic (ablation; "
-                   "not exportable).")
-@click.option("--selector-pretrain", default=500, show_default=True,
-              help="Initialisation: selector steps learning the k-means patch clusters.")
-@click.option("--init", "init", type=click.Choice(["kmeans", "random"]), default="kmeans", show_default=True,
-              help="Bank/selector start: k-means input partition, or near-identical kernels (ablation).")
-@click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Warm start: begin from this exported model (same task, scale and selector; --kernels "
-                   "may be a multiple of its kernels, --kernel-sizes larger) instead of the k-means start; "
-                   "its chain of commands is recorded in the new model's provenance.")
-@click.option("--balance", default=0.0, show_default=True,
-              help="Weight of a load-balancing term (n x sum of share x soft share per kernel) against unused kernels.")
-@click.option("--revive", "revive_every", default=0, show_default=True,
-              help="Every N steps of the first half, split busy kernels into unused ones (0: off).")
-@click.option("--polish", "polish_steps", default=0, show_default=True,
-              help="After the refit: selector-only steps on the expected l2 loss for the fixed bank, "
-                   "then a refit, per round (0: off); a round is kept if it improves validation.")
+@click.option(
+    "--noise-min",
+    default=0.0,
+    show_default=True,
+    help="Demosaick: min read-noise sigma (0..1 units), for a noise-level specialist.",
+)
+@click.option(
+    "--val-sigma",
+    default=0.0,
+    show_default=True,
+    help="Demosaick: mosaic noise sigma (0..255 units) of the validation that picks the bank; "
+    "stored as the model's noise_sigma (the level --denoise picks it for).",
+)
+@click.option(
+    "--val-saturation",
+    default=1.0,
+    show_default=True,
+    help="Demosaick: validate on the held-out images with their saturation scaled by this "
+    "(2 for a vivid model: McMaster-like colours).",
+)
+@click.option(
+    "--val-regions",
+    is_flag=True,
+    help="Demosaick: validate on the held-out images recoloured per random region (colours that "
+    "jump independently across borders, a McMaster-like proxy; see benchmarks/val_colour.py).",
+)
+@click.option(
+    "--color-aug",
+    default=0.0,
+    show_default=True,
+    help="Demosaick: share of patches with random channel permutation and saturation.",
+)
+@click.option(
+    "--color-sat",
+    default=2.0,
+    show_default=True,
+    help="Demosaick: largest saturation factor of --color-aug (log-uniform from 0.5).",
+)
+@click.option(
+    "--color-invert",
+    default=0.0,
+    show_default=True,
+    help="Demosaick: share of patches with one colour channel inverted (edges where one colour "
+    "falls as another rises, as in McMaster-like pictures; costs quality on ordinary photos).",
+)
+@click.option(
+    "--color-regions",
+    default=0.0,
+    show_default=True,
+    help="Demosaick: share of patches recoloured per random region (each region its own RGB "
+    "gains: colour edges whose channels jump independently; what --val-regions validates on).",
+)
+@click.option(
+    "--shrink",
+    default="1",
+    show_default=True,
+    help="Demosaick: comma-separated scale factors; patches are also cut from the pictures shrunk "
+    "by each (MATLAB bicubic), e.g. 1,0.7,0.5.",
+)
+@click.option(
+    "--passthrough/--no-passthrough",
+    default=False,
+    show_default=True,
+    help="Demosaick: keep the known sample of every pixel (learn only the missing colours).",
+)
+@click.option(
+    "--selector-input",
+    type=click.Choice(["packed", "full"]),
+    default="packed",
+    show_default=True,
+    help="Demosaick: selector on the packed quads, or on the full-resolution mosaic (ablation; "
+    "not exportable).",
+)
+@click.option(
+    "--selector-pretrain",
+    default=500,
+    show_default=True,
+    help="Initialisation: selector steps learning the k-means patch clusters.",
+)
+@click.option(
+    "--init",
+    "init",
+    type=click.Choice(["kmeans", "random"]),
+    default="kmeans",
+    show_default=True,
+    help="Bank/selector start: k-means input partition, or near-identical kernels (ablation).",
+)
+@click.option(
+    "--init-from",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Warm start: begin from this exported model (same task, scale and selector; --kernels "
+    "may be a multiple of its kernels, --kernel-sizes larger) instead of the k-means start; "
+    "its chain of commands is recorded in the new model's provenance.",
+)
+@click.option(
+    "--balance",
+    default=0.0,
+    show_default=True,
+    help="Weight of a load-balancing term (n x sum of share x soft share per kernel) against unused kernels.",
+)
+@click.option(
+    "--revive",
+    "revive_every",
+    default=0,
+    show_default=True,
+    help="Every N steps of the first half, split busy kernels into unused ones (0: off).",
+)
+@click.option(
+    "--polish",
+    "polish_steps",
+    default=0,
+    show_default=True,
+    help="After the refit: selector-only steps on the expected l2 loss for the fixed bank, "
+    "then a refit, per round (0: off); a round is kept if it improves validation.",
+)
 @click.option("--polish-rounds", default=2, show_default=True, help="Rounds of --polish.")
-@click.option("--polish-revive", is_flag=True,
-              help="Before each --polish round, split busy kernels into the unused ones (as --revive).")
-@click.option("--mix", default=1, show_default=True, type=click.Choice(["1", "2"]),
-              help="Kernels blended per pixel at inference: 1 = the argmax kernel; 2 = the two with the "
-                   "largest logits, weighted by their softmax (the refit is then joint and --polish "
-                   "trains selector and bank on the blend's loss).")
+@click.option(
+    "--polish-revive",
+    is_flag=True,
+    help="Before each --polish round, split busy kernels into the unused ones (as --revive).",
+)
+@click.option(
+    "--mix",
+    default=1,
+    show_default=True,
+    type=click.Choice(["1", "2"]),
+    help="Kernels blended per pixel at inference: 1 = the argmax kernel; 2 = the two with the "
+    "largest logits, weighted by their softmax (the refit is then joint and --polish "
+    "trains selector and bank on the blend's loss).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
-@click.option("--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present.")
-def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_sizes, width, depth,
-              lr_bank, lr_selector, tau, decorrelation, alternate, refit, refit_batches, noise, noise_p_clean, noise_min, val_sigma,
-              val_saturation, val_regions, color_aug, color_sat, color_invert, color_regions, shrink, passthrough, selector_input, selector_pretrain, init, init_from, balance, revive_every, polish_steps, polish_rounds,
-              polish_revive, mix, seed,
-              threads, checkpoint):
+@click.option(
+    "--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present."
+)
+def train_cmd(
+    task,
+    scale,
+    data,
+    out,
+    iters,
+    batch,
+    patch,
+    n_kernels,
+    kernel_sizes,
+    width,
+    depth,
+    lr_bank,
+    lr_selector,
+    tau,
+    decorrelation,
+    alternate,
+    refit,
+    refit_batches,
+    noise,
+    noise_p_clean,
+    noise_min,
+    val_sigma,
+    val_saturation,
+    val_regions,
+    color_aug,
+    color_sat,
+    color_invert,
+    color_regions,
+    shrink,
+    passthrough,
+    selector_input,
+    selector_pretrain,
+    init,
+    init_from,
+    balance,
+    revive_every,
+    polish_steps,
+    polish_rounds,
+    polish_revive,
+    mix,
+    seed,
+    threads,
+    checkpoint,
+):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
     \b
@@ -123,22 +290,63 @@ def train_cmd(task, scale, data, out, iters, batch, patch, n_kernels, kernel_siz
     if len(sizes) == 1:
         sizes = sizes * n_kernels
     if sizes and len(sizes) != n_kernels:
-        raise click.BadParameter(f"{len(sizes)} sizes given for {n_kernels} kernels", param_hint="--kernel-sizes")
+        raise click.BadParameter(
+            f"{len(sizes)} sizes given for {n_kernels} kernels", param_hint="--kernel-sizes"
+        )
     cfg = TrainConfig(
-        task=task, scale=scale if task == "upscale" else 1, data=tuple(data), out=out, iters=iters,
-        batch=batch, patch=patch, n_kernels=n_kernels, kernel_sizes=sizes, width=width, depth=depth,
-        lr_bank=lr_bank, lr_selector=lr_selector, tau0=tau[0], tau1=tau[1],
-        decorrelation=decorrelation, alternate=alternate, refit=refit, refit_batches=refit_batches, noise_a=noise[0],
-        noise_sigma=noise[1], noise_p_clean=noise_p_clean, noise_sigma_min=noise_min,
-        val_sigma=val_sigma / 255, val_saturation=val_saturation, val_regions=val_regions, color_aug=color_aug, color_sat=color_sat, color_invert=color_invert, color_regions=color_regions, bayer_shrink=_factors(shrink), passthrough=passthrough, selector_input=selector_input, seed=seed, threads=threads,
-        checkpoint=checkpoint, selector_pretrain=selector_pretrain, init=init, init_from=init_from or "", balance=balance, revive_every=revive_every,
-        polish_steps=polish_steps, polish_rounds=polish_rounds, polish_revive=polish_revive, mix=int(mix),
+        task=task,
+        scale=scale if task == "upscale" else 1,
+        data=tuple(data),
+        out=out,
+        iters=iters,
+        batch=batch,
+        patch=patch,
+        n_kernels=n_kernels,
+        kernel_sizes=sizes,
+        width=width,
+        depth=depth,
+        lr_bank=lr_bank,
+        lr_selector=lr_selector,
+        tau0=tau[0],
+        tau1=tau[1],
+        decorrelation=decorrelation,
+        alternate=alternate,
+        refit=refit,
+        refit_batches=refit_batches,
+        noise_a=noise[0],
+        noise_sigma=noise[1],
+        noise_p_clean=noise_p_clean,
+        noise_sigma_min=noise_min,
+        val_sigma=val_sigma / 255,
+        val_saturation=val_saturation,
+        val_regions=val_regions,
+        color_aug=color_aug,
+        color_sat=color_sat,
+        color_invert=color_invert,
+        color_regions=color_regions,
+        bayer_shrink=_factors(shrink),
+        passthrough=passthrough,
+        selector_input=selector_input,
+        seed=seed,
+        threads=threads,
+        checkpoint=checkpoint,
+        selector_pretrain=selector_pretrain,
+        init=init,
+        init_from=init_from or "",
+        balance=balance,
+        revive_every=revive_every,
+        polish_steps=polish_steps,
+        polish_rounds=polish_rounds,
+        polish_revive=polish_revive,
+        mix=int(mix),
     )
     if task == "upscale" and scale not in (2, 3, 4):
         raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")
     logging.getLogger("pafu.train").setLevel(logging.INFO)
     try:
-        summary = train(cfg, command="pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "")
+        summary = train(
+            cfg, command="pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
+        )
     except (ValueError, ModelError) as e:
         raise click.ClickException(str(e)) from None
     if summary["out"]:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import click
+
 from pafu_cli.cli.options import bits_opt, jobs_opt, model_opt, overwrite_opt, run_job, selection_opt
 
 
 @click.command("upscale", short_help="Upscale images by 2, 3 or 4.")
-@click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), required=True,
-              help="Upscale factor.")
+@click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), required=True, help="Upscale factor.")
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
 @click.argument("output", metavar="OUT")
-@model_opt("Upscale model: a shipped name, 'nearest', 'bilinear' or a .npz file "
-            "(default: the shipped upscale_xS).")
-@click.option("--ensemble", is_flag=True,
-              help="x8 self-ensemble: run on the 8 flips/rotations and average (8x slower).")
+@model_opt(
+    "Upscale model: a shipped name, 'nearest', 'bilinear' or a .npz file (default: the shipped upscale_xS)."
+)
+@click.option(
+    "--ensemble", is_flag=True, help="x8 self-ensemble: run on the 8 flips/rotations and average (8x slower)."
+)
 @bits_opt
 @selection_opt
 @overwrite_opt
@@ -32,10 +34,14 @@ def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map
     """
     from pafu_cli.jobs.upscale import UpscaleOptions, upscale_file
 
-    opts = UpscaleOptions(scale=int(scale), model=model, ensemble=ensemble,
-                          bits=int(bits) if bits else None,
-                          selection_map=str(selection_map) if selection_map else None,
-                          overwrite=overwrite)
+    opts = UpscaleOptions(
+        scale=int(scale),
+        model=model,
+        ensemble=ensemble,
+        bits=int(bits) if bits else None,
+        selection_map=str(selection_map) if selection_map else None,
+        overwrite=overwrite,
+    )
     run_job(upscale_file, inputs, output, opts, _upscale_exts(), ".png", jobs, selection_map, ctx)
 
 

@@ -14,12 +14,13 @@ uint8; CPSNR with the 10-pixel ``imcpsnr`` border (b10) and on the whole image (
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
+
 from pafu_cli.cfa import mosaic
 from pafu_cli.evaluation.metrics import cpsnr, to_uint8, y_psnr
 from pafu_cli.evaluation.resize import imresize, modcrop
 from pafu_cli.models.choice import mosaic_colourfulness, noise_level
-
 
 GREY_IMAGES = {"bridge"}
 
@@ -36,8 +37,8 @@ def _images(folder):
 
 def sr_scores(folder, scale: int, model, ensemble: bool = False) -> dict:
     """Per-image Y-PSNR of ``model`` (a PafuModel or a name) on one test set."""
-    from pafu_cli.models.registry import resolve_model
     from pafu_cli.jobs.upscale import upscale_array
+    from pafu_cli.models.registry import resolve_model
 
     m = resolve_model(model, "upscale", scale)
     scores = {}

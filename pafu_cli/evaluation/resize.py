@@ -11,8 +11,8 @@ rounding half away from zero after each 1-D pass.
 from __future__ import annotations
 
 import math
-import numpy as np
 
+import numpy as np
 
 __all__ = ["imresize", "modcrop"]
 
@@ -21,9 +21,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     ax = np.abs(x)
     ax2 = ax * ax
     ax3 = ax2 * ax
-    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (
-        -0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0
-    ) * ((ax > 1) & (ax <= 2))
+    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * (
+        (ax > 1) & (ax <= 2)
+    )
 
 
 def _contributions(in_len: int, out_len: int, scale: float):

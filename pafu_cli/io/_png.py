@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+
 import numba as nb
 import numpy as np
-
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -46,8 +46,12 @@ def _encode_serial(image: np.ndarray) -> bytes:
     scan = np.zeros((h, rows.shape[1] + 1), np.uint8)
     scan[:, 1:] = rows
     header = struct.pack(">IIBBBBB", w, h, depth, _COLOUR_TYPES[c], 0, 0, 0)
-    return (SIGNATURE + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(scan.tobytes(), 6)) + _chunk(b"IEND", b""))
+    return (
+        SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(scan.tobytes(), 6))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def _deflate_piece(data: bytes) -> bytes:

@@ -7,9 +7,10 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-import numpy as np
-from pafu_cli.errors import InputError, OutputError
 
+import numpy as np
+
+from pafu_cli.errors import InputError, OutputError
 
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
@@ -79,8 +80,10 @@ def read_image(path) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4) or img.size == 0:
-        raise InputError(f"{path}: unsupported image layout {img.shape}; expected (H, W) or "
-                         "(H, W, 1..4) (multi-page TIFFs are not supported)")
+        raise InputError(
+            f"{path}: unsupported image layout {img.shape}; expected (H, W) or "
+            "(H, W, 1..4) (multi-page TIFFs are not supported)"
+        )
     if img.dtype == np.uint8 or img.dtype == np.uint16:
         return img
     if img.dtype.kind == "f":
@@ -90,8 +93,9 @@ def read_image(path) -> np.ndarray:
         return img
     if img.dtype == bool:
         return img.astype(np.uint8) * np.uint8(255)
-    raise InputError(f"{path}: unsupported sample type {img.dtype}; use 8- or 16-bit "
-                     "integers or 32-bit float")
+    raise InputError(
+        f"{path}: unsupported sample type {img.dtype}; use 8- or 16-bit integers or 32-bit float"
+    )
 
 
 def _read_other(path, iio):
@@ -112,8 +116,9 @@ def _check_output(path, channels: int, dtype, overwrite: bool) -> str:
     ext = path.suffix.lower()
     fmt = WRITE_FORMATS.get(ext)
     if fmt is None:
-        raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r}; "
-                          "use .png, .tif/.tiff or .jpg")
+        raise OutputError(
+            f"{path}: unknown output extension {ext or '(none)'!r}; use .png, .tif/.tiff or .jpg"
+        )
     if np.dtype(dtype) not in (np.uint8, np.uint16):
         raise TypeError(f"write_image needs uint8 or uint16, got {np.dtype(dtype)}")
     if fmt == "jpeg" and np.dtype(dtype) != np.uint8:
@@ -214,8 +219,14 @@ def write_rows(path, shape, dtype, blocks, overwrite: bool = False) -> None:
         else:
             import tifffile
 
-            tifffile.imwrite(fh, _strips(counted(), TIFF_STRIP_ROWS), shape=tuple(shape), dtype=dtype,
-                             rowsperstrip=TIFF_STRIP_ROWS, **_tiff_options(channels))
+            tifffile.imwrite(
+                fh,
+                _strips(counted(), TIFF_STRIP_ROWS),
+                shape=tuple(shape),
+                dtype=dtype,
+                rowsperstrip=TIFF_STRIP_ROWS,
+                **_tiff_options(channels),
+            )
         if done[0] != h:
             raise ValueError(f"blocks hold {done[0]} rows, the image has {h}")
 

@@ -5,14 +5,14 @@ each band equals the whole-image result bit for bit."""
 from __future__ import annotations
 
 import os
+
 import numpy as np
+
 from pafu_cli.cfa import RED_OFFSET
 from pafu_cli.demosaick import demosaick
-from pafu_cli.filters.pafu.model import receptive_margin
 from pafu_cli.errors import InputError
-from pafu_cli.filters.pafu.model import PafuModel
+from pafu_cli.filters.pafu.model import PafuModel, receptive_margin
 from pafu_cli.superres import upscale
-
 
 BAND_PIXELS = 1 << 22
 
@@ -52,9 +52,11 @@ def check_memory(path, needed: int, what: str) -> None:
     """Refuse an image whose processing would need more than :func:`memory_limit`."""
     limit = memory_limit()
     if needed > limit:
-        raise InputError(f"{path}: image too large for memory ({what} needs about "
-                         f"{needed / 2**30:.1f} GiB, {limit / 2**30:.1f} GiB available); "
-                         "crop or downscale it first")
+        raise InputError(
+            f"{path}: image too large for memory ({what} needs about "
+            f"{needed / 2**30:.1f} GiB, {limit / 2**30:.1f} GiB available); "
+            "crop or downscale it first"
+        )
 
 
 def band_rows(h: int, w: int) -> int:

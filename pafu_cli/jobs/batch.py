@@ -14,8 +14,8 @@ import logging
 import multiprocessing
 import os
 from pathlib import Path
-from pafu_cli.errors import InputError, OutputError, PafuError
 
+from pafu_cli.errors import InputError, OutputError, PafuError
 
 log = logging.getLogger("pafu")
 
@@ -71,8 +71,8 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
 
     One input file and an OUT that is not an existing folder: OUT is the file.
     Otherwise OUT is a folder (created if missing) and each output is named
-    after its input (in the same subfolder as below the input folder) with ``default_ext``, or OUT's extension if OUT is given as
-    ``folder/*.tif``.
+    after its input (in the same subfolder as below the input folder) with
+    ``default_ext``, or OUT's extension if OUT is given as ``folder/*.tif``.
     """
     output = Path(output)
     if single_ok and len(inputs) == 1 and not output.is_dir() and output.suffix:
@@ -103,8 +103,7 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
         base = f.stem if stems[output / rel.parent / f.stem] == 1 else f.name
         dst = output / rel.parent / (base + ext)
         if dst in names:
-            raise InputError(f"{f} and {names[dst]} would both be written to {dst}; "
-                             "process them separately")
+            raise InputError(f"{f} and {names[dst]} would both be written to {dst}; process them separately")
         names[dst] = f
         pairs.append((f, dst))
     for sub in sorted({d.parent for _, d in pairs} - {output}):
@@ -129,8 +128,9 @@ def _run_one(job, src, dst, opts, threads):
     return None
 
 
-def run(job, pairs, opts, *, overwrite: bool, jobs: int = 1, quiet: bool = False,
-        selection_for=None) -> Report:
+def run(
+    job, pairs, opts, *, overwrite: bool, jobs: int = 1, quiet: bool = False, selection_for=None
+) -> Report:
     """Run ``job(src, dst, opts)`` on every pair with a tqdm bar on stderr.
 
     ``selection_for(src, dst)`` gives per-file options (e.g. the selection map

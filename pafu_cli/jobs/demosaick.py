@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import logging
-
 import dataclasses
+import logging
 import time
 from pathlib import Path
+
 import numpy as np
+
 from pafu_cli.errors import InputError
 from pafu_cli.io.images import IMAGE_EXTENSIONS, image_shape, read_image, write_image, write_rows
-from pafu_cli.raw.read import raw_pixel_count
-from pafu_cli.jobs.banding import BAND_PIXELS, BAND_BYTES_PER_PIXEL, RAW_BYTES_PER_PIXEL, check_memory, demosaick_bands
+from pafu_cli.jobs.banding import (
+    BAND_BYTES_PER_PIXEL,
+    BAND_PIXELS,
+    RAW_BYTES_PER_PIXEL,
+    check_memory,
+    demosaick_bands,
+)
 from pafu_cli.jobs.output import refuse_existing, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
 from pafu_cli.models.choice import choose_model
 from pafu_cli.raw.pipeline import read_raw_loading_kernels, render_raw_strips
+from pafu_cli.raw.read import raw_pixel_count
 
 log = logging.getLogger("pafu")
 
@@ -43,16 +50,21 @@ def demosaick_file(src, dst, opts: DemosaickOptions) -> None:
     refuse_existing(opts.selection_map, opts.overwrite)
     ext = Path(src).suffix.lower()
     if ext in (".jpg", ".jpeg"):
-        raise InputError(f"{src}: a JPEG cannot hold a Bayer mosaic (lossy); give a RAW file "
-                         "or a one-channel PNG/TIFF mosaic")
+        raise InputError(
+            f"{src}: a JPEG cannot hold a Bayer mosaic (lossy); give a RAW file "
+            "or a one-channel PNG/TIFF mosaic"
+        )
     if ext in IMAGE_EXTENSIONS:
         out, pic = _demosaick_mosaic_image(src, opts)
     else:
         if opts.pattern:
             log.warning("%s: --pattern is ignored for RAW files (the file says its pattern)", src)
         n = raw_pixel_count(src)
-        check_memory(src, n * (RAW_BYTES_PER_PIXEL + (2 if opts.selection_map else 0))
-                     + BAND_PIXELS * BAND_BYTES_PER_PIXEL, "demosaicking")
+        check_memory(
+            src,
+            n * (RAW_BYTES_PER_PIXEL + (2 if opts.selection_map else 0)) + BAND_PIXELS * BAND_BYTES_PER_PIXEL,
+            "demosaicking",
+        )
         t0 = time.perf_counter()
         raw, plan, rgb16 = read_raw_loading_kernels(src, opts)
         t1 = time.perf_counter()
@@ -60,8 +72,13 @@ def demosaick_file(src, dst, opts: DemosaickOptions) -> None:
         del raw  # the mosaic is no longer needed while the strips are written
         t2 = time.perf_counter()
         write_rows(dst, shape, dtype, strips, overwrite=opts.overwrite)
-        log.info("%s: read %.2f s (with loading the kernels), render %.2f s, curve + write %.2f s",
-                 src, t1 - t0, t2 - t1, time.perf_counter() - t2)
+        log.info(
+            "%s: read %.2f s (with loading the kernels), render %.2f s, curve + write %.2f s",
+            src,
+            t1 - t0,
+            t2 - t1,
+            time.perf_counter() - t2,
+        )
         if pic is not None:
             write_image(opts.selection_map, pic, overwrite=opts.overwrite)
         return
@@ -76,12 +93,12 @@ def _demosaick_mosaic_image(src, opts: DemosaickOptions):
     if not opts.pattern:
         raise InputError(f"{src}: a mosaic image needs --pattern RGGB|BGGR|GRBG|GBRG")
     shape = image_shape(src)
-    check_memory(src, shape[0] * shape[1] * 40 + BAND_PIXELS * BAND_BYTES_PER_PIXEL,
-                 "demosaicking")
+    check_memory(src, shape[0] * shape[1] * 40 + BAND_PIXELS * BAND_BYTES_PER_PIXEL, "demosaicking")
     img = read_image(src)
     if img.ndim != 2:
-        raise InputError(f"{src}: has {img.shape[2]} channels; a mosaic image must have one "
-                         "(or give a RAW file)")
+        raise InputError(
+            f"{src}: has {img.shape[2]} channels; a mosaic image must have one (or give a RAW file)"
+        )
     if min(img.shape) < 2:
         raise InputError(f"{src}: a mosaic needs at least 2x2 samples, got {img.shape}")
     top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)

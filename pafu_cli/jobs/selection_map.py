@@ -19,9 +19,14 @@ def selection_picture(idx: np.ndarray, n_kernels: int) -> np.ndarray:
     p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
     table = np.select(
         [i[:, None] == j for j in range(6)],
-        [np.stack([val + 0 * f, t, p + 0 * f], 1), np.stack([q, val + 0 * f, p + 0 * f], 1),
-         np.stack([p + 0 * f, val + 0 * f, t], 1), np.stack([p + 0 * f, q, val + 0 * f], 1),
-         np.stack([t, p + 0 * f, val + 0 * f], 1), np.stack([val + 0 * f, p + 0 * f, q], 1)],
+        [
+            np.stack([val + 0 * f, t, p + 0 * f], 1),
+            np.stack([q, val + 0 * f, p + 0 * f], 1),
+            np.stack([p + 0 * f, val + 0 * f, t], 1),
+            np.stack([p + 0 * f, q, val + 0 * f], 1),
+            np.stack([t, p + 0 * f, val + 0 * f], 1),
+            np.stack([val + 0 * f, p + 0 * f, q], 1),
+        ],
     )
     lut = np.round(table * 255).astype(np.uint8)
     return lut[np.clip(idx, 0, len(lut) - 1)]

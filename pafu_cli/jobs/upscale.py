@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
 import numpy as np
-from pafu_cli.filters.pafu.model import receptive_margin
-from pafu_cli.filters.pafu.model import PafuModel
-from pafu_cli.models.registry import resolve_model
-from pafu_cli.superres import upscale
+
+from pafu_cli.filters.pafu.model import PafuModel, receptive_margin
 from pafu_cli.io.images import image_shape, read_image, write_image, write_rows
-from pafu_cli.jobs.banding import BAND_PIXELS, BAND_BYTES_PER_PIXEL, UPSCALE_BYTES_PER_IN_PIXEL, UPSCALE_BYTES_PER_OUT_PIXEL, check_memory, upscale_band_iter, upscale_bands
+from pafu_cli.jobs.banding import (
+    BAND_BYTES_PER_PIXEL,
+    BAND_PIXELS,
+    UPSCALE_BYTES_PER_IN_PIXEL,
+    UPSCALE_BYTES_PER_OUT_PIXEL,
+    check_memory,
+    upscale_band_iter,
+    upscale_bands,
+)
 from pafu_cli.jobs.output import refuse_existing, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
+from pafu_cli.models.registry import resolve_model
+from pafu_cli.superres import upscale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +78,9 @@ def upscale_stream(img: np.ndarray, scale: int, model: PafuModel, want_sel: bool
         yield np.concatenate([y if y.ndim == 3 else y[..., None], al[..., None]], axis=2), idx
 
 
-def upscale_array(img: np.ndarray, scale: int, model: PafuModel, ensemble: bool = False,
-                  want_sel: bool = False):
+def upscale_array(
+    img: np.ndarray, scale: int, model: PafuModel, ensemble: bool = False, want_sel: bool = False
+):
     """Upscale an image array (float32 in [0, 1]; (H, W), (H, W, 2..4)); alpha plainly.
 
     Returns float32 (sH, sW[, C]) unclipped, and the (H, W) kernel index or None.
@@ -80,8 +90,9 @@ def upscale_array(img: np.ndarray, scale: int, model: PafuModel, ensemble: bool 
         acc = None
         sel = None
         for k, f in _DIHEDRAL:
-            y, s = upscale_bands(np.ascontiguousarray(_transform(img, k, f)), scale, model,
-                                 want_sel and k == 0 and not f)
+            y, s = upscale_bands(
+                np.ascontiguousarray(_transform(img, k, f)), scale, model, want_sel and k == 0 and not f
+            )
             y = _untransform(y, k, f)
             acc = y.copy() if acc is None else np.add(acc, y, out=acc)
             sel = s if s is not None else sel
@@ -101,7 +112,7 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
     shape = image_shape(src)
     if len(shape) >= 2:
         n_in = shape[0] * shape[1]
-        n_out = n_in * opts.scale ** 2
+        n_out = n_in * opts.scale**2
         if opts.ensemble:  # whole result in memory
             need = n_out * (UPSCALE_BYTES_PER_OUT_PIXEL + 12)
         else:  # streamed: the input (as read and as float32), the output only for JPEG
@@ -138,10 +149,16 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
         shape = (x.shape[0] * s, x.shape[1] * s) + ((x.shape[2],) if x.ndim == 3 else ())
         write_rows(dst, shape, dtype, blocks(), overwrite=opts.overwrite)
     if sel is not None:
+
         def pictures():
             for r0 in range(0, sel.shape[0], 256):
                 band = sel[r0 : r0 + 256]
                 yield selection_picture(np.repeat(np.repeat(band, s, axis=0), s, axis=1), model.n_kernels)
 
-        write_rows(opts.selection_map, (sel.shape[0] * s, sel.shape[1] * s, 3), np.uint8, pictures(),
-                      overwrite=opts.overwrite)
+        write_rows(
+            opts.selection_map,
+            (sel.shape[0] * s, sel.shape[1] * s, 3),
+            np.uint8,
+            pictures(),
+            overwrite=opts.overwrite,
+        )

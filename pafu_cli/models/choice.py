@@ -4,17 +4,17 @@ twins (``--colours``), and :func:`choose_model`, which combines them for a file.
 
 from __future__ import annotations
 
-import logging
-
 import functools
-from typing import TYPE_CHECKING
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
+
 from pafu_cli.errors import ModelError
-from pafu_cli.filters.pafu.model import PafuModel
-from pafu_cli.filters.pafu.model import load_model
+from pafu_cli.filters.pafu.model import PafuModel, load_model
 from pafu_cli.models import registry
-from pafu_cli.raw.render import colour_plane, colour_index
+from pafu_cli.raw.render import colour_index, colour_plane
 
 if TYPE_CHECKING:
     from pafu_cli.jobs.demosaick import DemosaickOptions
@@ -97,7 +97,7 @@ def vivid_twin(name: str) -> str:
     base = registry.DEFAULT_MODELS[("demosaick", 1)]
     if not name.startswith(base):
         raise ValueError(f"not a shipped demosaick model name: {name!r}")
-    return VIVID_MODEL + name[len(base):]
+    return VIVID_MODEL + name[len(base) :]
 
 
 def pick_colour_model(colourfulness: float, colours: str = "auto", base: str = None) -> PafuModel:
@@ -115,7 +115,9 @@ def pick_colour_model(colourfulness: float, colours: str = "auto", base: str = N
     base = base or registry.DEFAULT_MODELS[("demosaick", 1)]
     twin = vivid_twin(base)
     installed = (registry.models_dir() / f"{twin}.npz").exists()
-    if colours == "vivid":  # asked for: a missing noise-free twin is an error (registry.resolve_model says so)
+    if (
+        colours == "vivid"
+    ):  # asked for: a missing noise-free twin is an error (registry.resolve_model says so)
         vivid = installed or twin == VIVID_MODEL
     else:
         vivid = colours == "auto" and installed and colourfulness > VIVID_COLOURFULNESS
@@ -155,14 +157,27 @@ def choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, lin
             log.warning("%s: %s; using the noise-free model", where, e)
             m = None
         denoising = m is not None and m.noise_sigma > 0
-        log.info("%s: denoise %s (%s, noise estimate %.4f = %.1f/255): %s", where, opts.denoise,
-                 iso_txt, noise, noise * 255, f"model {m.name}" if denoising else "noise-free")
+        log.info(
+            "%s: denoise %s (%s, noise estimate %.4f = %.1f/255): %s",
+            where,
+            opts.denoise,
+            iso_txt,
+            noise,
+            noise * 255,
+            f"model {m.name}" if denoising else "noise-free",
+        )
         if denoising:
             base = m.name
     colourful = mosaic_colourfulness(scaled_sample, pattern, linear=linear)
     m = pick_colour_model(colourful, opts.colours, base)
-    log.info("%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
-             where, opts.colours, colourful, VIVID_COLOURFULNESS, m.name)
+    log.info(
+        "%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
+        where,
+        opts.colours,
+        colourful,
+        VIVID_COLOURFULNESS,
+        m.name,
+    )
     return m
 
 
@@ -184,12 +199,26 @@ def residual_tile_sd(plane: np.ndarray, block: int):
     tile of one colour plane, and which tiles have no sample clipped at black
     (0) or near white (>= 0.98): two (rows, cols) arrays."""
     g = plane.astype(np.float64)
-    r = (g[:-2, :-2] - 2 * g[:-2, 1:-1] + g[:-2, 2:] - 2 * g[1:-1, :-2] + 4 * g[1:-1, 1:-1]
-         - 2 * g[1:-1, 2:] + g[2:, :-2] - 2 * g[2:, 1:-1] + g[2:, 2:]) / 6.0
+    r = (
+        g[:-2, :-2]
+        - 2 * g[:-2, 1:-1]
+        + g[:-2, 2:]
+        - 2 * g[1:-1, :-2]
+        + 4 * g[1:-1, 1:-1]
+        - 2 * g[1:-1, 2:]
+        + g[2:, :-2]
+        - 2 * g[2:, 1:-1]
+        + g[2:, 2:]
+    ) / 6.0
     hb, wb = r.shape[0] // block, r.shape[1] // block
 
     def tiles(a):
-        return a[: hb * block, : wb * block].reshape(hb, block, wb, block).transpose(0, 2, 1, 3).reshape(hb, wb, -1)
+        return (
+            a[: hb * block, : wb * block]
+            .reshape(hb, block, wb, block)
+            .transpose(0, 2, 1, 3)
+            .reshape(hb, wb, -1)
+        )
 
     level = tiles(g[1:-1, 1:-1])
     return tiles(r).std(axis=2), (level.min(axis=2) > 0) & (level.max(axis=2) < 0.98)
@@ -230,8 +259,7 @@ def noise_level(scaled: np.ndarray) -> float:
     return sigma / ref
 
 
-def mosaic_colourfulness(scaled: np.ndarray, pattern: str, linear: bool = False,
-                         dark: float = 0.02) -> float:
+def mosaic_colourfulness(scaled: np.ndarray, pattern: str, linear: bool = False, dark: float = 0.02) -> float:
     """Mean saturation ``(max - min) / max`` of the RGB quads of a [0, 1] mosaic.
 
     Each 2x2 quad gives one (R, mean G, B) triple; quads whose brightest
@@ -253,7 +281,7 @@ def mosaic_colourfulness(scaled: np.ndarray, pattern: str, linear: bool = False,
     mx, mn = rgb.max(axis=0), rgb.min(axis=0)
     ok = (mx > 0) & (mx < 0.98)
     if linear:  # (max - min) / max is scale-free: only the encoding and "dark" change
-        ok &= mx >= np.float32(np.percentile(mx, 99) * dark ** 2.2)
+        ok &= mx >= np.float32(np.percentile(mx, 99) * dark**2.2)
         ratio = (np.maximum(mn[ok], 0) / mx[ok]) ** np.float32(1 / 2.2)
     else:
         ok &= mx >= dark

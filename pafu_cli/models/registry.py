@@ -4,9 +4,9 @@ for a task (analytic banks included)."""
 from __future__ import annotations
 
 from pathlib import Path
+
 from pafu_cli.errors import ModelError
 from pafu_cli.filters.pafu.model import PafuModel, load_model
-
 
 DEFAULT_MODELS = {
     ("upscale", 2): "upscale_x2",

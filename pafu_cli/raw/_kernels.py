@@ -11,7 +11,6 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-
 # No fastmath: the float32 operations must round exactly as NumPy's (and LibRaw's).
 _NJIT_PARALLEL = dict(nogil=True, cache=True, parallel=True)
 

@@ -4,19 +4,32 @@ auto-brightness histogram, and the tone curve with the orientation in strips."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import TYPE_CHECKING
 
-import logging
-
-import dataclasses
 import numpy as np
+
 from pafu_cli.demosaick import demosaick
 from pafu_cli.filters.pafu.model import PafuModel
-from pafu_cli.raw.read import read_raw
-from pafu_cli.raw.render import GAMMAS, apply_matrix, auto_white, camera_to_srgb, colour_index, gamma_curve, grey_world, libraw_border, orient, scale_mosaic, wb_scale, white_point
 from pafu_cli.jobs.banding import band_margin, band_rows, demosaick_bands
 from pafu_cli.jobs.selection_map import selection_picture
 from pafu_cli.models.choice import choose_model
+from pafu_cli.raw.read import read_raw
+from pafu_cli.raw.render import (
+    GAMMAS,
+    apply_matrix,
+    auto_white,
+    camera_to_srgb,
+    colour_index,
+    gamma_curve,
+    grey_world,
+    libraw_border,
+    orient,
+    scale_mosaic,
+    wb_scale,
+    white_point,
+)
 
 if TYPE_CHECKING:
     from pafu_cli.jobs.demosaick import DemosaickOptions
@@ -93,8 +106,11 @@ def plan_render(raw, opts: DemosaickOptions) -> RenderPlan:
     if matrix is None and raw.probed_matrix is not None:
         # LibRaw's built-in matrix for this camera, which rawpy does not expose.
         matrix = raw.probed_matrix
-        log.info("%s: colour matrix probed from LibRaw: %s", raw.path,
-                 [[round(float(v), 4) for v in row] for row in matrix])
+        log.info(
+            "%s: colour matrix probed from LibRaw: %s",
+            raw.path,
+            [[round(float(v), 4) for v in row] for row in matrix],
+        )
     # LibRaw's own 1-pixel frame makes the bilinear bank reproduce LINEAR exactly.
     frame = libraw_border(cfa, pattern, raw.black, scale) if model.name == "bilinear" else None
     return RenderPlan(scale, model, matrix, frame)
@@ -172,11 +188,18 @@ def _load_kernels() -> None:
 
     rgb = demosaick(np.full((64, 64), 0.5, np.float32), "RGGB")
     rgb16 = np.empty(rgb.shape, np.uint16)
-    rk.to_rgb16_counting(rgb, np.eye(3, dtype=np.float32), True, rgb16,
-                         np.zeros((_HIST_BLOCKS, 3, 0x2000), np.int64))
+    rk.to_rgb16_counting(
+        rgb, np.eye(3, dtype=np.float32), True, rgb16, np.zeros((_HIST_BLOCKS, 3, 0x2000), np.int64)
+    )
     rk.curve_oriented_rows(rgb16, np.zeros(65536, np.uint16), 0, 0, np.empty((2, 64, 3), np.uint16))
-    rk.scale_mosaic01(np.zeros((2, 2), np.uint16), np.zeros((2, 2), np.int64), np.zeros(4, np.float32),
-                      np.ones(4), 0, np.empty((2, 2), np.float32))
+    rk.scale_mosaic01(
+        np.zeros((2, 2), np.uint16),
+        np.zeros((2, 2), np.int64),
+        np.zeros(4, np.float32),
+        np.ones(4),
+        0,
+        np.empty((2, 2), np.float32),
+    )
     _KERNELS_LOADED = True
 
 
@@ -184,14 +207,22 @@ def _touched(shape, dtype) -> np.ndarray:
     """A new array whose memory pages are already mapped (one write per page),
     so that the first pass over it does not pay the page faults."""
     a = np.empty(shape, dtype)
-    a.reshape(-1).view(np.uint8)[:: 4096] = 0
+    a.reshape(-1).view(np.uint8)[::4096] = 0
     return a
 
 
 def _read_and_plan(src, opts: DemosaickOptions):
     raw = read_raw(src)
-    log.info("%s: %dx%d %s, black %s, white %g, flip %d", src, raw.cfa.shape[1],
-             raw.cfa.shape[0], raw.pattern, raw.black.tolist(), raw.white, raw.flip)
+    log.info(
+        "%s: %dx%d %s, black %s, white %g, flip %d",
+        src,
+        raw.cfa.shape[1],
+        raw.cfa.shape[0],
+        raw.pattern,
+        raw.black.tolist(),
+        raw.white,
+        raw.flip,
+    )
     rgb16 = _touched(raw.cfa.shape + (3,), np.uint16)
     return raw, plan_render(raw, opts), rgb16
 

@@ -4,9 +4,9 @@ LibRaw render a small probe mosaic written into its raw buffer."""
 from __future__ import annotations
 
 import numpy as np
-from pafu_cli.raw.render import colour_index
-from pafu_cli.raw.read import libraw_errors
 
+from pafu_cli.raw.read import libraw_errors
+from pafu_cli.raw.render import colour_index
 
 # The probe: up to this many 2x2 blocks (rows, columns) of distinct camera RGB
 # values; values below _PROBE_TOP (16-bit units) so few outputs clip; an
@@ -67,10 +67,18 @@ def probe_libraw_matrix(raw, pattern: str, black, seed: int = 0):
             vis[y : 2 * bh : 2, x : 2 * bw : 2] = rgb[..., (0, 1, 2, 1)[c]] + np.uint16(black[c])
     try:
         out = raw.postprocess(
-            demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR, half_size=True,
-            use_camera_wb=False, use_auto_wb=False, user_wb=[1.0, 1.0, 1.0, 1.0],
-            user_sat=65535, adjust_maximum_thr=0.0, no_auto_bright=True, gamma=(1, 1),
-            output_bps=16, user_flip=0)
+            demosaic_algorithm=rawpy.DemosaicAlgorithm.LINEAR,
+            half_size=True,
+            use_camera_wb=False,
+            use_auto_wb=False,
+            user_wb=[1.0, 1.0, 1.0, 1.0],
+            user_sat=65535,
+            adjust_maximum_thr=0.0,
+            no_auto_bright=True,
+            gamma=(1, 1),
+            output_bps=16,
+            user_flip=0,
+        )
     except libraw_errors():
         return None
     if out.ndim != 3 or out.shape[0] < bh or out.shape[1] < bw or out.shape[2] != 3:

@@ -9,17 +9,44 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+
 import numpy as np
+
 from pafu_cli.cfa import PATTERNS
 from pafu_cli.errors import InputError
-from pafu_cli.raw.render import camera_to_srgb
 from pafu_cli.io.images import check_input_file
-
+from pafu_cli.raw.render import camera_to_srgb
 
 RAW_EXTENSIONS = (
-    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".rw2", ".orf",
-    ".pef", ".kdc", ".dcr", ".raf", ".srw", ".3fr", ".fff", ".iiq", ".mos", ".mrw", ".x3f",
-    ".erf", ".mef", ".raw", ".rwl", ".gpr", ".k25", ".dc2",
+    ".dng",
+    ".cr2",
+    ".cr3",
+    ".crw",
+    ".nef",
+    ".nrw",
+    ".arw",
+    ".srf",
+    ".sr2",
+    ".rw2",
+    ".orf",
+    ".pef",
+    ".kdc",
+    ".dcr",
+    ".raf",
+    ".srw",
+    ".3fr",
+    ".fff",
+    ".iiq",
+    ".mos",
+    ".mrw",
+    ".x3f",
+    ".erf",
+    ".mef",
+    ".raw",
+    ".rwl",
+    ".gpr",
+    ".k25",
+    ".dc2",
 )
 
 
@@ -130,8 +157,10 @@ def _pattern(raw, path) -> str:
     if full is None or full.shape != (2, 2):
         shape = "none" if full is None else "x".join(map(str, full.shape))
         if full is not None and full.shape == (6, 6):
-            raise InputError(f"{path}: X-Trans sensor (6x6 colour filter) is not supported; "
-                             "pafu demosaicks 2x2 Bayer mosaics only")
+            raise InputError(
+                f"{path}: X-Trans sensor (6x6 colour filter) is not supported; "
+                "pafu demosaicks 2x2 Bayer mosaics only"
+            )
         raise InputError(f"{path}: not a 2x2 Bayer sensor (colour filter pattern {shape})")
     desc = raw.color_desc.decode("ascii", "replace")
     # The colours of the visible area's first 2x2 samples (raw_colors_visible would
@@ -143,8 +172,10 @@ def _pattern(raw, path) -> str:
     except IndexError:
         pattern = "?"
     if pattern not in PATTERNS:
-        raise InputError(f"{path}: not a 2x2 Bayer sensor (colours {pattern!r}, "
-                         f"description {desc!r}); expected one of {', '.join(PATTERNS)}")
+        raise InputError(
+            f"{path}: not a 2x2 Bayer sensor (colours {pattern!r}, "
+            f"description {desc!r}); expected one of {', '.join(PATTERNS)}"
+        )
     return pattern
 
 
@@ -152,12 +183,15 @@ def _check_not_empty(cfa: np.ndarray, black: np.ndarray, path) -> None:
     n = cfa.size
     zeros = n - np.count_nonzero(cfa)
     if cfa.max() <= black.min() or zeros > _EMPTY_ZERO_SHARE * n:
-        raise InputError(f"{path}: truncated or no image data (the decoded mosaic is "
-                         f"{100 * zeros / n:.1f}% zeros); the file is damaged or metadata-only")
+        raise InputError(
+            f"{path}: truncated or no image data (the decoded mosaic is "
+            f"{100 * zeros / n:.1f}% zeros); the file is damaged or metadata-only"
+        )
     tail = max(1, int(_EMPTY_ROW_SHARE * cfa.shape[0]))
     if not np.any(cfa[-tail:]):
-        raise InputError(f"{path}: truncated (the last {tail} rows of the mosaic are empty); "
-                         "the file is damaged")
+        raise InputError(
+            f"{path}: truncated (the last {tail} rows of the mosaic are empty); the file is damaged"
+        )
 
 
 def read_raw(path) -> RawData:
@@ -186,14 +220,18 @@ def read_raw(path) -> RawData:
             # Metadata first: postprocess() would change pattern and flip.
             pattern = _pattern(raw, path)
             if raw.num_colors != 3:
-                raise InputError(f"{path}: {raw.num_colors}-colour sensor is not supported "
-                                 "(pafu needs an RGB Bayer mosaic)")
+                raise InputError(
+                    f"{path}: {raw.num_colors}-colour sensor is not supported "
+                    "(pafu needs an RGB Bayer mosaic)"
+                )
             n_raw = int(raw.sizes.raw_width) * int(raw.sizes.raw_height)
             size = os.path.getsize(path)
             if size < n_raw * _MIN_BYTES_PER_PIXEL:
-                raise InputError(f"{path}: truncated or no image data ({size} bytes for a "
-                                 f"{raw.sizes.raw_width}x{raw.sizes.raw_height} sensor); "
-                                 "the file is damaged or metadata-only")
+                raise InputError(
+                    f"{path}: truncated or no image data ({size} bytes for a "
+                    f"{raw.sizes.raw_width}x{raw.sizes.raw_height} sensor); "
+                    "the file is damaged or metadata-only"
+                )
             cfa = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
             other = getattr(raw, "other", None)
             iso = float(getattr(other, "iso_speed", 0.0) or 0.0) if other is not None else 0.0
@@ -212,10 +250,8 @@ def read_raw(path) -> RawData:
                 iso=iso if iso > 0 else None,
             )
             # Last: the probe overwrites the mosaic (copied above) and LibRaw state.
-            if camera_to_srgb(data.color_matrix, data.rgb_xyz_matrix, data.is_dng,
-                                     False) is None:
-                data = dataclasses.replace(
-                    data, probed_matrix=_probe(raw, pattern, data.black))
+            if camera_to_srgb(data.color_matrix, data.rgb_xyz_matrix, data.is_dng, False) is None:
+                data = dataclasses.replace(data, probed_matrix=_probe(raw, pattern, data.black))
     except libraw_errors() as e:
         raise InputError(_raw_reason(path, e)) from None
     if cfa.ndim != 2 or min(cfa.shape) < 2:

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # sRGB (D65) -> XYZ, LibRaw's ``xyz_rgb``. LibRaw 0.22 uses these 7-digit
 # values, not dcraw's 6-digit ones (0.412453, ...): with those the matrix of
 # the Canon D30 differs from the one LibRaw applies (probed) by 4e-5.
 XYZ_FROM_SRGB = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
-     [0.0193339, 0.1191920, 0.9503041]]
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
 )
 
 
@@ -182,10 +180,8 @@ def libraw_border(cfa: np.ndarray, pattern: str, black, scale):
     rgb_of = np.array([0, 1, 2, 1])  # the second green is green
     black = np.asarray(black, np.float32)
     scale = np.asarray(scale, np.float64)
-    ys = np.concatenate([np.zeros(w, int), np.full(w, h - 1), np.arange(1, h - 1),
-                         np.arange(1, h - 1)])
-    xs = np.concatenate([np.arange(w), np.arange(w), np.zeros(h - 2, int),
-                         np.full(h - 2, w - 1)])
+    ys = np.concatenate([np.zeros(w, int), np.full(w, h - 1), np.arange(1, h - 1), np.arange(1, h - 1)])
+    xs = np.concatenate([np.arange(w), np.arange(w), np.zeros(h - 2, int), np.full(h - 2, w - 1)])
     sums = np.zeros((ys.size, 3))
     counts = np.zeros((ys.size, 3))
     for dy in (-1, 0, 1):
@@ -245,8 +241,7 @@ def apply_matrix(rgb: np.ndarray, matrix) -> np.ndarray:
 
 def histogram(rgb16: np.ndarray) -> np.ndarray:
     """(3, 8192) counts of ``value >> 3`` per channel (LibRaw's output histogram)."""
-    return np.stack([np.bincount((rgb16[..., c] >> 3).ravel(), minlength=0x2000)
-                     for c in range(3)])
+    return np.stack([np.bincount((rgb16[..., c] >> 3).ravel(), minlength=0x2000) for c in range(3)])
 
 
 def auto_white(hist: np.ndarray, n_pixels: int, threshold: float = 0.01) -> int:

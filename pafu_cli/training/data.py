@@ -98,7 +98,8 @@ class SRPairs:
             k = int(rng.integers(8))
             xs.append(dihedral(lp, k))
             ys.append(dihedral(hp, k))
-        to = lambda a: np.ascontiguousarray(np.stack(a).transpose(0, 3, 1, 2), np.float32) / 255
+        def to(a):
+            return np.ascontiguousarray(np.stack(a).transpose(0, 3, 1, 2), np.float32) / 255
         return to(xs), to(ys)
 
 
@@ -196,8 +197,9 @@ def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.
     return np.clip(np.rint(im8.astype(np.float64) * g), 0, 255).astype(np.uint8)
 
 
-def validation_picture(im8: np.ndarray, index: int, saturation: float = 1.0,
-                       regions: bool = False) -> np.ndarray:
+def validation_picture(
+    im8: np.ndarray, index: int, saturation: float = 1.0, regions: bool = False
+) -> np.ndarray:
     """The demosaick validation picture made from held-out image number ``index``:
     cropped to even size, its saturation scaled (:func:`saturate8`) and, with
     ``regions``, recoloured per region (:func:`recolour_regions`, seeded by ``index``).
@@ -224,8 +226,17 @@ class BayerImages:
             out.extend(im if z == 1.0 else imresize(im, z) for z in shrink)
         return cls(out)
 
-    def sample(self, rng, batch: int, patch: int, noise: NoiseRange, color_aug: float = 0.0,
-               color_sat: float = 2.0, color_invert: float = 0.0, color_regions: float = 0.0):
+    def sample(
+        self,
+        rng,
+        batch: int,
+        patch: int,
+        noise: NoiseRange,
+        color_aug: float = 0.0,
+        color_sat: float = 2.0,
+        color_invert: float = 0.0,
+        color_regions: float = 0.0,
+    ):
         """(B, 1, p, p) RGGB mosaics and (B, 3, p, p) ground truth, float32 in [0, 1].
 
         Each patch is mosaicked with a random one of the four layouts and then

@@ -108,8 +108,16 @@ class Sampler:
         if c.task == "upscale":
             x, y = self.src.sample(rng, c.batch, c.default_patch(), c.scale)
         else:
-            x, y = self.src.sample(rng, c.batch, c.default_patch(), self.noise, c.color_aug, c.color_sat,
-                                   c.color_invert, c.color_regions)
+            x, y = self.src.sample(
+                rng,
+                c.batch,
+                c.default_patch(),
+                self.noise,
+                c.color_aug,
+                c.color_sat,
+                c.color_invert,
+                c.color_regions,
+            )
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -123,8 +131,9 @@ def _crop(t, m):
     return t[..., m:-m, m:-m] if m else t
 
 
-def refit_bank(net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float = 1e-4,
-               assign: str = "selector"):
+def refit_bank(
+    net: PafuNet, sampler: Sampler, rng, batches: int, ridge: float = 1e-4, assign: str = "selector"
+):
     """Least-squares bank given per-pixel choices (in place).
 
     ``assign``: "selector" (the selector's argmax, as at inference) or "random".
@@ -241,8 +250,9 @@ def polish_mixed(net: PafuNet, sampler: Sampler, rng, steps: int, lr_sel: float,
     """Train selector and bank together on the squared error of the top-two blend
     (``net.mix`` 2), the loss of its inference (in place). Returns the mean loss
     of the last tenth of the steps."""
-    opt = torch.optim.Adam([{"params": net.selector_parameters(), "lr": lr_sel},
-                            {"params": [net.bank], "lr": lr_bank}])
+    opt = torch.optim.Adam(
+        [{"params": net.selector_parameters(), "lr": lr_sel}, {"params": [net.bank], "lr": lr_bank}]
+    )
     m = _margin(net)
 
     def loss_of(xb, yb):
@@ -386,8 +396,16 @@ def _reset_adam_rows(opt, param, rows):
                 st[key][rows] = 0
 
 
-def revive_dead_kernels(net: PafuNet, sampler: Sampler, rng, counts, min_share: float,
-                        opt_sel=None, opt_bank=None, refit_batches: int = 20) -> list:
+def revive_dead_kernels(
+    net: PafuNet,
+    sampler: Sampler,
+    rng,
+    counts,
+    min_share: float,
+    opt_sel=None,
+    opt_bank=None,
+    refit_batches: int = 20,
+) -> list:
     """Split busy kernels into dead ones (in place); returns the (dead, source) pairs.
 
     Straight-through Gumbel training leaves many kernels unchosen (they get no
@@ -412,7 +430,7 @@ def revive_dead_kernels(net: PafuNet, sampler: Sampler, rng, counts, min_share: 
         xb, _ = sampler(rng)
         x = net.prepare(xb)
         h = (x - net.in_mean.view(1, -1, 1, 1)) * net.in_scale.view(1, -1, 1, 1)
-        for i, conv in enumerate(net.selector[:-1]):
+        for _i, conv in enumerate(net.selector[:-1]):
             r = (conv.kernel_size[0] - 1) // 2
             h = F.relu(conv(F.pad(h, (r, r, r, r), mode="reflect") if r else h))
         feats = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
@@ -504,14 +522,25 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     files = tdata.list_images(cfg.data)
     train_files, val_files = tdata.split_files(files, cfg.val_every)
     if not val_files:
-        raise ValueError(f"{', '.join(map(str, cfg.data))}: training needs at least 2 images "
-                         "(one is held out for validation)")
+        raise ValueError(
+            f"{', '.join(map(str, cfg.data))}: training needs at least 2 images "
+            "(one is held out for validation)"
+        )
     t_start = t0 = time.time()
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
     sizes = list(cfg.kernel_sizes) or [5] * cfg.n_kernels
-    net = PafuNet(cfg.task, cfg.scale, cfg.n_kernels, sizes, cfg.width, cfg.depth, passthrough=cfg.passthrough,
-                  selector_input=cfg.selector_input, mix=cfg.mix)
+    net = PafuNet(
+        cfg.task,
+        cfg.scale,
+        cfg.n_kernels,
+        sizes,
+        cfg.width,
+        cfg.depth,
+        passthrough=cfg.passthrough,
+        selector_input=cfg.selector_input,
+        mix=cfg.mix,
+    )
     opt_sel = torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector)
     opt_bank = torch.optim.Adam([net.bank], lr=cfg.lr_bank)
     start = load_model(cfg.init_from) if cfg.init_from else None  # warm start (also for the provenance)
@@ -531,7 +560,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         log.info("init from %s: val %.3f dB", cfg.init_from, evaluate(net, val_files, cfg))
         if n0 < net.n_kernels:
             grow_bank(net, sampler, rng, n0)
-            log.info("grown from %d to %d kernels: val %.3f dB", n0, net.n_kernels, evaluate(net, val_files, cfg))
+            log.info(
+                "grown from %d to %d kernels: val %.3f dB", n0, net.n_kernels, evaluate(net, val_files, cfg)
+            )
     else:
         _init_bank(net, sampler, rng, cfg)
         log.info("init (k-means partition + LS bank, argmax): val %.3f dB", evaluate(net, val_files, cfg))
@@ -567,20 +598,32 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             use += _crop(sel.detach(), m // net.shuffle).sum((0, 2, 3)).double()
             if step % cfg.revive_every == 0:
                 if step <= cfg.iters // 2:
-                    pairs = revive_dead_kernels(net, sampler, rng, use.numpy(), cfg.revive_min_share,
-                                                opt_sel, opt_bank)
+                    pairs = revive_dead_kernels(
+                        net, sampler, rng, use.numpy(), cfg.revive_min_share, opt_sel, opt_bank
+                    )
                     if pairs:
                         log.info("step %d: split %s", step, " ".join(f"{s}->{d}" for d, s in pairs))
                 use.zero_()
         if step % cfg.log_every == 0:
-            log.info("step %d/%d tau %.3f l1 %.5f (%.2fs/step)", step, cfg.iters, tau,
-                     run_loss / cfg.log_every, (time.time() - t0) / cfg.log_every)
+            log.info(
+                "step %d/%d tau %.3f l1 %.5f (%.2fs/step)",
+                step,
+                cfg.iters,
+                tau,
+                run_loss / cfg.log_every,
+                (time.time() - t0) / cfg.log_every,
+            )
             run_loss, t0 = 0.0, time.time()
         if step % cfg.checkpoint_every == 0 or step == cfg.iters:
-            state = {"net": net.state_dict(), "opt_sel": opt_sel.state_dict(),
-                     "opt_bank": opt_bank.state_dict(), "step": step,
-                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "config": dataclasses.asdict(cfg)}
+            state = {
+                "net": net.state_dict(),
+                "opt_sel": opt_sel.state_dict(),
+                "opt_bank": opt_bank.state_dict(),
+                "step": step,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "config": dataclasses.asdict(cfg),
+            }
             tmp = ckpt.with_name(ckpt.name + ".tmp")
             torch.save(state, tmp)
             os.replace(tmp, ckpt)
@@ -606,13 +649,21 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
                 if pairs:
                     log.info("polish round %d: split %s", r + 1, " ".join(f"{s}->{d}" for d, s in pairs))
             if net.mix > 1:
-                loss = polish_mixed(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2, cfg.lr_bank / 10)
+                loss = polish_mixed(
+                    net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2, cfg.lr_bank / 10
+                )
             else:
                 loss = polish_selector(net, sampler, prng, cfg.polish_steps, cfg.lr_selector / 2)
             counts = refit_bank(net, sampler, prng, cfg.refit_batches)
             v = evaluate(net, val_files, cfg)
-            log.info("polish round %d: %s %.3g, val %.3f dB; kernel use %s", r + 1,
-                     "blend l2" if net.mix > 1 else "expected l2", loss, v, counts)
+            log.info(
+                "polish round %d: %s %.3g, val %.3f dB; kernel use %s",
+                r + 1,
+                "blend l2" if net.mix > 1 else "expected l2",
+                loss,
+                v,
+                counts,
+            )
             if v > best:
                 best, keep = v, _snapshot(net)
                 summary["val_polish"], summary["kernel_use"] = v, counts
@@ -622,15 +673,22 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         for sg in (5, 10):
             summary[f"val_sigma{sg}"] = evaluate(net, val_files, cfg, sigma=sg / 255)
     if cfg.task == "demosaick" and (cfg.val_regions or cfg.val_saturation != 1):  # the ordinary images too
-        summary["val_plain"] = evaluate(net, val_files, dataclasses.replace(cfg, val_regions=False,
-                                                                           val_saturation=1.0))
+        summary["val_plain"] = evaluate(
+            net, val_files, dataclasses.replace(cfg, val_regions=False, val_saturation=1.0)
+        )
     summary["val"] = max(summary["val_sgd"], summary.get("val_refit", -1.0), summary.get("val_polish", -1.0))
     data_desc = "; ".join(f"{d} ({len(tdata.list_images([d]))} images)" for d in cfg.data)
     data_desc += f"; every {cfg.val_every}th image held out for validation"
-    training = {"wall_minutes": round((time.time() - t_start) / 60, 1), "torch_threads": torch.get_num_threads()}
+    training = {
+        "wall_minutes": round((time.time() - t_start) / 60, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
     if start is not None:  # the chain that reproduces this model
-        training["init_from"] = {"file": str(cfg.init_from), "command": start.provenance.get("command", ""),
-                                 "validation": start.quality.get("validation", {})}
+        training["init_from"] = {
+            "file": str(cfg.init_from),
+            "command": start.provenance.get("command", ""),
+            "validation": start.quality.get("validation", {}),
+        }
         earlier = start.quality.get("training", {}).get("init_from")
         if earlier:  # a longer chain: the start's own start, and so on
             training["init_from"]["init_from"] = earlier
@@ -639,19 +697,25 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
         "seed": cfg.seed,
         "data": data_desc,
         "date": datetime.date.today().isoformat(),
-        "quality": json.dumps({
-            "validation": {k: round(v, 3) for k, v in summary.items() if k.startswith("val")},
-            "training": training,
-        }),
+        "quality": json.dumps(
+            {
+                "validation": {k: round(v, 3) for k, v in summary.items() if k.startswith("val")},
+                "training": training,
+            }
+        ),
     }
     name = cfg.name or Path(cfg.out).stem
     if net.full_res:  # ablation only: the measured figures are the result
         log.info("full-resolution selector: not exportable; validation %s", json.dumps(summary))
         summary["out"] = ""
         return summary
-    model = net.to_model(name=name, description=f"PAFU {cfg.task} x{cfg.scale}: {net.n_kernels} kernels "
-                         f"{sorted(set(sizes))}, selector depth {cfg.depth} width {cfg.width}",
-                         provenance=prov, noise_sigma=cfg.val_sigma)
+    model = net.to_model(
+        name=name,
+        description=f"PAFU {cfg.task} x{cfg.scale}: {net.n_kernels} kernels "
+        f"{sorted(set(sizes))}, selector depth {cfg.depth} width {cfg.width}",
+        provenance=prov,
+        noise_sigma=cfg.val_sigma,
+    )
     save_model(model, cfg.out)
     summary["out"] = str(cfg.out)
     return summary

@@ -56,8 +56,19 @@ class PafuNet(nn.Module):
     # output c*4 + dy*2 + dx is colour c at quad position (dy, dx).
     KNOWN_SAMPLES = ((0, 0), (5, 1), (6, 2), (11, 3))
 
-    def __init__(self, task, scale, n_kernels=16, kernel_sizes=None, width=16, depth=3,
-                 channels=None, passthrough=False, selector_input="packed", mix=1):
+    def __init__(
+        self,
+        task,
+        scale,
+        n_kernels=16,
+        kernel_sizes=None,
+        width=16,
+        depth=3,
+        channels=None,
+        passthrough=False,
+        selector_input="packed",
+        mix=1,
+    ):
         super().__init__()
         self.task, self.scale = task, scale
         if mix not in (1, 2) or mix > n_kernels:
@@ -204,15 +215,19 @@ class PafuNet(nn.Module):
         mine_sizes = self.kernel_sizes.tolist()
         if len(sizes) == len(mine_sizes) and all(a >= b for a, b in zip(mine_sizes, sizes)):
             sizes = mine_sizes  # equal, or larger supports (zero-padded)
-        checks = (("task", self.task, model.task),
-                  ("scale", self.scale if self.task == "upscale" else 1, model.scale),
-                  ("kernel sizes", mine_sizes, sizes),
-                  ("selector layer shapes", [tuple(c.weight.shape) for c in self.selector], shapes))
+        checks = (
+            ("task", self.task, model.task),
+            ("scale", self.scale if self.task == "upscale" else 1, model.scale),
+            ("kernel sizes", mine_sizes, sizes),
+            ("selector layer shapes", [tuple(c.weight.shape) for c in self.selector], shapes),
+        )
         for what, a, b in checks:
             if a != b:
-                raise ValueError(f"{where}: cannot start from it: {what} {b} (this training: {a}); give the "
-                                 "model's task, scale, --kernel-sizes, --width and --depth, and --kernels a "
-                                 f"multiple of its {n0}")
+                raise ValueError(
+                    f"{where}: cannot start from it: {what} {b} (this training: {a}); give the "
+                    "model's task, scale, --kernel-sizes, --width and --depth, and --kernels a "
+                    f"multiple of its {n0}"
+                )
         rows = torch.arange(self.n_kernels) % n0
         with torch.no_grad():
             for conv, w, b in zip(self.selector, model.selector_weights, model.selector_biases):
@@ -229,17 +244,28 @@ class PafuNet(nn.Module):
         return n0
 
     @classmethod
-    def from_model(cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0, mix: int = 0) -> "PafuNet":
+    def from_model(
+        cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0, mix: int = 0
+    ) -> PafuNet:
         """A network of an exported model's architecture (task, scale, kernel sizes,
         selector width and depth, ``mix`` unless given), loaded with it (:meth:`load_model`).
         ``n_kernels``: a multiple of the model's (a grown bank, its copies not yet
         split); ``kernel_size``: a smallest support (the kernels zero-padded to it)."""
         n = n_kernels or model.n_kernels
         if n % model.n_kernels:
-            raise ValueError(f"{model.path or model.name}: {n} kernels is not a multiple of its {model.n_kernels}")
+            raise ValueError(
+                f"{model.path or model.name}: {n} kernels is not a multiple of its {model.n_kernels}"
+            )
         sizes = [max(kernel_size, int(k)) for k in model.kernel_sizes.tolist()] * (n // model.n_kernels)
-        net = cls(model.task, model.scale, n, sizes, model.selector_weights[0].shape[0],
-                  len(model.selector_weights), mix=mix or model.mix)
+        net = cls(
+            model.task,
+            model.scale,
+            n,
+            sizes,
+            model.selector_weights[0].shape[0],
+            len(model.selector_weights),
+            mix=mix or model.mix,
+        )
         net.load_model(model)
         return net
 

@@ -113,10 +113,8 @@ class PlainCNN(nn.Module):
 
 def make_pafu(width=4, in_scale=255.0):
     """Two 5x5 kernels (Dirac and zero start) and a small selector, see the module doc."""
-    net = PafuNet("generic", 1, n_kernels=2, kernel_sizes=[5, 5], width=width, depth=3,
-                  channels=(1, 1))
-    net.selector = nn.ModuleList([nn.Conv2d(1, width, 1), nn.Conv2d(width, width, 5),
-                                  nn.Conv2d(width, 2, 1)])
+    net = PafuNet("generic", 1, n_kernels=2, kernel_sizes=[5, 5], width=width, depth=3, channels=(1, 1))
+    net.selector = nn.ModuleList([nn.Conv2d(1, width, 1), nn.Conv2d(width, width, 5), nn.Conv2d(width, 2, 1)])
     with torch.no_grad():
         net.in_mean.fill_(0.0)
         net.in_scale.fill_(in_scale)  # 8-bit units: "black" is 0, noise is >= 1
@@ -148,9 +146,19 @@ def warmup_selector(net, rng, steps, batch, size, opt):
         opt.step()
 
 
-def train_sad(model: str, steps: int = 600, seed: int = 0, batch: int = 8, lr: float = 1e-2,
-              size: int = 45, warmup: int = 100, tau0: float = 1.0, tau1: float = 0.1,
-              decorrelation: float = 0.0, cnn_width: int = 6):
+def train_sad(
+    model: str,
+    steps: int = 600,
+    seed: int = 0,
+    batch: int = 8,
+    lr: float = 1e-2,
+    size: int = 45,
+    warmup: int = 100,
+    tau0: float = 1.0,
+    tau1: float = 0.1,
+    decorrelation: float = 0.0,
+    cnn_width: int = 6,
+):
     """Train a PAFU (``model="pafu"``) or the plain CNN; returns (net, test MSE).
 
     The PAFU gets ``warmup`` selector warm-up steps then ``steps`` Gumbel

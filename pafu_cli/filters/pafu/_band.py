@@ -25,9 +25,17 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from pafu_cli.filters.pafu._kernels import _reflect, _top2_weight
-from pafu_cli.filters.pafu._simd import CONV_OUT, LANES, conv1_4x16, conv1_argmax_16, conv1_top2_16, conv3_4x16, dot4x16
 
+from pafu_cli.filters.pafu._kernels import _reflect, _top2_weight
+from pafu_cli.filters.pafu._simd import (
+    CONV_OUT,
+    LANES,
+    conv1_4x16,
+    conv1_argmax_16,
+    conv1_top2_16,
+    conv3_4x16,
+    dot4x16,
+)
 
 _NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
 
@@ -114,9 +122,17 @@ def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
             s1 = src[c, row0 + 1, base:]
             s2 = src[c, row0 + 2, base:]
             for j in range(tj):
-                acc[j] += (w00 * s0[j] + w01 * s0[j + 1] + w02 * s0[j + 2]
-                           + w10 * s1[j] + w11 * s1[j + 1] + w12 * s1[j + 2]
-                           + w20 * s2[j] + w21 * s2[j + 1] + w22 * s2[j + 2])
+                acc[j] += (
+                    w00 * s0[j]
+                    + w01 * s0[j + 1]
+                    + w02 * s0[j + 2]
+                    + w10 * s1[j]
+                    + w11 * s1[j + 1]
+                    + w12 * s1[j + 2]
+                    + w20 * s2[j]
+                    + w21 * s2[j + 1]
+                    + w22 * s2[j + 2]
+                )
     elif k == 1:
         c = 0
         while c + 4 <= ci:
@@ -143,7 +159,7 @@ def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
             for dy in range(k):
                 for dx in range(k):
                     wv = wf[woff + ((o * ci + c) * k + dy) * k + dx]
-                    sv = src[c, row0 + dy, base + dx:]
+                    sv = src[c, row0 + dy, base + dx :]
                     for j in range(tj):
                         acc[j] += wv * sv[j]
 
@@ -178,8 +194,12 @@ def _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, relu, dst, d_bas
     for j in range(0, tj, LANES):
         jj = min(j, tj - LANES)
         s_base = row0 * r_stride + pad - r + j0 + jj
-        ds = (d_base + oa * d_ostride + jj, d_base + ob * d_ostride + jj,
-              d_base + oc * d_ostride + jj, d_base + od * d_ostride + jj)
+        ds = (
+            d_base + oa * d_ostride + jj,
+            d_base + ob * d_ostride + jj,
+            d_base + oc * d_ostride + jj,
+            d_base + od * d_ostride + jj,
+        )
         if k == 3:
             conv3_4x16(srcf, s_base, c_stride, r_stride, ci, wf, ws, bf, bs, relu, dst, ds)
         else:
@@ -201,8 +221,22 @@ def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, laye
             tj = min(TILE, w - j0)
             if simd and tj >= LANES:
                 for o0 in range(0, co, CONV_OUT):
-                    _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, True, dstf,
-                               drow * dst.shape[2] + pad + j0, d_ostride)
+                    _simd_tile(
+                        src,
+                        row0,
+                        pad,
+                        wf,
+                        bf,
+                        meta,
+                        layer,
+                        o0,
+                        j0,
+                        tj,
+                        True,
+                        dstf,
+                        drow * dst.shape[2] + pad + j0,
+                        d_ostride,
+                    )
                 continue
             for o in range(co):
                 _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
@@ -231,11 +265,37 @@ def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, m
             for j in range(0, w, LANES):
                 jj = min(j, w - LANES)
                 if mix == 2:
-                    conv1_top2_16(srcf, row0 * src.shape[2] + pad + jj, c_stride, ci, wf, woff, co, bf, boff,
-                                  idxf, idx2f, wtf, v * w + jj)
+                    conv1_top2_16(
+                        srcf,
+                        row0 * src.shape[2] + pad + jj,
+                        c_stride,
+                        ci,
+                        wf,
+                        woff,
+                        co,
+                        bf,
+                        boff,
+                        idxf,
+                        idx2f,
+                        wtf,
+                        v * w + jj,
+                    )
                 else:
-                    conv1_argmax_16(srcf, row0 * src.shape[2] + pad + jj, c_stride, ci, wf, woff, co, bf, boff,
-                                    idxf, idx2f, wtf, v * w + jj)
+                    conv1_argmax_16(
+                        srcf,
+                        row0 * src.shape[2] + pad + jj,
+                        c_stride,
+                        ci,
+                        wf,
+                        woff,
+                        co,
+                        bf,
+                        boff,
+                        idxf,
+                        idx2f,
+                        wtf,
+                        v * w + jj,
+                    )
             continue
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
@@ -252,7 +312,7 @@ def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, m
                 second[j] = -np.inf
                 idx[v, j0 + j] = 0
             for o in range(1, co):
-                lo = logits[o * TILE:]
+                lo = logits[o * TILE :]
                 for j in range(tj):
                     if lo[j] > best[j]:
                         second[j] = best[j]
@@ -343,9 +403,23 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s
                     qc = (y0 + pc // tj - rpad - raw_v0) * s_r + j0 + pc % tj
                     qd = (y0 + pd // tj - rpad - raw_v0) * s_r + j0 + pd % tj
                     for o0 in range(0, co_used, LANES):
-                        dot4x16(rawf, off, t_len, qa, qb, qc, qd, wf, z * t_len * co_pad + o0, co_pad, res,
-                                base + pa * co_pad + o0, base + pb * co_pad + o0, base + pc * co_pad + o0,
-                                base + pd * co_pad + o0)
+                        dot4x16(
+                            rawf,
+                            off,
+                            t_len,
+                            qa,
+                            qb,
+                            qc,
+                            qd,
+                            wf,
+                            z * t_len * co_pad + o0,
+                            co_pad,
+                            res,
+                            base + pa * co_pad + o0,
+                            base + pb * co_pad + o0,
+                            base + pc * co_pad + o0,
+                            base + pd * co_pad + o0,
+                        )
                 g0 = g1
         for i in range(rows):
             v = y0 + i
@@ -368,8 +442,30 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s
 
 
 @nb.njit(**_NJIT_PARALLEL)
-def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table, s, top, left, band, out, idx,
-              mix, idx2, wt, n_chunks):
+def run_bands(
+    x,
+    cfa,
+    ctop,
+    cleft,
+    mean,
+    scale,
+    wf,
+    bf,
+    meta,
+    bank,
+    big_k,
+    table,
+    s,
+    top,
+    left,
+    band,
+    out,
+    idx,
+    mix,
+    idx2,
+    wt,
+    n_chunks,
+):
     """The whole model on ``x`` (H, W, Ci) in bands of ``band`` rows, in parallel.
 
     With ``cfa`` a 2-D mosaic (and ``x`` of shape (H, W, 0)), the input is
@@ -412,14 +508,83 @@ def run_bands(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, big_k, table
         acc = np.empty(TILE, dtype=np.float32)
         best = np.empty(TILE, dtype=np.float32)
         for bi in range(chunk * n_bands // n_chunks, (chunk + 1) * n_bands // n_chunks):
-            _one_band(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, table, s, top, left, out, idx,
-                      mix, idx2, wt, h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, bi * band, min(h, bi * band + band),
-                      flat_a, flat_b, flat_raw, acc, best)
+            _one_band(
+                x,
+                cfa,
+                ctop,
+                cleft,
+                mean,
+                scale,
+                wf,
+                bf,
+                meta,
+                bank,
+                table,
+                s,
+                top,
+                left,
+                out,
+                idx,
+                mix,
+                idx2,
+                wt,
+                h,
+                w,
+                ci,
+                bayer,
+                n_layers,
+                marg,
+                pad,
+                cmax,
+                big_r,
+                bi * band,
+                min(h, bi * band + band),
+                flat_a,
+                flat_b,
+                flat_raw,
+                acc,
+                best,
+            )
 
 
 @nb.njit(**_NJIT)
-def _one_band(x, cfa, ctop, cleft, mean, scale, wf, bf, meta, bank, table, s, top, left, out, idx,
-              mix, idx2, wt, h, w, ci, bayer, n_layers, marg, pad, cmax, big_r, y0, y1, flat_a, flat_b, flat_raw, acc, best):
+def _one_band(
+    x,
+    cfa,
+    ctop,
+    cleft,
+    mean,
+    scale,
+    wf,
+    bf,
+    meta,
+    bank,
+    table,
+    s,
+    top,
+    left,
+    out,
+    idx,
+    mix,
+    idx2,
+    wt,
+    h,
+    w,
+    ci,
+    bayer,
+    n_layers,
+    marg,
+    pad,
+    cmax,
+    big_r,
+    y0,
+    y1,
+    flat_a,
+    flat_b,
+    flat_raw,
+    acc,
+    best,
+):
     """:func:`run_bands` for the band of rows ``y0 .. y1``, in the given scratch memory."""
     rows = y1 - y0 + 2 * marg[0]
     wa, wr = w + 2 * pad, w + 2 * big_r

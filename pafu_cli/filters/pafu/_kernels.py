@@ -13,7 +13,6 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-
 _NJIT = dict(nogil=True, cache=True)
 
 

@@ -22,7 +22,6 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.extending import intrinsic
 
-
 LANES = 16
 
 
@@ -40,14 +39,17 @@ IVEC = ir.VectorType(I32, LANES)
 
 def fma16(builder):
     """``llvm.fma.v16f32`` (a * b + c, one rounding), declared in the builder's module."""
-    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(VEC, [VEC] * 3), f"llvm.fma.v{LANES}f32")
+    return cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(VEC, [VEC] * 3), f"llvm.fma.v{LANES}f32"
+    )
 
 
 def splat(builder, x, vty=VEC):
     """The scalar ``x`` in every lane of a ``vty`` vector."""
     undef = ir.Constant(vty, ir.Undefined)
-    return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(I32, 0)), undef,
-                                  ir.Constant(IVEC, [0] * LANES))
+    return builder.shuffle_vector(
+        builder.insert_element(undef, x, ir.Constant(I32, 0)), undef, ir.Constant(IVEC, [0] * LANES)
+    )
 
 
 def _element(builder, base, index):
@@ -82,8 +84,12 @@ class _Args:
 
     def i64_tuple(self, i):
         ty = self.tys[i]
-        return [self.context.cast(self.builder, self.builder.extract_value(self.args[i], j), ty.dtype, types.int64)
-                for j in range(ty.count)]
+        return [
+            self.context.cast(
+                self.builder, self.builder.extract_value(self.args[i], j), ty.dtype, types.int64
+            )
+            for j in range(ty.count)
+        ]
 
 
 @intrinsic
@@ -115,8 +121,10 @@ def _dot4x16(typingctx, raw, off, n_taps, q0, q1, q2, q3, wf, wb, wstride, res, 
             acc.add_incoming(ir.Constant(VEC, [0.0] * LANES), entry)
         o = _load(builder, off_p, t)
         wv = _load_vec(builder, wf_p, builder.add(wb, builder.mul(t, ws)))
-        new = [builder.call(fma, [splat(builder, _load(builder, raw_p, builder.add(q, o))), wv, acc])
-               for q, acc in zip(qs, accs)]
+        new = [
+            builder.call(fma, [splat(builder, _load(builder, raw_p, builder.add(q, o))), wv, acc])
+            for q, acc in zip(qs, accs)
+        ]
         t1 = builder.add(t, ir.Constant(I64, 1))
         t.add_incoming(t1, loop)
         for acc, v in zip(accs, new):
@@ -148,7 +156,7 @@ def dot4x16_reference(raw, off, q, wf, wb, wstride, res, s):
     w = wf[wb + taps[:, None] * wstride + np.arange(LANES)[None, :]]  # (T, 16)
     for p in range(4):
         x = raw[q[p] + off].astype(np.float64)
-        res[s[p]: s[p] + LANES] = (x[:, None] * w).sum(axis=0)
+        res[s[p] : s[p] + LANES] = (x[:, None] * w).sum(axis=0)
 
 
 def _make_conv(k: int, n_out: int):
@@ -163,8 +171,14 @@ def _make_conv(k: int, n_out: int):
 
     @intrinsic
     def conv(typingctx, src, s_base, c_stride, r_stride, ci, wf, ws, bias, bs, relu, dst, ds):
-        if not (isinstance(ws, types.UniTuple) and ws.count == n_out and isinstance(bs, types.UniTuple)
-                and bs.count == n_out and isinstance(ds, types.UniTuple) and ds.count == n_out):
+        if not (
+            isinstance(ws, types.UniTuple)
+            and ws.count == n_out
+            and isinstance(bs, types.UniTuple)
+            and bs.count == n_out
+            and isinstance(ds, types.UniTuple)
+            and ds.count == n_out
+        ):
             return None
         sig = types.void(src, s_base, c_stride, r_stride, ci, wf, ws, bias, bs, relu, dst, ds)
 
@@ -192,8 +206,14 @@ def _make_conv(k: int, n_out: int):
             cur = list(accs)
             for dy in range(k):
                 for dx in range(k):
-                    x = _load_vec(builder, src_p, builder.add(base, builder.add(
-                        builder.mul(r_stride, ir.Constant(I64, dy)), ir.Constant(I64, dx))))
+                    x = _load_vec(
+                        builder,
+                        src_p,
+                        builder.add(
+                            base,
+                            builder.add(builder.mul(r_stride, ir.Constant(I64, dy)), ir.Constant(I64, dx)),
+                        ),
+                    )
                     tap = builder.add(wrow, ir.Constant(I64, dy * k + dx))
                     for o in range(n_out):
                         wv = _load(builder, wf_p, builder.add(w_offs[o], tap))
@@ -211,7 +231,9 @@ def _make_conv(k: int, n_out: int):
                 phi.add_incoming(inits[o], entry)
                 phi.add_incoming(cur[o], loop_end)
             for o, phi in enumerate(phis):
-                v = builder.select(relu, builder.select(builder.fcmp_ordered(">", phi, zero_v), phi, zero_v), phi)
+                v = builder.select(
+                    relu, builder.select(builder.fcmp_ordered(">", phi, zero_v), phi, zero_v), phi
+                )
                 _store_vec(builder, v, dst_p, d_offs[o])
             return context.get_dummy_value()
 
@@ -290,8 +312,10 @@ def _make_conv1_select(top2: bool):
             new = [builder.select(better, acc1, best), builder.select(better, ov, bidx)]
             if top2:  # the old best moves down, or the logit beats only the second
                 above = builder.fcmp_ordered(">", acc1, second)
-                new += [builder.select(better, best, builder.select(above, acc1, second)),
-                        builder.select(better, bidx, builder.select(above, ov, sidx))]
+                new += [
+                    builder.select(better, best, builder.select(above, acc1, second)),
+                    builder.select(better, bidx, builder.select(above, ov, sidx)),
+                ]
             else:
                 new += [second, sidx]
             o1 = builder.add(o, ir.Constant(I64, 1))
@@ -303,8 +327,9 @@ def _make_conv1_select(top2: bool):
             builder.position_at_end(done)
             _store_vec(builder, new[1], idx_p, i_base)
             if top2:
-                exp = cgutils.get_or_insert_function(builder.module, ir.FunctionType(VEC, [VEC]),
-                                                     f"llvm.exp.v{LANES}f32")
+                exp = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(VEC, [VEC]), f"llvm.exp.v{LANES}f32"
+                )
                 one = ir.Constant(VEC, [1.0] * LANES)
                 e = builder.call(exp, [builder.fsub(new[2], new[0])])
                 _store_vec(builder, new[3], a.data(10), i_base)

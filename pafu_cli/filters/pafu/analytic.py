@@ -8,8 +8,8 @@ reproduces LibRaw's ``LINEAR`` rendering.
 from __future__ import annotations
 
 import numpy as np
-from pafu_cli.filters.pafu.model import LAYOUTS, PafuModel
 
+from pafu_cli.filters.pafu.model import LAYOUTS, PafuModel
 
 _RGGB = np.array([[0, 1], [1, 2]])  # colour at each quad position
 
@@ -26,15 +26,24 @@ def _model(task, scale, bank, name, description):
     ci = bank.shape[2]
     ws, bs = _constant_selector(ci)
     return PafuModel(
-        task=task, scale=scale, input_layout=LAYOUTS[task],
-        selector_weights=ws, selector_biases=bs,
+        task=task,
+        scale=scale,
+        input_layout=LAYOUTS[task],
+        selector_weights=ws,
+        selector_biases=bs,
         selector_input_mean=np.zeros(ci, np.float32),
         selector_input_scale=np.ones(ci, np.float32),
         bank=np.ascontiguousarray(bank, np.float32),
         kernel_sizes=np.array([bank.shape[3]], np.int32),
-        name=name, description=description,
-        provenance={"command": "analytic (pafu_cli.analytic)", "data": "none", "date": "",
-                    "quality": "{}", "seed": None},
+        name=name,
+        description=description,
+        provenance={
+            "command": "analytic (pafu_cli.analytic)",
+            "data": "none",
+            "date": "",
+            "quality": "{}",
+            "seed": None,
+        },
     )
 
 

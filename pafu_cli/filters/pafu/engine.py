@@ -9,6 +9,7 @@ HWC layout the kernels in :mod:`pafu_cli._kernels` expect.
 from __future__ import annotations
 
 import numpy as np
+
 from pafu_cli.filters.pafu import _kernels
 from pafu_cli.filters.pafu.model import PafuModel
 
@@ -43,7 +44,9 @@ def select(model: PafuModel, x: np.ndarray):
         _kernels.conv2d(feat, wt, model.selector_biases[i], True, out)
         feat = out
     choice = _choice_arrays(model, h, w)
-    _kernels.conv2d_select(feat, _hwio(model.selector_weights[-1]), model.selector_biases[-1], model.mix, *choice)
+    _kernels.conv2d_select(
+        feat, _hwio(model.selector_weights[-1]), model.selector_biases[-1], model.mix, *choice
+    )
     return choice if model.mix == 2 else choice[0]
 
 
@@ -92,8 +95,12 @@ def passthrough_outputs(model: PafuModel) -> np.ndarray:
     c = (k - 1) // 2
     for o in range(co):
         nz = np.argwhere(model.bank[:, o] != 0)  # (kernel, channel, dy, dx)
-        if (len(nz) == n and np.all(nz[:, 2:] == c) and len(np.unique(nz[:, 1])) == 1
-                and np.all(model.bank[:, o, nz[0, 1], c, c] == 1)):
+        if (
+            len(nz) == n
+            and np.all(nz[:, 2:] == c)
+            and len(np.unique(nz[:, 1])) == 1
+            and np.all(model.bank[:, o, nz[0, 1], c, c] == 1)
+        ):
             src[o] = nz[0, 1]
     return src
 
@@ -142,8 +149,14 @@ def run(model: PafuModel, x: np.ndarray, out_shape=None, offset=(0, 0), band: in
     return _run_banded(model, h, w, x, np.zeros((0, 0), np.float32), 0, 0, out_shape, offset, band)
 
 
-def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: int = BAND_ROWS,
-               out: np.ndarray | None = None):
+def run_mosaic(
+    model: PafuModel,
+    cfa: np.ndarray,
+    pattern: str,
+    pad: int,
+    band: int = BAND_ROWS,
+    out: np.ndarray | None = None,
+):
     """A demosaick model on a Bayer mosaic (H, W) float32, without materialising
     the packed quads: the mosaic is read as :func:`pafu_cli.bayer.to_packed_rggb`
     with margin ``pad`` would pack it. Returns ((H, W, 3) float32, quad indices).
@@ -162,8 +175,9 @@ def run_mosaic(model: PafuModel, cfa: np.ndarray, pattern: str, pad: int, band: 
             out[...] = rgb
             rgb = out
         return rgb, idx
-    return _run_banded(model, hq, wq, np.zeros((hq, wq, 0), np.float32), cfa, top, left, (h, w),
-                       (top, left), band, out)
+    return _run_banded(
+        model, hq, wq, np.zeros((hq, wq, 0), np.float32), cfa, top, left, (h, w), (top, left), band, out
+    )
 
 
 def _run_layers(model, x, out_shape, offset):
@@ -192,10 +206,30 @@ def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band, out=N
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     idx, idx2, wt = _choice_arrays(model, h, w)
     bank, table = _apply_layout(model)
-    _band.run_bands(x, cfa, ctop, cleft, model.selector_input_mean.astype(np.float32),
-                    model.selector_input_scale.astype(np.float32), wf, bf, meta,
-                    bank, model.bank.shape[3], table, f, top, left, band, out, idx, model.mix, idx2, wt,
-                    _band.nb.get_num_threads())
+    _band.run_bands(
+        x,
+        cfa,
+        ctop,
+        cleft,
+        model.selector_input_mean.astype(np.float32),
+        model.selector_input_scale.astype(np.float32),
+        wf,
+        bf,
+        meta,
+        bank,
+        model.bank.shape[3],
+        table,
+        f,
+        top,
+        left,
+        band,
+        out,
+        idx,
+        model.mix,
+        idx2,
+        wt,
+        _band.nb.get_num_threads(),
+    )
     return out, idx
 
 

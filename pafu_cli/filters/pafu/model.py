@@ -56,9 +56,10 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-import numpy as np
-from pafu_cli.errors import ModelError
 
+import numpy as np
+
+from pafu_cli.errors import ModelError
 
 FORMAT_VERSION = 1
 
@@ -187,8 +188,15 @@ def load_model(path) -> PafuModel:
 def _parse(f, path) -> PafuModel:
     keys = set(f.files)
     required = {
-        "format_version", "task", "scale", "input_layout", "selector_input_mean",
-        "selector_input_scale", "selector_activation", "selector_layers", "bank",
+        "format_version",
+        "task",
+        "scale",
+        "input_layout",
+        "selector_input_mean",
+        "selector_input_scale",
+        "selector_activation",
+        "selector_layers",
+        "bank",
         "kernel_sizes",
     }
     missing = sorted(required - keys)
@@ -260,7 +268,7 @@ def _parse(f, path) -> PafuModel:
 
     prov = {}
     for key in PROVENANCE_KEYS:
-        prov[key[len("provenance_"):]] = _str(f, key, path) if key in keys else ""
+        prov[key[len("provenance_") :]] = _str(f, key, path) if key in keys else ""
     prov["seed"] = _int(f, "provenance_seed", path) if "provenance_seed" in keys else None
     noise_sigma = 0.0
     if "noise_sigma" in keys:
@@ -276,13 +284,22 @@ def _parse(f, path) -> PafuModel:
     if mix > n:
         _fail(path, f"mix {mix} needs at least {mix} kernels, the bank has {n}")
     return PafuModel(
-        task=task, scale=scale, input_layout=layout,
-        selector_weights=tuple(weights), selector_biases=tuple(biases),
-        selector_input_mean=mean, selector_input_scale=scl,
-        bank=bank, kernel_sizes=sizes, activation=activation,
+        task=task,
+        scale=scale,
+        input_layout=layout,
+        selector_weights=tuple(weights),
+        selector_biases=tuple(biases),
+        selector_input_mean=mean,
+        selector_input_scale=scl,
+        bank=bank,
+        kernel_sizes=sizes,
+        activation=activation,
         name=_str(f, "name", path) if "name" in keys else Path(path).stem,
         description=_str(f, "description", path) if "description" in keys else "",
-        provenance=prov, path=path, noise_sigma=noise_sigma, mix=mix,
+        provenance=prov,
+        path=path,
+        noise_sigma=noise_sigma,
+        mix=mix,
     )
 
 
@@ -307,7 +324,7 @@ def save_model(model: PafuModel, path) -> None:
         arrays[f"selector_b{i}"] = np.asarray(b, np.float32)
     prov = model.provenance or {}
     for key in PROVENANCE_KEYS:
-        arrays[key] = np.array(str(prov.get(key[len("provenance_"):], "") or ""))
+        arrays[key] = np.array(str(prov.get(key[len("provenance_") :], "") or ""))
     if prov.get("seed") is not None:
         arrays["provenance_seed"] = np.int64(prov["seed"])
     if model.noise_sigma:
