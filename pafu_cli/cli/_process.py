@@ -3,6 +3,8 @@ allocator advice, no transparent huge pages, passive OpenMP waits, a quick exit.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 
@@ -46,3 +48,31 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3
     mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest
     mallopt(m_trim_threshold, 1 << 30)
+
+
+def tune() -> None:
+    """Every process setting of the console script, applied before a command runs."""
+    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
+        no_huge_pages()
+    keep_freed_memory()
+    # Numba's OpenMP workers sleep between parallel loops instead of spinning: the
+    # command's serial steps (loading code while another thread decodes, writing)
+    # then keep both cores (24 MP DNG -> TIFF, median of 9: 1.44 -> 1.33 s).
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+
+def quick_exit(code: int) -> None:
+    """Flush the standard streams and the logging handlers, then end the process
+    with :func:`os._exit`, skipping the interpreter's teardown.
+
+    A process that has loaded the Numba kernels spends 0.13-0.32 s (measured,
+    24 MP demosaick) in the teardown, freeing compiled code it is about to drop
+    anyway. The command's outputs are complete and closed by then.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing left to save
+            pass
+    os._exit(code)

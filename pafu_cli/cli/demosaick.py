@@ -88,24 +88,7 @@ from pafu_cli.models.choice import COLOUR_CHOICES
 @overwrite_opt
 @jobs_opt
 @click.pass_context
-def demosaick_cmd(
-    ctx,
-    inputs,
-    output,
-    model,
-    denoise,
-    colours,
-    pattern,
-    wb,
-    bright,
-    auto_bright,
-    gamma,
-    linear,
-    bits,
-    selection_map,
-    overwrite,
-    jobs,
-):
+def demosaick_cmd(ctx, inputs, output, **options):
     """Demosaick camera RAW files into PNG/TIFF pictures, with a PAFU model inside
     LibRaw's rendering (black/white levels, white balance, colour matrix,
     brightness, gamma, orientation).
@@ -124,30 +107,28 @@ def demosaick_cmd(
     """
     from pafu_cli.jobs.demosaick import DemosaickOptions, demosaick_file
 
+    o = dict(options)
+    jobs, linear = o.pop("jobs"), o.pop("linear")
     if linear:
-        gamma, auto_bright = "linear", False
-        bits = bits or "16"
-    if model is not None and denoise == "on":
+        o["gamma"], o["auto_bright"] = "linear", False
+        o["bits"] = o["bits"] or "16"
+    if o["model"] is not None and o["denoise"] == "on":
         raise click.UsageError("give either --model or --denoise on, not both")
     out_ext = Path(output).suffix.lower()
     if out_ext in (".jpg", ".jpeg"):
         raise click.BadParameter(
             "JPEG output is not offered for demosaicking; use .png or .tif", param_hint="OUT"
         )
-    if bits is None and out_ext in (".tif", ".tiff") and pattern is None:
-        bits = "16"
+    if o["bits"] is None and out_ext in (".tif", ".tiff") and o["pattern"] is None:
+        o["bits"] = "16"
+    selection_map = o["selection_map"]
     opts = DemosaickOptions(
-        model=model,
-        denoise=denoise,
-        colours=colours,
-        pattern=pattern.upper() if pattern else None,
-        wb=wb,
-        auto_bright=auto_bright,
-        bright=bright,
-        gamma=gamma,
-        bits=int(bits) if bits else None,
-        selection_map=str(selection_map) if selection_map else None,
-        overwrite=overwrite,
+        **{
+            **o,
+            "pattern": o["pattern"].upper() if o["pattern"] else None,
+            "bits": int(o["bits"]) if o["bits"] else None,
+            "selection_map": str(selection_map) if selection_map else None,
+        }
     )
     run_job(demosaick_file, inputs, output, opts, _demosaick_exts(), ".png", jobs, selection_map, ctx)
 

@@ -11,7 +11,7 @@ import sys
 import click
 
 from pafu_cli import __version__
-from pafu_cli.cli._process import keep_freed_memory, no_huge_pages
+from pafu_cli.cli import _process
 from pafu_cli.cli.demosaick import demosaick_cmd
 from pafu_cli.cli.evaluate import evaluate_cmd
 from pafu_cli.cli.models import models_cmd
@@ -52,24 +52,10 @@ for _command in (models_cmd, demosaick_cmd, upscale_cmd, train_cmd, evaluate_cmd
 
 
 def entry() -> None:
-    """The ``pafu`` console script: :func:`main`, then a quick exit.
-
-    A process that has loaded the Numba kernels spends 0.13-0.32 s (measured,
-    24 MP demosaick) in the interpreter's teardown, freeing compiled code it is
-    about to drop anyway. The command's outputs are complete and closed when
-    :func:`main` returns, so after flushing the standard streams and the
-    logging handlers the process ends with :func:`os._exit`. Code that imports
-    :func:`main` (tests, other programs) keeps the normal exit.
-    """
-    import os
-
-    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
-        no_huge_pages()
-    keep_freed_memory()
-    # Numba's OpenMP workers sleep between parallel loops instead of spinning: the
-    # command's serial steps (loading code while another thread decodes, writing)
-    # then keep both cores (24 MP DNG -> TIFF, median of 9: 1.44 -> 1.33 s).
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    """The ``pafu`` console script: the process tuned (:func:`_process.tune`),
+    :func:`main`, then a quick exit (:func:`_process.quick_exit`). Code that
+    imports :func:`main` (tests, other programs) keeps the normal process."""
+    _process.tune()
     try:
         main(prog_name="pafu")
         code = 0
@@ -79,10 +65,4 @@ def entry() -> None:
         else:
             sys.stderr.write(f"{e.code}\n")
             code = 1
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # closed or broken pipe: nothing left to save
-            pass
-    os._exit(code)
+    _process.quick_exit(code)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pafu_cli._arrays import full_scale
 from pafu_cli.errors import InputError
 from pafu_cli.io.images import IMAGE_EXTENSIONS, image_shape, read_image, write_image, write_rows
 from pafu_cli.jobs.banding import (
@@ -25,6 +26,13 @@ from pafu_cli.raw.pipeline import read_raw_loading_kernels, render_raw_strips
 from pafu_cli.raw.read import raw_pixel_count
 
 log = logging.getLogger("pafu")
+
+
+# Bytes per pixel held for a whole mosaic image besides one band's work: the mosaic
+# as read (2), its float32 noise/colour sample (at most 4), the RGB output (6), the
+# selection indices (2) and picture (3), and the decoder's and encoder's copies of
+# input and output (up to 8 + 12), rounded up.
+MOSAIC_BYTES_PER_PIXEL = 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +101,9 @@ def _demosaick_mosaic_image(src, opts: DemosaickOptions):
     if not opts.pattern:
         raise InputError(f"{src}: a mosaic image needs --pattern RGGB|BGGR|GRBG|GBRG")
     shape = image_shape(src)
-    check_memory(src, shape[0] * shape[1] * 40 + BAND_PIXELS * BAND_BYTES_PER_PIXEL, "demosaicking")
+    check_memory(
+        src, shape[0] * shape[1] * MOSAIC_BYTES_PER_PIXEL + BAND_PIXELS * BAND_BYTES_PER_PIXEL, "demosaicking"
+    )
     img = read_image(src)
     if img.ndim != 2:
         raise InputError(
@@ -101,7 +111,7 @@ def _demosaick_mosaic_image(src, opts: DemosaickOptions):
         )
     if min(img.shape) < 2:
         raise InputError(f"{src}: a mosaic needs at least 2x2 samples, got {img.shape}")
-    top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)
+    top = full_scale(img.dtype)
     sample = img[:1024, :1024].astype(np.float32) / top
     model = choose_model(src, opts.pattern, None, opts, sample, linear=False)
     h, w = img.shape

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pafu_cli._arrays import full_scale
 from pafu_cli.filters.pafu.model import PafuModel, receptive_margin
 from pafu_cli.io.images import image_shape, read_image, write_image, write_rows
 from pafu_cli.jobs.banding import (
@@ -23,6 +24,11 @@ from pafu_cli.jobs.output import refuse_existing, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
 from pafu_cli.models.registry import resolve_model
 from pafu_cli.superres import upscale
+
+# The ensemble's float32 RGB accumulator of the eight passes, per output pixel.
+ENSEMBLE_BYTES_PER_OUT_PIXEL = 12
+# Input rows of kernel indices turned into selection-map rows at a time.
+SELECTION_STRIP_ROWS = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +120,7 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
         n_in = shape[0] * shape[1]
         n_out = n_in * opts.scale**2
         if opts.ensemble:  # whole result in memory
-            need = n_out * (UPSCALE_BYTES_PER_OUT_PIXEL + 12)
+            need = n_out * (UPSCALE_BYTES_PER_OUT_PIXEL + ENSEMBLE_BYTES_PER_OUT_PIXEL)
         else:  # streamed: the input (as read and as float32), the output only for JPEG
             need = n_in * UPSCALE_BYTES_PER_IN_PIXEL
             if Path(dst).suffix.lower() in (".jpg", ".jpeg"):
@@ -124,7 +130,7 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
         check_memory(src, need + BAND_PIXELS * BAND_BYTES_PER_PIXEL, "upscaling")
     model = resolve_model(opts.model, "upscale", opts.scale)
     img = read_image(src)
-    top = np.float32(np.iinfo(img.dtype).max) if img.dtype.kind == "u" else np.float32(1)
+    top = full_scale(img.dtype)
     bits = opts.bits or (8 if img.dtype == np.uint8 else 16)
     if Path(dst).suffix.lower() in (".jpg", ".jpeg") and opts.bits is None:
         bits = 8
@@ -151,8 +157,8 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
     if sel is not None:
 
         def pictures():
-            for r0 in range(0, sel.shape[0], 256):
-                band = sel[r0 : r0 + 256]
+            for r0 in range(0, sel.shape[0], SELECTION_STRIP_ROWS):
+                band = sel[r0 : r0 + SELECTION_STRIP_ROWS]
                 yield selection_picture(np.repeat(np.repeat(band, s, axis=0), s, axis=1), model.n_kernels)
 
         write_rows(
