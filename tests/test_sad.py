@@ -1,11 +1,19 @@
 """The PAFU paper's toy proof (SAD): a two-kernel PAFU solves it, a plain CNN of
-the same size trained the same way does not. See pafu_cli/training/sad.py."""
+the same size trained the same way does not. See research/sad.py (a research
+experiment at the repository root, not part of the package)."""
+
+import sys
+from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from pafu_cli.training import sad
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for research/
+
+from research import sad
+
+pytestmark = pytest.mark.slow  # trains two networks (about half a minute)
 
 SEED = 0
 

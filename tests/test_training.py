@@ -15,7 +15,7 @@ from pafu_cli.demosaick import demosaick
 from pafu_cli.filters.pafu import engine
 from pafu_cli.filters.pafu.model import load_model, save_model
 from pafu_cli.training import data as tdata
-from pafu_cli.training.module import PafuNet
+from pafu_cli.training.pafu.module import PafuNet
 
 
 def _randomise(net, seed):
@@ -124,7 +124,7 @@ def _small_demosaick_net():
 def test_validation_on_saturated_images_scores_the_saturated_pictures(tmp_path):
     import imageio.v3 as iio
 
-    from pafu_cli.training.loop import TrainConfig, evaluate
+    from pafu_cli.training.pafu.loop import TrainConfig, evaluate
 
     im = np.random.default_rng(2).integers(100, 160, (6, 5, 3)).astype(np.uint8)  # x2 stays in range
     np.testing.assert_array_equal(tdata.saturate8(im, 1.0), im)
@@ -232,7 +232,7 @@ def test_sampler_recolours_a_share_of_patches_per_region():
 def test_validation_on_recoloured_regions_scores_the_recoloured_pictures(tmp_path):
     import imageio.v3 as iio
 
-    from pafu_cli.training.loop import TrainConfig, evaluate, train
+    from pafu_cli.training.pafu.loop import TrainConfig, evaluate, train
 
     data = _toy_images(tmp_path)
     pre = tmp_path / "pre"
@@ -337,7 +337,7 @@ def _toy_images(tmp_path):
 
 
 def test_train_loop_exports_checkpoints_and_resumes(tmp_path):
-    from pafu_cli.training.loop import TrainConfig, train
+    from pafu_cli.training.pafu.loop import TrainConfig, train
 
     data = _toy_images(tmp_path)
     out = tmp_path / "m.npz"
@@ -423,7 +423,7 @@ def test_network_from_model_has_its_architecture_and_weights(tmp_path):
 
 
 def test_warm_start_continues_from_a_model_and_records_its_command(tmp_path):
-    from pafu_cli.training.loop import TrainConfig, train
+    from pafu_cli.training.pafu.loop import TrainConfig, train
 
     data = _toy_images(tmp_path)
     kw = dict(
@@ -478,7 +478,7 @@ def test_polish_revive_splits_busy_kernels_into_dead_ones_before_each_round(tmp_
     import dataclasses
     import logging
 
-    from pafu_cli.training.loop import TrainConfig, train
+    from pafu_cli.training.pafu.loop import TrainConfig, train
 
     data = _toy_images(tmp_path)
     kw = dict(
@@ -526,7 +526,8 @@ def test_polish_revive_splits_busy_kernels_into_dead_ones_before_each_round(tmp_
 def test_grown_bank_starts_as_the_model_and_splits_every_kernel(tmp_path):
     import imageio.v3 as iio
 
-    from pafu_cli.training.loop import Sampler, TrainConfig, grow_bank
+    from pafu_cli.training.pafu.loop import Sampler, TrainConfig
+    from pafu_cli.training.pafu.refit import grow_bank
 
     rng = np.random.default_rng(2)
     data = tmp_path / "imgs"
@@ -587,7 +588,7 @@ def test_exported_top2_model_matches_torch_inference(tmp_path, task, scale):
 
 
 def test_mixed_refit_recovers_the_bank_and_polish_lowers_the_blend_loss():
-    from pafu_cli.training.loop import polish_mixed, refit_bank_mixed
+    from pafu_cli.training.pafu.refit import polish_mixed, refit_bank_mixed
 
     torch.manual_seed(0)
     teacher = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3, 1, 3, 3], width=6, depth=2, mix=2)
@@ -623,7 +624,7 @@ def test_mixed_refit_recovers_the_bank_and_polish_lowers_the_blend_loss():
 
 
 def test_polish_teaches_the_selector_the_kernel_of_least_error():
-    from pafu_cli.training.loop import polish_selector
+    from pafu_cli.training.pafu.refit import polish_selector
 
     torch.manual_seed(0)
     net = PafuNet("upscale", 2, n_kernels=2, kernel_sizes=[1, 1], width=4, depth=2)
@@ -659,7 +660,7 @@ def test_polish_teaches_the_selector_the_kernel_of_least_error():
 
 
 def test_revive_splits_a_busy_kernel_into_a_dead_one():
-    from pafu_cli.training.loop import revive_dead_kernels
+    from pafu_cli.training.pafu.refit import revive_dead_kernels
 
     torch.manual_seed(0)
     net = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3] * 4, width=8, depth=3)
@@ -705,7 +706,7 @@ def test_revive_splits_a_busy_kernel_into_a_dead_one():
 
 
 def test_balance_loss_pushes_pixels_off_the_busiest_kernel():
-    from pafu_cli.training.loop import balance_loss
+    from pafu_cli.training.pafu.loop import balance_loss
 
     torch.manual_seed(0)
     net = PafuNet("upscale", 2, n_kernels=4, kernel_sizes=[3] * 4, width=8, depth=3)
@@ -731,7 +732,7 @@ def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from pafu_cli.cli.main import main
-    from pafu_cli.training import loop
+    from pafu_cli.training.pafu import loop
 
     seen = {}
 
@@ -817,3 +818,46 @@ def test_train_command_passes_its_options_to_the_config(tmp_path, monkeypatch):
             ],
         )
         assert r.exit_code == 2 and "--shrink" in r.output and "Traceback" not in r.output
+
+
+def test_every_train_option_is_a_config_field(tmp_path, monkeypatch):
+    """``pafu train`` fills TrainConfig by field name: each option (or each value
+    of a two-value option) is a field, and the converted values arrive."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from pafu_cli.cli.main import main
+    from pafu_cli.cli.train import _PAIRS, train_cmd
+    from pafu_cli.training.pafu import loop
+
+    fields = {f.name for f in dataclasses.fields(loop.TrainConfig)}
+    for param in train_cmd.params:
+        assert set(_PAIRS.get(param.name, (param.name,))) <= fields, param.name
+    configs = []
+
+    def fake_train(cfg, command=""):
+        configs.append(cfg)
+        return {"out": "", "val": 1.0}
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    args = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.npz")]
+    demosaick = ["--task", "demosaick", "-s", "3", "--tau", "2", "0.5", "--noise", "0.1", "0.2"]
+    r = CliRunner().invoke(main, args + demosaick)
+    assert r.exit_code == 0, r.output
+    cfg = configs[-1]
+    assert (cfg.task, cfg.scale, cfg.tau0, cfg.tau1, cfg.noise_a, cfg.noise_sigma) == (
+        "demosaick",
+        1,
+        2,
+        0.5,
+        0.1,
+        0.2,
+    )
+    assert cfg.bayer_shrink == (1.0,) and cfg.shrink == loop.TrainConfig.shrink  # --shrink is Bayer's
+    assert (cfg.init_from, cfg.mix, cfg.val_sigma, cfg.noise_sigma_min, cfg.kernel_sizes) == ("", 1, 0, 0, ())
+    assert cfg.data == (str(tmp_path),)
+    r = CliRunner().invoke(main, args + ["--task", "upscale", "-s", "3", "--noise-min", "0.01"])
+    assert r.exit_code == 0 and (configs[-1].scale, configs[-1].noise_sigma_min) == (3, 0.01)
+    r = CliRunner().invoke(main, args + ["--task", "upscale", "-s", "1"])
+    assert r.exit_code == 2 and "upscale needs 2, 3 or 4" in r.output and len(configs) == 2

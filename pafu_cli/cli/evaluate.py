@@ -9,11 +9,12 @@ import click
 import numpy as np
 
 from pafu_cli.errors import PafuError
+from pafu_cli.filters.pafu.model import TASKS
 
 
 def _record(model_name: str, key: str, value: float) -> None:
     """Store a measured figure in a shipped model's provenance (``test`` section)."""
-    from pafu_cli.filters.pafu.model import load_model, save_model
+    from pafu_cli.models.format import load_model, save_model
     from pafu_cli.models.registry import models_dir
 
     path = models_dir() / f"{model_name}.npz"
@@ -24,8 +25,80 @@ def _record(model_name: str, key: str, value: float) -> None:
     save_model(m.__class__(**{**m.__dict__, "provenance": prov}), path)
 
 
+def _upscale_table(root: Path, sets, model, record: bool, scales, ensemble: bool, baseline: bool):
+    """Columns and rows (label -> means) of the super-resolution table."""
+    from pafu_cli.evaluation import protocols as ev
+    from pafu_cli.models.registry import DEFAULT_MODELS
+
+    sets = sets or ("Set5", "Set14")
+    scales = scales or (2, 3, 4)
+    cols = [f"{s} x{k}" for s in sets for k in scales]
+    rows = {}
+    label = (model or "pafu (default)") + (" + x8 ensemble" if ensemble else "")
+    rows[label] = [
+        np.mean(list(ev.sr_scores(root / s, k, model, ensemble).values())) for s in sets for k in scales
+    ]
+    if baseline:
+        rows["bicubic (MATLAB)"] = [
+            np.mean(list(ev.bicubic_sr_scores(root / s, k).values())) for s in sets for k in scales
+        ]
+    if record and model is None:
+        for (s, k), v in zip([(s, k) for s in sets for k in scales], rows[label]):
+            _record(DEFAULT_MODELS[("upscale", k)], f"{s}{' ens' if ensemble else ''}", v)
+    return cols, rows
+
+
+def _demosaick_table(root: Path, sets, model, record: bool, sigmas, denoise, colours):
+    """Columns and rows (label -> means) of the demosaicking table; the models
+    picked per image are reported on stderr."""
+    from pafu_cli.evaluation import protocols as ev
+    from pafu_cli.models.registry import DEFAULT_MODELS
+
+    sets = sets or ("Kodak24", "McMaster")
+    sigmas = sigmas or (0.0,)
+    cols = [
+        f"{s} {'b10' if b == 0 else 'b0'}" + (f" sigma {g:g}" if g else "")
+        for g in sigmas
+        for s in sets
+        for b in (0, 1)
+    ]
+    vals = []
+    picks = {}
+    for g in sigmas:
+        for s in sets:
+            scores = ev.demosaick_scores(root / s, model, g, denoise=denoise, picks=picks, colours=colours)
+            sc = np.array(list(scores.values()))
+            vals += [sc[:, 0].mean(), sc[:, 1].mean()]
+            if record and not (denoise or colours):
+                name = model or DEFAULT_MODELS[("demosaick", 1)]
+                _record(name, f"{s} b10" + (f" sigma{g:g}" if g else ""), sc[:, 0].mean())
+    label = (
+        " ".join(
+            ([f"--denoise {denoise}"] if denoise else []) + ([f"--colours {colours}"] if colours else [])
+        )
+        or model
+        or "pafu (default)"
+    )
+    if denoise or colours:
+        click.echo(
+            "models picked: "
+            + "; ".join(
+                f"{k}: " + ", ".join(f"{n} x{c}" for n, c in sorted(v.items())) for k, v in picks.items()
+            ),
+            err=True,
+        )
+    return cols, {label: vals}
+
+
+# The tasks with a test protocol: task -> (its table, the options it takes).
+_TABLES = {
+    "upscale": (_upscale_table, ("scales", "ensemble", "baseline")),
+    "demosaick": (_demosaick_table, ("sigmas", "denoise", "colours")),
+}
+
+
 @click.command("evaluate", short_help="Measure PSNR tables with the standard protocols.")
-@click.argument("task", type=click.Choice(["upscale", "demosaick"]))
+@click.argument("task", type=click.Choice([t for t in TASKS if t in _TABLES]))
 @click.option(
     "--data",
     "data_dir",
@@ -76,68 +149,11 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise,
       $ pafu evaluate demosaick --data ../shared/data --denoise on --sigma 0 --sigma 5
       $ pafu evaluate demosaick --data ../shared/data --denoise auto --colours auto
     """
-    from pafu_cli.evaluation import protocols as ev
-    from pafu_cli.models.registry import DEFAULT_MODELS
-
-    root = Path(data_dir)
+    table, own = _TABLES[task]
+    given = {"scales": scales, "ensemble": ensemble, "baseline": baseline}
+    given.update(sigmas=sigmas, denoise=denoise, colours=colours)
     try:
-        if task == "upscale":
-            sets = sets or ("Set5", "Set14")
-            scales = scales or (2, 3, 4)
-            cols = [f"{s} x{k}" for s in sets for k in scales]
-            rows = {}
-            label = (model or "pafu (default)") + (" + x8 ensemble" if ensemble else "")
-            rows[label] = [
-                np.mean(list(ev.sr_scores(root / s, k, model, ensemble).values()))
-                for s in sets
-                for k in scales
-            ]
-            if baseline:
-                rows["bicubic (MATLAB)"] = [
-                    np.mean(list(ev.bicubic_sr_scores(root / s, k).values())) for s in sets for k in scales
-                ]
-            if record and model is None:
-                for (s, k), v in zip([(s, k) for s in sets for k in scales], rows[label]):
-                    _record(DEFAULT_MODELS[("upscale", k)], f"{s}{' ens' if ensemble else ''}", v)
-        else:
-            sets = sets or ("Kodak24", "McMaster")
-            sigmas = sigmas or (0.0,)
-            cols = [
-                f"{s} {'b10' if b == 0 else 'b0'}" + (f" sigma {g:g}" if g else "")
-                for g in sigmas
-                for s in sets
-                for b in (0, 1)
-            ]
-            vals = []
-            picks = {}
-            for g in sigmas:
-                for s in sets:
-                    scores = ev.demosaick_scores(
-                        root / s, model, g, denoise=denoise, picks=picks, colours=colours
-                    )
-                    sc = np.array(list(scores.values()))
-                    vals += [sc[:, 0].mean(), sc[:, 1].mean()]
-                    if record and not (denoise or colours):
-                        name = model or DEFAULT_MODELS[("demosaick", 1)]
-                        _record(name, f"{s} b10" + (f" sigma{g:g}" if g else ""), sc[:, 0].mean())
-            label = (
-                " ".join(
-                    ([f"--denoise {denoise}"] if denoise else [])
-                    + ([f"--colours {colours}"] if colours else [])
-                )
-                or model
-                or "pafu (default)"
-            )
-            rows = {label: vals}
-            if denoise or colours:
-                click.echo(
-                    "models picked: "
-                    + "; ".join(
-                        f"{k}: " + ", ".join(f"{n} x{c}" for n, c in sorted(v.items()))
-                        for k, v in picks.items()
-                    ),
-                    err=True,
-                )
+        cols, rows = table(Path(data_dir), sets, model, record, *(given[k] for k in own))
     except PafuError as e:
         raise click.ClickException(str(e)) from None
     click.echo("| method | " + " | ".join(cols) + " |")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
 import click
 
-from pafu_cli.errors import ModelError
+from pafu_cli.errors import PafuError
+from pafu_cli.filters.pafu.model import TASKS, one_of
 
 
 def _factors(text: str) -> tuple:
@@ -24,7 +26,7 @@ def _factors(text: str) -> tuple:
 
 
 @click.command("train", short_help="Train a PAFU model (needs the [train] extra).")
-@click.option("--task", type=click.Choice(["upscale", "demosaick"]), required=True)
+@click.option("--task", type=click.Choice(list(TASKS)), required=True)
 @click.option(
     "--scale",
     "-s",
@@ -96,6 +98,7 @@ def _factors(text: str) -> tuple:
 @click.option("--noise-p-clean", default=0.0, show_default=True, help="Share of noise-free patches.")
 @click.option(
     "--noise-min",
+    "noise_sigma_min",
     default=0.0,
     show_default=True,
     help="Demosaick: min read-noise sigma (0..1 units), for a noise-level specialist.",
@@ -104,6 +107,7 @@ def _factors(text: str) -> tuple:
     "--val-sigma",
     default=0.0,
     show_default=True,
+    callback=lambda ctx, param, sigma: sigma / 255,
     help="Demosaick: mosaic noise sigma (0..255 units) of the validation that picks the bank; "
     "stored as the model's noise_sigma (the level --denoise picks it for).",
 )
@@ -148,8 +152,10 @@ def _factors(text: str) -> tuple:
 )
 @click.option(
     "--shrink",
+    "bayer_shrink",
     default="1",
     show_default=True,
+    callback=lambda ctx, param, text: _factors(text),
     help="Demosaick: comma-separated scale factors; patches are also cut from the pictures shrunk "
     "by each (MATLAB bicubic), e.g. 1,0.7,0.5.",
 )
@@ -185,6 +191,7 @@ def _factors(text: str) -> tuple:
     "--init-from",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
+    callback=lambda ctx, param, path: path or "",
     help="Warm start: begin from this exported model (same task, scale and selector; --kernels "
     "may be a multiple of its kernels, --kernel-sizes larger) instead of the k-means start; "
     "its chain of commands is recorded in the new model's provenance.",
@@ -221,6 +228,7 @@ def _factors(text: str) -> tuple:
     default=1,
     show_default=True,
     type=click.Choice(["1", "2"]),
+    callback=lambda ctx, param, mix: int(mix),
     help="Kernels blended per pixel at inference: 1 = the argmax kernel; 2 = the two with the "
     "largest logits, weighted by their softmax (the refit is then joint and --polish "
     "trains selector and bank on the blend's loss).",
@@ -230,51 +238,7 @@ def _factors(text: str) -> tuple:
 @click.option(
     "--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present."
 )
-def train_cmd(
-    task,
-    scale,
-    data,
-    out,
-    iters,
-    batch,
-    patch,
-    n_kernels,
-    kernel_sizes,
-    width,
-    depth,
-    lr_bank,
-    lr_selector,
-    tau,
-    decorrelation,
-    alternate,
-    refit,
-    refit_batches,
-    noise,
-    noise_p_clean,
-    noise_min,
-    val_sigma,
-    val_saturation,
-    val_regions,
-    color_aug,
-    color_sat,
-    color_invert,
-    color_regions,
-    shrink,
-    passthrough,
-    selector_input,
-    selector_pretrain,
-    init,
-    init_from,
-    balance,
-    revive_every,
-    polish_steps,
-    polish_rounds,
-    polish_revive,
-    mix,
-    seed,
-    threads,
-    checkpoint,
-):
+def train_cmd(**options):
     """Train a PAFU model on folders of ordinary images and export it as .npz.
 
     \b
@@ -283,73 +247,46 @@ def train_cmd(
             --data ../shared/data/BSD200 --out my_x2.npz --iters 3000
     """
     try:
-        from pafu_cli.training.loop import TrainConfig, train
+        from pafu_cli.training.pafu.loop import TrainConfig, train
     except ImportError as e:
         raise click.ClickException(f"training needs PyTorch: pip install 'pafu[train]' ({e})") from None
-    sizes = tuple(int(k) for k in kernel_sizes.split(",")) if kernel_sizes else ()
+    n = options["n_kernels"]
+    sizes = tuple(int(k) for k in options["kernel_sizes"].split(",")) if options["kernel_sizes"] else ()
     if len(sizes) == 1:
-        sizes = sizes * n_kernels
-    if sizes and len(sizes) != n_kernels:
-        raise click.BadParameter(
-            f"{len(sizes)} sizes given for {n_kernels} kernels", param_hint="--kernel-sizes"
-        )
-    cfg = TrainConfig(
-        task=task,
-        scale=scale if task == "upscale" else 1,
-        data=tuple(data),
-        out=out,
-        iters=iters,
-        batch=batch,
-        patch=patch,
-        n_kernels=n_kernels,
-        kernel_sizes=sizes,
-        width=width,
-        depth=depth,
-        lr_bank=lr_bank,
-        lr_selector=lr_selector,
-        tau0=tau[0],
-        tau1=tau[1],
-        decorrelation=decorrelation,
-        alternate=alternate,
-        refit=refit,
-        refit_batches=refit_batches,
-        noise_a=noise[0],
-        noise_sigma=noise[1],
-        noise_p_clean=noise_p_clean,
-        noise_sigma_min=noise_min,
-        val_sigma=val_sigma / 255,
-        val_saturation=val_saturation,
-        val_regions=val_regions,
-        color_aug=color_aug,
-        color_sat=color_sat,
-        color_invert=color_invert,
-        color_regions=color_regions,
-        bayer_shrink=_factors(shrink),
-        passthrough=passthrough,
-        selector_input=selector_input,
-        seed=seed,
-        threads=threads,
-        checkpoint=checkpoint,
-        selector_pretrain=selector_pretrain,
-        init=init,
-        init_from=init_from or "",
-        balance=balance,
-        revive_every=revive_every,
-        polish_steps=polish_steps,
-        polish_rounds=polish_rounds,
-        polish_revive=polish_revive,
-        mix=int(mix),
-    )
-    if task == "upscale" and scale not in (2, 3, 4):
-        raise click.BadParameter("upscale needs 2, 3 or 4", param_hint="--scale")
+        sizes = sizes * n
+    if sizes and len(sizes) != n:
+        raise click.BadParameter(f"{len(sizes)} sizes given for {n} kernels", param_hint="--kernel-sizes")
+    options["kernel_sizes"] = sizes
+    spec = TASKS[options["task"]]
+    if not spec.scaled:
+        options["scale"] = spec.scales[0]
+    elif options["scale"] not in spec.scales:
+        raise click.BadParameter(f"{options['task']} needs {one_of(spec.scales)}", param_hint="--scale")
+    cfg = TrainConfig(**_config_fields(options, TrainConfig))
     logging.getLogger("pafu.train").setLevel(logging.INFO)
+    command = "pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
     try:
-        summary = train(
-            cfg, command="pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
-        )
-    except (ValueError, ModelError) as e:
+        summary = train(cfg, command=command)
+    except (ValueError, PafuError) as e:  # ModelError, InputError: one line each
         raise click.ClickException(str(e)) from None
     if summary["out"]:
         click.echo(f"wrote {summary['out']}: validation {summary['val']:.3f} dB", err=True)
     else:
         click.echo(f"validation {summary['val']:.3f} dB (nothing exported)", err=True)
+
+
+# Options whose two values go to two TrainConfig fields; every other option is
+# the field of its name.
+_PAIRS = {"tau": ("tau0", "tau1"), "noise": ("noise_a", "noise_sigma")}
+
+
+def _config_fields(options: dict, config_type) -> dict:
+    """The ``config_type`` fields that the command's ``options`` set, by name."""
+    values = {}
+    for name, value in options.items():
+        values.update(zip(_PAIRS[name], value) if name in _PAIRS else [(name, value)])
+    names = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(values) - names)
+    if unknown:  # an option without its field: a programming error
+        raise TypeError(f"{config_type.__name__} has no field(s) {', '.join(unknown)}")
+    return values

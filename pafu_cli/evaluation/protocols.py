@@ -18,18 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from pafu_cli.cfa import mosaic
+from pafu_cli.errors import InputError
 from pafu_cli.evaluation.metrics import cpsnr, to_uint8, y_psnr
 from pafu_cli.evaluation.resize import imresize, modcrop
-from pafu_cli.models.choice import mosaic_colourfulness, noise_level
+from pafu_cli.io.images import read_image
+from pafu_cli.models.choice import pick_model
 
 GREY_IMAGES = {"bridge"}
 
 
 def _images(folder):
-    import imageio.v3 as iio
-
+    """(name, (H, W, 3) uint8) of a test set's PNG files, by name; grey ones repeated."""
     for p in sorted(Path(folder).glob("*.png")):
-        im = iio.imread(p)
+        im = read_image(p)
+        if im.dtype != np.uint8:
+            raise InputError(f"{p}: test images must be 8-bit, got {im.dtype}")
         if im.ndim == 2:
             im = np.repeat(im[..., None], 3, axis=2)
         yield p.stem, im[..., :3]
@@ -77,12 +80,11 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
     ``denoise`` "on" or "auto", ``colours`` "auto", "natural" or "vivid":
     instead of ``model``, each image gets the model that ``pafu demosaick
     --denoise on|auto --colours ...`` would pick from the noise estimate and
-    the colourfulness of its (noisy) mosaic (``denoise`` None: the noise-free
-    model; ``colours`` None: as "natural", no vivid twins); ``picks`` (a dict)
-    counts the choices.
+    the colourfulness of its (noisy) mosaic (:func:`pafu_cli.models.choice.pick_model`;
+    ``denoise`` None: the noise-free model; ``colours`` None: as "natural", no
+    vivid twins); ``picks`` (a dict) counts the choices.
     """
     from pafu_cli.demosaick import demosaick
-    from pafu_cli.models.choice import pick_colour_model, pick_denoise_model
     from pafu_cli.models.registry import resolve_model
 
     pick = bool(denoise or colours)
@@ -92,11 +94,7 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
         cfa = noisy_mosaic(im, sigma, i)
         mi = m
         if pick:
-            base = None
-            if denoise:
-                mi = pick_denoise_model(noise_level(cfa), allow_clean=denoise == "auto")
-                base = mi.name if mi.noise_sigma > 0 else None
-            mi = pick_colour_model(mosaic_colourfulness(cfa, "RGGB"), colours or "natural", base)
+            mi = pick_model(cfa, "RGGB", denoise or "off", colours or "natural", where=name)
             if picks is not None:
                 key = f"{Path(folder).name} sigma {sigma:g}"
                 picks.setdefault(key, {})

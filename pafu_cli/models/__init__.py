@@ -1,7 +1,7 @@
 """Models as files: the ``.npz`` format dispatched by filter family, the shipped
 models and their registry, and the demosaick choice policy (noise, colours)."""
 
-from pafu_cli.filters.pafu.model import PafuModel, load_model, save_model
+from pafu_cli.filters.pafu.model import PafuModel
 from pafu_cli.models.choice import (
     COLOUR_CHOICES,
     denoise_family,
@@ -11,11 +11,13 @@ from pafu_cli.models.choice import (
     pick_denoise_model,
     vivid_twin,
 )
+from pafu_cli.models.format import FAMILIES, load_model, save_model
 from pafu_cli.models.registry import DEFAULT_MODELS, list_models, models_dir, resolve_model
 
 __all__ = [
     "COLOUR_CHOICES",
     "DEFAULT_MODELS",
+    "FAMILIES",
     "PafuModel",
     "denoise_family",
     "list_models",

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pafu_cli.errors import ModelError
-from pafu_cli.filters.pafu.model import PafuModel, load_model
+from pafu_cli.filters.pafu.model import PafuModel
 from pafu_cli.models import registry
+from pafu_cli.models.format import load_model
 from pafu_cli.raw.render import colour_index, colour_plane
 
 if TYPE_CHECKING:
@@ -129,30 +130,40 @@ DENOISE_ISO = 3200
 
 
 def choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, linear: bool):
-    """The demosaick model for one file: ``--model``, else by ``--denoise``
-    and, where that leaves the noise-free model, by ``--colours``.
-
-    ``--denoise off``: the noise-free model. ``on``: the denoising family member
-    nearest to the estimated noise level. ``auto``: the family member nearest
-    to the estimate, the noise-free model included (it stands for clean
-    pictures); ISO >= :data:`DENOISE_ISO` rules the noise-free model out.
-    The model so chosen, or its vivid twin (:func:`models.vivid_twin`, where
-    installed) for colourful pictures with ``--colours auto`` (or always with
-    ``vivid``).
-    """
+    """The demosaick model for one file: ``--model``, else the one
+    :func:`pick_model` picks by ``--denoise`` and ``--colours``."""
     if opts.model is not None:
         m = registry.resolve_model(opts.model, "demosaick")
         log.info("%s: model %s", where, m.name)
         return m
+    return pick_model(scaled_sample, pattern, opts.denoise, opts.colours, iso=iso, linear=linear, where=where)
+
+
+def pick_model(
+    scaled_sample, pattern: str, denoise: str, colours: str, iso=None, linear: bool = False, where=""
+) -> PafuModel:
+    """The demosaick model for a [0, 1] mosaic by ``--denoise`` and, where that
+    leaves the noise-free model, by ``--colours`` (the policy; ``where`` names the
+    picture in the log).
+
+    ``denoise`` "off": the noise-free model. "on": the denoising family member
+    nearest to the estimated noise level. "auto": the family member nearest
+    to the estimate, the noise-free model included (it stands for clean
+    pictures); ``iso`` >= :data:`DENOISE_ISO` rules the noise-free model out.
+    The model so chosen, or its vivid twin (:func:`vivid_twin`, where
+    installed) for colourful pictures with ``colours`` "auto" (or always with
+    "vivid"). ``linear``: the mosaic is linear RAW data
+    (:func:`mosaic_colourfulness`).
+    """
     base = None  # the model the noise level calls for (None: the noise-free default)
-    if opts.denoise != "off":
+    if denoise != "off":
         noise = noise_level(scaled_sample)
         iso_txt = f"ISO {iso:.0f}" if iso else "ISO unknown"
         high_iso = iso is not None and iso >= DENOISE_ISO
         try:
-            m = pick_denoise_model(noise, allow_clean=opts.denoise == "auto" and not high_iso)
+            m = pick_denoise_model(noise, allow_clean=denoise == "auto" and not high_iso)
         except ModelError as e:
-            if opts.denoise == "on":
+            if denoise == "on":
                 raise
             log.warning("%s: %s; using the noise-free model", where, e)
             m = None
@@ -160,7 +171,7 @@ def choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, lin
         log.info(
             "%s: denoise %s (%s, noise estimate %.4f = %.1f/255): %s",
             where,
-            opts.denoise,
+            denoise,
             iso_txt,
             noise,
             noise * 255,
@@ -169,11 +180,11 @@ def choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, lin
         if denoising:
             base = m.name
     colourful = mosaic_colourfulness(scaled_sample, pattern, linear=linear)
-    m = pick_colour_model(colourful, opts.colours, base)
+    m = pick_colour_model(colourful, colours, base)
     log.info(
         "%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
         where,
-        opts.colours,
+        colours,
         colourful,
         VIVID_COLOURFULNESS,
         m.name,

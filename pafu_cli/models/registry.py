@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pafu_cli.errors import ModelError
-from pafu_cli.filters.pafu.model import PafuModel, load_model
+from pafu_cli.filters.pafu import analytic
+from pafu_cli.models.format import FAMILIES, is_model, load_model
 
 DEFAULT_MODELS = {
     ("upscale", 2): "upscale_x2",
@@ -16,12 +17,13 @@ DEFAULT_MODELS = {
 }
 
 
-# Hand-made banks selectable by name (see pafu_cli.analytic).
+# Hand-made banks selectable by name (see pafu_cli.filters.pafu.analytic): task ->
+# name -> the bank for a scale.
 ANALYTIC_MODELS = {
-    "demosaick": {"bilinear": lambda a, s: a.bilinear_demosaick_model()},
+    "demosaick": {"bilinear": lambda scale: analytic.bilinear_demosaick_model()},
     "upscale": {
-        "nearest": lambda a, s: a.nearest_upscale_model(s),
-        "bilinear": lambda a, s: a.bilinear_upscale_model(s),
+        "nearest": analytic.nearest_upscale_model,
+        "bilinear": analytic.bilinear_upscale_model,
     },
 }
 
@@ -36,7 +38,7 @@ def models_dir() -> Path:
             return p
     except (ModuleNotFoundError, TypeError):
         pass
-    return Path(__file__).resolve().parent.parent / "models"
+    return Path(__file__).resolve().parents[2] / "models"
 
 
 def list_models() -> list:
@@ -44,17 +46,19 @@ def list_models() -> list:
     return sorted(p.stem for p in models_dir().glob("*.npz"))
 
 
-def resolve_model(model, task: str, scale: int = 1) -> PafuModel:
-    """Turn ``None`` (the default), a shipped name, a path or a model into a checked model."""
-    if isinstance(model, PafuModel):
+def resolve_model(model, task: str, scale: int = 1):
+    """Turn ``None`` (the default), a shipped name, a path or a model into a checked model.
+
+    The model must be made for ``task`` and, where the task has a choice of scale
+    (its family's task table), for ``scale``.
+    """
+    if is_model(model):
         m = model
     else:
         if model is None:
             model = DEFAULT_MODELS[(task, scale)]
         if str(model) in ANALYTIC_MODELS.get(task, ()):
-            from pafu_cli.filters.pafu import analytic
-
-            return ANALYTIC_MODELS[task][str(model)](analytic, scale)
+            return ANALYTIC_MODELS[task][str(model)](scale)
         p = Path(str(model))
         if not p.suffix and not p.exists():
             candidate = models_dir() / f"{model}.npz"
@@ -66,6 +70,6 @@ def resolve_model(model, task: str, scale: int = 1) -> PafuModel:
     where = m.path or m.name
     if m.task != task:
         raise ModelError(f"{where}: this is a {m.task} model, {task} needs a {task} model")
-    if task == "upscale" and m.scale != scale:
-        raise ModelError(f"{where}: this model upscales x{m.scale}, x{scale} was asked for")
+    if FAMILIES[m.family].tasks[m.task].scaled and m.scale != scale:
+        raise ModelError(f"{where}: this model {m.task}s x{m.scale}, x{scale} was asked for")
     return m

@@ -16,6 +16,7 @@ import numpy as np
 
 from pafu_cli.cfa import PATTERNS, RED_OFFSET, mosaic
 from pafu_cli.evaluation.resize import imresize, modcrop
+from pafu_cli.io.images import read_image
 
 IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -41,9 +42,10 @@ def split_files(files, val_every: int = 10):
 
 
 def read_rgb8(path) -> np.ndarray:
-    import imageio.v3 as iio
-
-    im = iio.imread(path)
+    """An 8-bit image file as (H, W, 3) uint8: grey repeated, alpha dropped."""
+    im = read_image(path)
+    if im.dtype != np.uint8:
+        raise ValueError(f"{path}: training and validation images must be 8-bit, got {im.dtype}")
     if im.ndim == 2:
         im = np.repeat(im[..., None], 3, axis=2)
     return np.ascontiguousarray(im[..., :3]).astype(np.uint8)
@@ -98,8 +100,10 @@ class SRPairs:
             k = int(rng.integers(8))
             xs.append(dihedral(lp, k))
             ys.append(dihedral(hp, k))
+
         def to(a):
             return np.ascontiguousarray(np.stack(a).transpose(0, 3, 1, 2), np.float32) / 255
+
         return to(xs), to(ys)
 
 

@@ -1,13 +1,43 @@
-"""The ``.npz`` model format: a PAFU selector network plus its kernel bank.
+"""The PAFU schema of the ``.npz`` model format: a selector network plus its kernel bank.
 
-Format version 1 (all arrays; strings are 0-d unicode arrays, so files load
-with ``allow_pickle=False``):
+A model file is an ``.npz`` archive of arrays only (strings are 0-d unicode
+arrays), read with ``allow_pickle=False``. :mod:`pafu_cli.models.format`
+opens it, reads the envelope, and hands the archive to the parser of its
+filter family (:data:`pafu_cli.models.format.FAMILIES`); this module is the
+parser of the ``pafu`` family. Every problem is a one-line
+:class:`~pafu_cli.errors.ModelError` naming the file.
+
+Envelope (every family):
 
 ==========================  ==================================================
 key                         meaning
 ==========================  ==================================================
-``format_version``          int, 1
-``task``                    ``"demosaick"`` or ``"upscale"``
+``format_version``          int: 1 or 2; pafu writes 2. Version 2 adds
+                            ``family``; a family's own keys do not change
+``family``                  string, version 2 (required there): the filter
+                            family whose schema the other keys follow,
+                            ``"pafu"`` (this module); version-1 files have no
+                            such key and are ``"pafu"``
+``task``                    string: one of the family's tasks (for ``pafu``,
+                            the table below)
+==========================  ==================================================
+
+Tasks of the ``pafu`` family (:data:`TASKS`):
+
+=============  =====================  ====  =====  =========  =======
+task           ``input_layout``       C_in  C_out  ``scale``  shuffle
+=============  =====================  ====  =====  =========  =======
+``demosaick``  ``bayer_packed_rggb``  4     12     1          2
+``upscale``    ``rgb``                3     3 s^2  2, 3, 4    s
+=============  =====================  ====  =====  =========  =======
+
+C_in and C_out are the bank's; shuffle is the depth-to-space factor of its output.
+
+Keys of the ``pafu`` family:
+
+==========================  ==================================================
+key                         meaning
+==========================  ==================================================
 ``scale``                   int; upscale factor s (2, 3, 4); 1 for demosaick
 ``input_layout``            ``"rgb"`` (upscale: H x W x 3 in [0, 1]) or
                             ``"bayer_packed_rggb"`` (demosaick: the mosaic
@@ -23,16 +53,17 @@ key                         meaning
 ``selector_b{i}``           (C_out,) float32
 ``bank``                    (n, C_out, C_in, K, K) float32, K odd; C_out is
                             3 s^2 (upscale) or 12 (demosaick: 4 quad
-                            positions x RGB); channel ``c*s*s + dy*s + dx``
-                            goes to sub-pixel (dy, dx) of colour c
+                            positions x RGB); channel ``c*f*f + dy*f + dx``
+                            goes to sub-pixel (dy, dx) of colour c, f the
+                            task's shuffle (depth-to-space factor)
 ``kernel_sizes``            (n,) int32: each kernel's own odd support <= K;
                             smaller kernels are zero-padded to K x K
-``name``, ``description``   strings
-``provenance_command``      the training command line
-``provenance_seed``         int
-``provenance_data``         training data description
-``provenance_date``         ISO date of the export
-``provenance_quality``      JSON string of measured PSNRs (may be ``"{}"``)
+``name``, ``description``   optional strings (default: the file's stem, "")
+``provenance_command``      optional string: the training command line
+``provenance_seed``         optional int
+``provenance_data``         optional string: training data description
+``provenance_date``         optional string: ISO date of the export
+``provenance_quality``      optional JSON string of measured PSNRs (``"{}"``)
 ``noise_sigma``             optional float, demosaick only: the mosaic noise
                             level (Gaussian sigma, 0..1 units) the model is
                             made for; absent or 0 = noise-free. ``--denoise``
@@ -44,30 +75,54 @@ key                         meaning
 
 Padding is reflection at every layer and for the bank. Inference: logits from
 the selector, per-pixel argmax (first maximum wins), the selected kernel is
-applied, then depth-to-space by s (upscale) or 2 (demosaick). With ``mix`` 2
-the pixel's filter is ``w1 W_a + (1 - w1) W_b``: ``a`` the argmax, ``b`` the
-largest of the other logits (first maximum wins), ``w1 = 1 / (1 + exp(l_b -
-l_a))`` the softmax weight of the two (still one linear filter per pixel).
+applied, then depth-to-space by the task's shuffle (s for upscale, 2 for
+demosaick). With ``mix`` 2 the pixel's filter is ``w1 W_a + (1 - w1) W_b``:
+``a`` the argmax, ``b`` the largest of the other logits (first maximum wins),
+``w1 = 1 / (1 + exp(l_b - l_a))`` the softmax weight of the two (still one
+linear filter per pixel).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from pafu_cli.errors import ModelError
 
-FORMAT_VERSION = 1
+FAMILY = "pafu"
 
 
-TASKS = ("demosaick", "upscale")
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """What a task fixes in a PAFU model: the input layout and channels, the
+    bank's outputs and depth-to-space factor (functions of the scale), the
+    allowed scales, and whether a model may declare a noise level."""
+
+    layout: str
+    in_channels: int
+    out_channels: Callable[[int], int]
+    shuffle: Callable[[int], int]
+    scales: tuple
+    noise_level: bool = False
+
+    @property
+    def scaled(self) -> bool:
+        """Whether the task has a choice of scale (the caller's scale must then match)."""
+        return len(self.scales) > 1
 
 
-LAYOUTS = {"demosaick": "bayer_packed_rggb", "upscale": "rgb"}
+TASKS = {
+    "demosaick": TaskSpec("bayer_packed_rggb", 4, lambda s: 12, lambda s: 2, scales=(1,), noise_level=True),
+    "upscale": TaskSpec("rgb", 3, lambda s: 3 * s * s, lambda s: s, scales=(2, 3, 4)),
+}
+
+
+LAYOUTS = {task: spec.layout for task, spec in TASKS.items()}
 
 
 ACTIVATIONS = ("relu",)
@@ -87,6 +142,8 @@ PROVENANCE_KEYS = (
 @dataclasses.dataclass(frozen=True)
 class PafuModel:
     """A validated PAFU model: selector layers and kernel bank, float32, C-contiguous."""
+
+    family: ClassVar[str] = FAMILY
 
     task: str
     scale: int
@@ -120,7 +177,7 @@ class PafuModel:
     @property
     def shuffle(self) -> int:
         """Depth-to-space factor of the bank's output."""
-        return 2 if self.task == "demosaick" else self.scale
+        return TASKS[self.task].shuffle(self.scale)
 
     @property
     def quality(self) -> dict:
@@ -131,171 +188,126 @@ class PafuModel:
 
 
 def expected_out_channels(task: str, scale: int) -> int:
-    return 12 if task == "demosaick" else 3 * scale * scale
+    """Bank outputs of a ``task`` model at ``scale``."""
+    return TASKS[task].out_channels(scale)
 
 
-def _fail(path, msg):
+def one_of(values) -> str:
+    """``(2, 3, 4)`` -> ``"2, 3 or 4"``, for messages."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+# Key readers: each checks one archive entry and names the file and the key
+# when it is wrong (the envelope in pafu_cli.models.format uses them too).
+
+
+def fail(path, msg):
+    """Raise the one-line :class:`ModelError` ``"<path>: <msg>"``."""
     raise ModelError(f"{path}: {msg}")
 
 
-def _str(f, key, path):
+def read_str(f, key, path) -> str:
     a = f[key]
     if a.dtype.kind != "U" or a.ndim != 0:
-        _fail(path, f"key '{key}' must be a string, got dtype {a.dtype} shape {a.shape}")
+        fail(path, f"key '{key}' must be a string, got dtype {a.dtype} shape {a.shape}")
     return str(a)
 
 
-def _int(f, key, path):
+def read_int(f, key, path) -> int:
     a = f[key]
     if a.dtype.kind not in "iu" or a.size != 1:
-        _fail(path, f"key '{key}' must be an integer, got dtype {a.dtype} shape {a.shape}")
+        fail(path, f"key '{key}' must be an integer, got dtype {a.dtype} shape {a.shape}")
     return int(a.reshape(()))
 
 
-def _float_array(f, key, path, ndim):
+def read_floats(f, key, path, ndim) -> np.ndarray:
     a = f[key]
     if a.dtype.kind != "f" or a.ndim != ndim:
-        _fail(path, f"key '{key}' must be a {ndim}-D float array, got dtype {a.dtype} shape {a.shape}")
+        fail(path, f"key '{key}' must be a {ndim}-D float array, got dtype {a.dtype} shape {a.shape}")
     if not np.all(np.isfinite(a)):
-        _fail(path, f"key '{key}' contains NaN or Inf values; re-export the model")
+        fail(path, f"key '{key}' contains NaN or Inf values; re-export the model")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def load_model(path) -> PafuModel:
-    """Load and validate a model file (``allow_pickle=False``).
-
-    Raises
-    ------
-    ModelError
-        With a one-line message naming the file and the problem.
-    """
-    path = str(path)
-    if not os.path.isfile(path):
-        _fail(path, "model file not found")
-    try:
-        f = np.load(path, allow_pickle=False)
-    except Exception as e:  # zip errors, pickled arrays, not an npz at all
-        _fail(path, f"not a readable .npz model file ({type(e).__name__}: {e})")
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        _fail(path, "not an .npz archive (a single .npy array?)")
-    try:
-        with f:
-            return _parse(f, path)
-    except ValueError as e:  # object arrays refused by allow_pickle=False
-        _fail(path, f"unreadable array ({e}); pickled content is not accepted")
+REQUIRED_KEYS = (
+    "task",
+    "scale",
+    "input_layout",
+    "selector_input_mean",
+    "selector_input_scale",
+    "selector_activation",
+    "selector_layers",
+    "bank",
+    "kernel_sizes",
+)
 
 
-def _parse(f, path) -> PafuModel:
+def parse(f, path) -> PafuModel:
+    """Validate the ``pafu`` keys of an open archive ``f`` (the envelope is
+    :mod:`pafu_cli.models.format`'s) and build the model."""
     keys = set(f.files)
-    required = {
-        "format_version",
-        "task",
-        "scale",
-        "input_layout",
-        "selector_input_mean",
-        "selector_input_scale",
-        "selector_activation",
-        "selector_layers",
-        "bank",
-        "kernel_sizes",
-    }
-    missing = sorted(required - keys)
+    missing = sorted(set(REQUIRED_KEYS) - keys)
     if missing:
-        _fail(path, f"missing key(s) {', '.join(missing)}; is this a pafu model?")
-    version = _int(f, "format_version", path)
-    if version != FORMAT_VERSION:
-        _fail(path, f"unknown format_version {version}; this pafu reads version {FORMAT_VERSION}")
-    task = _str(f, "task", path)
+        fail(path, f"missing key(s) {', '.join(missing)}; is this a pafu model?")
+    task = read_str(f, "task", path)
     if task not in TASKS:
-        _fail(path, f"task '{task}' is invalid, expected one of {', '.join(TASKS)}")
-    scale = _int(f, "scale", path)
-    if task == "upscale" and scale not in (2, 3, 4):
-        _fail(path, f"upscale scale must be 2, 3 or 4, got {scale}")
-    if task == "demosaick" and scale != 1:
-        _fail(path, f"demosaick models have scale 1, got {scale}")
-    layout = _str(f, "input_layout", path)
-    if layout != LAYOUTS[task]:
-        _fail(path, f"input_layout '{layout}' does not fit task {task} (expected '{LAYOUTS[task]}')")
-    activation = _str(f, "selector_activation", path)
+        fail(path, f"task '{task}' is invalid, expected one of {', '.join(TASKS)}")
+    spec = TASKS[task]
+    scale = read_int(f, "scale", path)
+    if scale not in spec.scales:
+        fail(path, f"{task} scale must be {one_of(spec.scales)}, got {scale}")
+    layout = read_str(f, "input_layout", path)
+    if layout != spec.layout:
+        fail(path, f"input_layout '{layout}' does not fit task {task} (expected '{spec.layout}')")
+    activation = read_str(f, "selector_activation", path)
     if activation not in ACTIVATIONS:
-        _fail(path, f"selector_activation '{activation}' is not supported ({', '.join(ACTIVATIONS)})")
+        fail(path, f"selector_activation '{activation}' is not supported ({', '.join(ACTIVATIONS)})")
 
-    bank = _float_array(f, "bank", path, 5)
+    bank = read_floats(f, "bank", path, 5)
     n, co, ci, kh, kw = bank.shape
     if n < 1 or kh != kw or kh % 2 == 0:
-        _fail(path, f"bank must be (n, C_out, C_in, K, K) with n >= 1 and K odd, got {bank.shape}")
-    want_co = expected_out_channels(task, scale)
-    want_ci = 4 if task == "demosaick" else 3
+        fail(path, f"bank must be (n, C_out, C_in, K, K) with n >= 1 and K odd, got {bank.shape}")
+    want_co, want_ci = spec.out_channels(scale), spec.in_channels
     if co != want_co or ci != want_ci:
-        _fail(path, f"bank has {co} outputs x {ci} inputs, task {task} x{scale} needs {want_co} x {want_ci}")
-    sizes = f["kernel_sizes"]
-    if sizes.dtype.kind not in "iu" or sizes.shape != (n,):
-        _fail(path, f"kernel_sizes must be {n} integers, got dtype {sizes.dtype} shape {sizes.shape}")
-    sizes = sizes.astype(np.int32)
-    for z, k in enumerate(sizes):
-        if k < 1 or k > kh or k % 2 == 0:
-            _fail(path, f"kernel_sizes[{z}] = {k} must be odd and at most {kh}")
-        m = (kh - k) // 2
-        inner = np.zeros((kh, kh), dtype=bool)
-        inner[m : m + k, m : m + k] = True
-        if np.any(bank[z][:, :, ~inner] != 0):
-            _fail(path, f"kernel {z} has non-zero taps outside its {k}x{k} support")
-
-    n_layers = _int(f, "selector_layers", path)
-    if n_layers < 1:
-        _fail(path, f"selector_layers must be >= 1, got {n_layers}")
-    weights, biases = [], []
-    prev = ci
-    for i in range(n_layers):
-        for key in (f"selector_w{i}", f"selector_b{i}"):
-            if key not in keys:
-                _fail(path, f"missing key {key} (selector_layers = {n_layers})")
-        w = _float_array(f, f"selector_w{i}", path, 4)
-        b = _float_array(f, f"selector_b{i}", path, 1)
-        if w.shape[1] != prev or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0:
-            _fail(path, f"selector_w{i} has shape {w.shape}, expected ({'C_out'}, {prev}, k, k), k odd")
-        if b.shape != (w.shape[0],):
-            _fail(path, f"selector_b{i} has shape {b.shape}, expected ({w.shape[0]},)")
-        prev = w.shape[0]
-        weights.append(w)
-        biases.append(b)
-    if prev != n:
-        _fail(path, f"selector outputs {prev} logits but the bank has {n} kernels")
-    mean = _float_array(f, "selector_input_mean", path, 1)
-    scl = _float_array(f, "selector_input_scale", path, 1)
+        fail(path, f"bank has {co} outputs x {ci} inputs, task {task} x{scale} needs {want_co} x {want_ci}")
+    sizes = _kernel_sizes(f, path, bank)
+    weights, biases = _selector(f, path, ci, n)
+    mean = read_floats(f, "selector_input_mean", path, 1)
+    scl = read_floats(f, "selector_input_scale", path, 1)
     if mean.shape != (ci,) or scl.shape != (ci,):
-        _fail(path, f"selector_input_mean/scale must have shape ({ci},)")
+        fail(path, f"selector_input_mean/scale must have shape ({ci},)")
 
     prov = {}
     for key in PROVENANCE_KEYS:
-        prov[key[len("provenance_") :]] = _str(f, key, path) if key in keys else ""
-    prov["seed"] = _int(f, "provenance_seed", path) if "provenance_seed" in keys else None
+        prov[key[len("provenance_") :]] = read_str(f, key, path) if key in keys else ""
+    prov["seed"] = read_int(f, "provenance_seed", path) if "provenance_seed" in keys else None
     noise_sigma = 0.0
     if "noise_sigma" in keys:
         a = f["noise_sigma"]
         if a.shape != () or a.dtype.kind != "f" or not np.isfinite(a) or not 0 <= float(a) < 1:
-            _fail(path, "noise_sigma must be a float in [0, 1)")
-        if task != "demosaick" and float(a) != 0:
-            _fail(path, "noise_sigma is only meaningful for demosaick models")
+            fail(path, "noise_sigma must be a float in [0, 1)")
+        if not spec.noise_level and float(a) != 0:
+            fail(path, "noise_sigma is only meaningful for demosaick models")
         noise_sigma = float(a)
-    mix = _int(f, "mix", path) if "mix" in keys else 1
+    mix = read_int(f, "mix", path) if "mix" in keys else 1
     if mix not in MIX_CHOICES:
-        _fail(path, f"mix must be one of {', '.join(map(str, MIX_CHOICES))}, got {mix}")
+        fail(path, f"mix must be one of {', '.join(map(str, MIX_CHOICES))}, got {mix}")
     if mix > n:
-        _fail(path, f"mix {mix} needs at least {mix} kernels, the bank has {n}")
+        fail(path, f"mix {mix} needs at least {mix} kernels, the bank has {n}")
     return PafuModel(
         task=task,
         scale=scale,
         input_layout=layout,
-        selector_weights=tuple(weights),
-        selector_biases=tuple(biases),
+        selector_weights=weights,
+        selector_biases=biases,
         selector_input_mean=mean,
         selector_input_scale=scl,
         bank=bank,
         kernel_sizes=sizes,
         activation=activation,
-        name=_str(f, "name", path) if "name" in keys else Path(path).stem,
-        description=_str(f, "description", path) if "description" in keys else "",
+        name=read_str(f, "name", path) if "name" in keys else Path(path).stem,
+        description=read_str(f, "description", path) if "description" in keys else "",
         provenance=prov,
         path=path,
         noise_sigma=noise_sigma,
@@ -303,10 +315,53 @@ def _parse(f, path) -> PafuModel:
     )
 
 
-def save_model(model: PafuModel, path) -> None:
-    """Write ``model`` in format version 1 (atomically: temp file, then rename)."""
+def _kernel_sizes(f, path, bank) -> np.ndarray:
+    """``kernel_sizes`` checked against the bank: odd, at most K, no tap outside."""
+    n, kh = bank.shape[0], bank.shape[3]
+    sizes = f["kernel_sizes"]
+    if sizes.dtype.kind not in "iu" or sizes.shape != (n,):
+        fail(path, f"kernel_sizes must be {n} integers, got dtype {sizes.dtype} shape {sizes.shape}")
+    sizes = sizes.astype(np.int32)
+    for z, k in enumerate(sizes):
+        if k < 1 or k > kh or k % 2 == 0:
+            fail(path, f"kernel_sizes[{z}] = {k} must be odd and at most {kh}")
+        m = (kh - k) // 2
+        inner = np.zeros((kh, kh), dtype=bool)
+        inner[m : m + k, m : m + k] = True
+        if np.any(bank[z][:, :, ~inner] != 0):
+            fail(path, f"kernel {z} has non-zero taps outside its {k}x{k} support")
+    return sizes
+
+
+def _selector(f, path, ci: int, n: int) -> tuple:
+    """The selector's (weights, biases), chained from ``ci`` inputs to ``n`` logits."""
+    keys = set(f.files)
+    n_layers = read_int(f, "selector_layers", path)
+    if n_layers < 1:
+        fail(path, f"selector_layers must be >= 1, got {n_layers}")
+    weights, biases = [], []
+    prev = ci
+    for i in range(n_layers):
+        for key in (f"selector_w{i}", f"selector_b{i}"):
+            if key not in keys:
+                fail(path, f"missing key {key} (selector_layers = {n_layers})")
+        w = read_floats(f, f"selector_w{i}", path, 4)
+        b = read_floats(f, f"selector_b{i}", path, 1)
+        if w.shape[1] != prev or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0:
+            fail(path, f"selector_w{i} has shape {w.shape}, expected ({'C_out'}, {prev}, k, k), k odd")
+        if b.shape != (w.shape[0],):
+            fail(path, f"selector_b{i} has shape {b.shape}, expected ({w.shape[0]},)")
+        prev = w.shape[0]
+        weights.append(w)
+        biases.append(b)
+    if prev != n:
+        fail(path, f"selector outputs {prev} logits but the bank has {n} kernels")
+    return tuple(weights), tuple(biases)
+
+
+def to_arrays(model: PafuModel) -> dict:
+    """The ``pafu`` keys of ``model`` (the envelope is added by the writer)."""
     arrays = {
-        "format_version": np.int64(FORMAT_VERSION),
         "task": np.array(model.task),
         "scale": np.int64(model.scale),
         "input_layout": np.array(model.input_layout),
@@ -331,10 +386,23 @@ def save_model(model: PafuModel, path) -> None:
         arrays["noise_sigma"] = np.float64(model.noise_sigma)
     if model.mix != 1:
         arrays["mix"] = np.int64(model.mix)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    return arrays
+
+
+def load_model(path):
+    """Load and validate a model file of any family; the same function as
+    :func:`pafu_cli.models.format.load_model` (this import path is kept)."""
+    from pafu_cli.models.format import load_model as load
+
+    return load(path)
+
+
+def save_model(model, path) -> None:
+    """Write ``model`` in the current format version; the same function as
+    :func:`pafu_cli.models.format.save_model` (this import path is kept)."""
+    from pafu_cli.models.format import save_model as save
+
+    save(model, path)
 
 
 def receptive_margin(model: PafuModel) -> int:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pafu_cli.filters.pafu.model import LAYOUTS, PafuModel, expected_out_channels
+from pafu_cli.filters.pafu.model import TASKS, PafuModel
 
 
 def top_k_softmax(logits, k: int):
@@ -78,9 +78,10 @@ class PafuNet(nn.Module):
             self.in_channels, self.out_channels = channels
             self.shuffle = 1
         else:
-            self.in_channels = 4 if task == "demosaick" else 3
-            self.out_channels = expected_out_channels(task, scale)
-            self.shuffle = 2 if task == "demosaick" else scale
+            spec = TASKS[task]
+            self.in_channels = spec.in_channels
+            self.out_channels = spec.out_channels(scale)
+            self.shuffle = spec.shuffle(scale)
         sizes = list(kernel_sizes or [5] * n_kernels)
         if len(sizes) != n_kernels or any(k % 2 == 0 for k in sizes):
             raise ValueError(f"need {n_kernels} odd kernel sizes, got {sizes}")
@@ -121,6 +122,17 @@ class PafuNet(nn.Module):
     @property
     def n_kernels(self):
         return self.bank.shape[0]
+
+    @property
+    def model_scale(self) -> int:
+        """The exported model's ``scale``: the task's only scale where it has no choice."""
+        spec = TASKS[self.task]
+        return self.scale if spec.scaled else spec.scales[0]
+
+    def margin(self) -> int:
+        """Output pixels near a patch border that depend on padding (excluded from losses)."""
+        sel = sum((c.kernel_size[0] - 1) // 2 for c in self.selector)
+        return max(sel, (self.big_k - 1) // 2) * self.shuffle
 
     def masked_bank(self):
         return self.bank * self.mask * self.free + self.fixed
@@ -202,7 +214,7 @@ class PafuNet(nn.Module):
         The network may have a multiple of the model's kernels (a grown bank): kernel
         ``z`` and its selector row are then copies of the model's ``z mod n``, so the
         network computes what the model does until the copies are split apart (see
-        ``loop.grow_bank``). The network's kernels may also be larger than the model's
+        ``refit.grow_bank``). The network's kernels may also be larger than the model's
         (a larger support): they start as the model's, zero-padded. Raises ValueError,
         naming what differs, unless task, scale and selector shape agree and no kernel
         is smaller than the model's (repeated, for a grown bank)."""
@@ -217,7 +229,7 @@ class PafuNet(nn.Module):
             sizes = mine_sizes  # equal, or larger supports (zero-padded)
         checks = (
             ("task", self.task, model.task),
-            ("scale", self.scale if self.task == "upscale" else 1, model.scale),
+            ("scale", self.model_scale, model.scale),
             ("kernel sizes", mine_sizes, sizes),
             ("selector layer shapes", [tuple(c.weight.shape) for c in self.selector], shapes),
         )
@@ -244,9 +256,7 @@ class PafuNet(nn.Module):
         return n0
 
     @classmethod
-    def from_model(
-        cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0, mix: int = 0
-    ) -> PafuNet:
+    def from_model(cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0, mix: int = 0) -> PafuNet:
         """A network of an exported model's architecture (task, scale, kernel sizes,
         selector width and depth, ``mix`` unless given), loaded with it (:meth:`load_model`).
         ``n_kernels``: a multiple of the model's (a grown bank, its copies not yet
@@ -277,8 +287,8 @@ class PafuNet(nn.Module):
         bs = tuple(c.bias.detach().cpu().numpy().astype(np.float32) for c in self.selector)
         return PafuModel(
             task=self.task,
-            scale=self.scale if self.task == "upscale" else 1,
-            input_layout=LAYOUTS[self.task],
+            scale=self.model_scale,
+            input_layout=TASKS[self.task].layout,
             selector_weights=ws,
             selector_biases=bs,
             selector_input_mean=self.in_mean.cpu().numpy().astype(np.float32),

@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pafu_cli.training.module import PafuNet
+from pafu_cli.training.pafu.module import PafuNet
 
 SIZE = 89
 SPACING = 7
