@@ -1,5 +1,9 @@
 """Shared fixtures and helpers: seeded rng, tolerances, a small random model,
-and paths to the sample DNG and to ../shared (never copied into the repo)."""
+and paths to the sample DNG and to ../shared (never copied into the repo).
+
+Tests that need ../shared skip when it is missing, unless the environment sets
+``PAFU_REQUIRE_SHARED=1`` (CI does): then they fail, so that a CI run without the
+data cannot pass silently."""
 
 import os
 from pathlib import Path
@@ -55,23 +59,38 @@ def rng():
     return np.random.default_rng(SEED)
 
 
-def _shared(sub):
-    path = SHARED / sub
-    if not path.is_dir():
-        pytest.skip(f"{path} not found (set PAFU_SHARED)")
+def shared_required() -> bool:
+    """True when ``PAFU_REQUIRE_SHARED`` is set (and not 0): missing shared data fails."""
+    return os.environ.get("PAFU_REQUIRE_SHARED", "").strip() not in ("", "0")
+
+
+def shared_missing(msg: str):
+    """Skip the calling test for missing shared data, or fail it when
+    ``PAFU_REQUIRE_SHARED=1``."""
+    if shared_required():
+        pytest.fail(f"{msg}; PAFU_REQUIRE_SHARED=1 forbids skipping", pytrace=False)
+    pytest.skip(msg)
+
+
+def shared_path(*parts, kind="dir"):
+    """``SHARED / parts``, checked to be a folder (``kind="dir"``) or a file
+    (``kind="file"``); missing, see :func:`shared_missing`."""
+    path = SHARED.joinpath(*parts)
+    if not (path.is_dir() if kind == "dir" else path.is_file()):
+        shared_missing(f"{path} not found (set PAFU_SHARED to the shared folder)")
     return path
 
 
 @pytest.fixture
 def shared_data():
     """The image data sets in ../shared/data (Set5, Set14, Kodak24, ...)."""
-    return _shared("data")
+    return shared_path("data")
 
 
 @pytest.fixture
 def shared_raw():
     """The RAW test collection in ../shared/raw (never copied into the repo)."""
-    return _shared("raw")
+    return shared_path("raw")
 
 
 @pytest.fixture

@@ -1,0 +1,203 @@
+"""Golden outputs of every shipped model on small synthetic inputs.
+
+``tests/data/goldens.npz`` holds each output quantised to 16 bits between the
+case's ``lo`` and ``hi`` (``goldens.json``), with the kernel selection; the json
+also has the sha256 of the float32 output. A model whose bank, kernel order or
+selector changed, or an engine whose numbers changed, fails here with the size
+of the change. Made by ``tools/make_goldens.py`` (see ``tests/data/README.md``).
+
+Tolerance: one quantisation level, (hi - lo) / 65535, 2.5e-5 to 4e-5 for these
+ranges. The outputs are bit-identical for any thread count on one build; on
+another CPU or compiler, fused multiply-adds may move the last bits (1e-7), and
+the generator checks that no case sits on a knife edge (a kernel choice that an
+input change of 1e-6 flips). ``PAFU_GOLDEN_EXACT=1`` also demands the very same
+float32 bits (to check an engine refactoring that must not change any bit).
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pafu_cli
+from pafu_cli.cfa import PATTERNS, mosaic
+from pafu_cli.models import list_models, models_dir
+
+DATA = Path(__file__).resolve().parent / "data"
+MANIFEST = json.loads((DATA / "goldens.json").read_text())
+CASES = MANIFEST["cases"]
+LEVELS = MANIFEST["levels"]
+EXACT = os.environ.get("PAFU_GOLDEN_EXACT", "").strip() not in ("", "0")
+
+
+def _npz(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return _npz(DATA / "golden_inputs.npz")
+
+
+@pytest.fixture(scope="module")
+def goldens():
+    return _npz(DATA / "goldens.npz")
+
+
+def _input(inputs, case):
+    """The float32 array fed to the API (as tools/make_goldens.py does)."""
+    src = case["input"]
+    if src == "picture":
+        return mosaic(inputs["picture"].astype(np.float32) / np.float32(255), case["pattern"])
+    if src == "small":
+        return inputs["small"].astype(np.float32) / np.float32(255)
+    return inputs[src].astype(np.float32) / np.float32(65535)
+
+
+def _run(case, x):
+    if case["task"] == "demosaick":
+        return pafu_cli.demosaick(x, case["pattern"], model=case["model"], return_selection=True)
+    return pafu_cli.upscale(x, case["scale"], model=case["model"], return_selection=True)
+
+
+def _sha256(a, dtype):
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=dtype).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["key"] for c in CASES])
+def test_golden_output(case, inputs, goldens):
+    out, sel = _run(case, _input(inputs, case))
+    key = case["key"]
+    assert list(out.shape) == case["shape"], f"{key}: output shape {out.shape}, golden {case['shape']}"
+    same_bits = _sha256(out, "<f4") == case["sha256_float32"]
+
+    lo, hi = case["lo"], case["hi"]
+    step = (hi - lo) / LEVELS
+    gold = lo + goldens[key].astype(np.float64) * step
+    diff = out.astype(np.float64) - gold
+    levels = np.abs(diff) / step
+    bad = levels > 1.0
+    if bad.any():
+        worst = np.unravel_index(np.argmax(levels), levels.shape)
+        pytest.fail(
+            f"{key}: {int(bad.sum())} of {bad.size} values differ from the golden by more than one "
+            f"level ({step:.2g}); max |diff| {np.abs(diff).max():.3g} at {tuple(int(i) for i in worst)}, "
+            f"mean |diff| {np.abs(diff).mean():.3g}; float32 bits "
+            f"{'identical' if same_bits else 'differ'}; kernel choice differs at "
+            f"{int((sel != goldens[key + '.sel']).sum())} of {sel.size} places",
+            pytrace=False,
+        )
+    changed = sel != goldens[key + ".sel"]
+    assert not changed.any(), (
+        f"{key}: outputs within one level but the kernel choice differs at {int(changed.sum())} "
+        f"of {sel.size} places (two kernels swapped?)"
+    )
+    assert _sha256(sel, "<i4") == case["sha256_selection"]
+    if EXACT:
+        assert same_bits, f"{key}: float32 output bits differ (max |diff| {np.abs(diff).max():.3g})"
+
+
+def _fingerprint(m):
+    """As tools/make_goldens.py: each kernel, each selector layer, the selector's input scaling."""
+
+    def h(*arrays):
+        return hashlib.sha256(b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in arrays)).hexdigest()[
+            :16
+        ]
+
+    return {
+        "task": m.task,
+        "scale": int(m.scale),
+        "mix": int(m.mix),
+        "noise_sigma": float(m.noise_sigma),
+        "kernel_sizes": [int(k) for k in m.kernel_sizes],
+        "bank": [h(k) for k in m.bank],
+        "selector": [h(w, b) for w, b in zip(m.selector_weights, m.selector_biases)],
+        "selector_input": h(m.selector_input_mean, m.selector_input_scale),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["models"]))
+def test_model_is_the_one_the_goldens_were_made_with(name):
+    """Every array a shipped model computes with is unchanged, kernel by kernel, even
+    kernels that the golden inputs do not select. An intended change (a retrained
+    model) regenerates the goldens: ``python tools/make_goldens.py``."""
+    want = MANIFEST["models"][name]
+    got = _fingerprint(pafu_cli.load_model(models_dir() / f"{name}.npz"))
+    plain = [k for k in want if k not in ("bank", "selector")]
+    problems = [f"{k} {got[k]} (golden {want[k]})" for k in plain if got[k] != want[k]]
+    for part, what in (("bank", "kernel"), ("selector", "selector layer")):
+        if len(got[part]) != len(want[part]):
+            problems.append(f"{len(got[part])} {what}s, {len(want[part])} in the golden")
+            continue
+        changed = [i for i, (a, b) in enumerate(zip(got[part], want[part])) if a != b]
+        moved = {i: want[part].index(got[part][i]) for i in changed if got[part][i] in want[part]}
+        if changed:
+            problems.append(
+                f"{what}s changed: {changed}"
+                + (f" (moved: {', '.join(f'{i} was {j}' for i, j in moved.items())})" if moved else "")
+            )
+    assert not problems, f"{name}: " + "; ".join(problems)
+
+
+def test_every_shipped_model_has_goldens():
+    """A model added to models/ without goldens (or goldens of a removed one) fails."""
+    assert sorted({c["model"] for c in CASES}) == list_models()
+    assert sorted(MANIFEST["models"]) == list_models()
+
+
+def test_the_cases_cover_patterns_noise_and_scales():
+    by_model = {}
+    for c in CASES:
+        by_model.setdefault(c["model"], []).append(c)
+    assert sorted(c["pattern"] for c in by_model["demosaick"]) == sorted(PATTERNS)
+    for name, cases in by_model.items():
+        m = pafu_cli.load_model(models_dir() / f"{name}.npz")
+        if m.task == "upscale":
+            assert [c["scale"] for c in cases] == [m.scale], name
+            continue
+        assert any(c["input"] == "picture" and c["pattern"] == "RGGB" for c in cases), name
+        sigma = round(m.noise_sigma * 255)
+        if sigma:
+            assert any(c["input"] == f"noisy_sigma{sigma}" for c in cases), f"{name}: no noisy case"
+
+
+def test_the_golden_inputs_exercise_most_kernels(goldens):
+    """Each case uses at least half of its model's kernels, so that a change of
+    one kernel, or of which kernel the selector picks, shows in some output."""
+    for c in CASES:
+        n = pafu_cli.load_model(models_dir() / f"{c['model']}.npz").n_kernels
+        used = len(np.unique(goldens[c["key"] + ".sel"]))
+        assert used >= n // 2, f"{c['key']}: {used} of {n} kernels used"
+
+
+def test_the_generator_reproduces_the_inputs(inputs):
+    """tools/make_goldens.py --inputs draws the committed inputs again (the
+    command in tests/data/README.md is true). Failing after a NumPy upgrade
+    means its random streams changed: regenerate inputs and goldens."""
+    import importlib.util
+
+    path = DATA.parents[1] / "tools" / "make_goldens.py"
+    spec = importlib.util.spec_from_file_location("make_goldens", path)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    again = gen.make_inputs(int(inputs["seed"]))
+    assert sorted(again) == sorted(inputs)
+    for k, a in inputs.items():
+        np.testing.assert_array_equal(again[k], a, err_msg=k)
+
+
+def test_golden_inputs_are_varied(inputs):
+    """Saturated colours, clipped white, dark areas and detail are all present."""
+    for key in ("picture", "small"):
+        im = inputs[key].astype(np.int64)
+        assert inputs[key].dtype == np.uint8 and im.shape[2] == 3
+        spread = im.max(axis=2) - im.min(axis=2)
+        assert (spread >= 200).mean() > 0.05, f"{key}: too few saturated pixels"
+        assert (im.min(axis=2) == 255).any(), f"{key}: no clipped white"
+        assert (im.max(axis=2) <= 40).any(), f"{key}: nothing dark"
+        assert np.abs(np.diff(im, axis=1)).max() >= 200, f"{key}: no hard edge"
