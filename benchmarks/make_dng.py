@@ -2,8 +2,14 @@
 
 Black 0, white 65535, unit white balance and ColorMatrix1 = XYZ->sRGB, so that
 LibRaw's camera matrix is the identity (the setting of ../shared/ANCHORS.md).
+``benchmarks/speed.py`` imports :func:`write_dng`; from the command line:
+
+    python benchmarks/make_dng.py MOSAIC.npy OUT.dng [--pattern RGGB]
+
+MOSAIC.npy holds a 2-D array of 16-bit samples (``numpy.save``).
 """
 
+import argparse
 import sys
 
 import numpy as np
@@ -41,5 +47,29 @@ def write_dng(path, cfa16: np.ndarray, pattern: str = "RGGB") -> None:
     )
 
 
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        description="Write a 2-D uint16 mosaic (.npy) as a minimal 16-bit DNG that LibRaw reads "
+        "(black 0, white 65535, unit white balance, identity camera matrix)."
+    )
+    ap.add_argument("mosaic", help="a .npy file holding a 2-D array of 16-bit samples")
+    ap.add_argument("out", help="the DNG file to write")
+    ap.add_argument("--pattern", default="RGGB", choices=["RGGB", "BGGR", "GRBG", "GBRG"])
+    a = ap.parse_args(argv)
+    try:
+        cfa = np.load(a.mosaic, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        print(f"error: {a.mosaic}: not a readable .npy file ({e})", file=sys.stderr)
+        return 1
+    if cfa.ndim != 2 or cfa.dtype.kind not in "ui" or cfa.min() < 0 or cfa.max() > 65535:
+        print(
+            f"error: {a.mosaic}: need a 2-D integer array in 0..65535, got {cfa.dtype} {cfa.shape}",
+            file=sys.stderr,
+        )
+        return 1
+    write_dng(a.out, cfa, a.pattern)
+    return 0
+
+
 if __name__ == "__main__":
-    write_dng(sys.argv[1], np.load(sys.argv[2]))
+    sys.exit(main())

@@ -220,7 +220,7 @@ def apply_source(tmp: Path, name: str) -> None:
 def main(argv=None) -> int:
     names = list(MODEL_MUTATIONS) + list(SOURCE_MUTATIONS)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mutations", nargs="*", help=f"default: all of {', '.join(names)}")
+    ap.add_argument("mutations", nargs="*", help=f"default: all of {', '.join(names)}".replace("%", "%%"))
     ap.add_argument("--old-suite", action="store_true", help="also run HEAD's other test files")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
     args = ap.parse_args(argv)

@@ -122,7 +122,7 @@ def _factors(text: str) -> tuple:
     "--val-regions",
     is_flag=True,
     help="Demosaick: validate on the held-out images recoloured per random region (colours that "
-    "jump independently across borders, a McMaster-like proxy; see benchmarks/val_colour.py).",
+    "jump independently across borders, a McMaster-like proxy; see tools/calibrate/val_colour.py).",
 )
 @click.option(
     "--color-aug",

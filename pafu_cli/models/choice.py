@@ -31,7 +31,7 @@ log = logging.getLogger("pafu")
 # the flattest tiles, the division by the bright end), and a member made for
 # less noise loses less on a noisier picture than the other way round. The
 # scale was chosen on the validation split of T91 + BSD200 over sigma 0..15
-# (benchmarks/noise_pick.py), never on the test sets.
+# (tools/calibrate/noise_pick.py), never on the test sets.
 DENOISE_PREFIX = "demosaick_denoise"
 
 
@@ -46,7 +46,7 @@ NOISE_PICK_SCALE = 0.68
 # demosaick_denoise_s5 -> demosaick_vivid_denoise_s5). ``--colours auto`` takes
 # the twin, where one is installed, for a picture whose mosaic colourfulness
 # (mosaic_colourfulness) is above VIVID_COLOURFULNESS, a threshold chosen
-# on validation images (benchmarks/colour_pick.py), never on the test sets.
+# on validation images (tools/calibrate/colour_pick.py), never on the test sets.
 VIVID_MODEL = "demosaick_vivid"
 
 

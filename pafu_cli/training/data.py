@@ -195,7 +195,7 @@ def recolour_regions(im8: np.ndarray, seed: int, cell: int = 48, low: float = 0.
 
     Inside a region the texture keeps its colours' correlation; across a border
     the colours jump independently, as between objects of different hue (a
-    validation proxy for McMaster-like pictures, ``benchmarks/val_colour.py``).
+    validation proxy for McMaster-like pictures, ``tools/calibrate/val_colour.py``).
     """
     g = region_gains(np.random.default_rng(seed), im8.shape[0], im8.shape[1], cell, low)
     return np.clip(np.rint(im8.astype(np.float64) * g), 0, 255).astype(np.uint8)

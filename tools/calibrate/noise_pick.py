@@ -9,12 +9,16 @@ range of pick scales, the mean CPSNR that ``--denoise on`` and ``--denoise
 auto`` would give with it, per noise level and averaged over the grid, beside
 the members alone and an oracle that knows each picture's best member.
 
-    python benchmarks/noise_pick.py            # about 1 minute on one core
+    python tools/calibrate/noise_pick.py            # about 1 minute on one core
+
+The shipped scale is ``NOISE_PICK_SCALE`` in ``pafu_cli/models/choice.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +28,8 @@ from pafu_cli.evaluation.protocols import noisy_mosaic
 from pafu_cli.models.choice import NOISE_PICK_SCALE, denoise_family, noise_level, pick_denoise_model
 from pafu_cli.models.registry import DEFAULT_MODELS, resolve_model
 from pafu_cli.training.data import list_images, read_rgb8, split_files
+
+SHARED = Path(os.environ.get("PAFU_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 
 
 def measure(images, sigmas):
@@ -42,15 +48,28 @@ def measure(images, sigmas):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", nargs="+", default=["../shared/data/T91", "../shared/data/BSD200"])
-    ap.add_argument("--val-every", type=int, default=10)
-    ap.add_argument("--sigmas", type=float, nargs="+", default=[0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--data",
+        nargs="+",
+        default=[str(SHARED / "data" / "T91"), str(SHARED / "data" / "BSD200")],
+        help="training image folders; every --val-every-th image is used (default: T91 and BSD200 "
+        "in $PAFU_SHARED/data, else ../shared/data next to the repository)",
+    )
+    ap.add_argument("--val-every", type=int, default=10, help="validation split rule (default: %(default)s)")
+    ap.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        default=[0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15],
+        help="noise grid, 0..255 units (default: 0..15)",
+    )
     ap.add_argument(
         "--scales",
         type=float,
         nargs="+",
         default=[0.5, 0.55, 0.58, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.75, 0.8, 1.0],
+        help="candidate pick scales (default: 0.5..1)",
     )
     a = ap.parse_args()
     _, val = split_files(list_images(a.data), a.val_every)

@@ -1,4 +1,4 @@
-"""Choose the colourfulness threshold of ``--colour auto`` on validation images.
+"""Choose the colourfulness threshold of ``--colours auto`` on validation images.
 
 ``pafu demosaick`` can pick, per picture, between the default demosaick model
 and ``demosaick_vivid`` (trained for saturated colours) by a colourfulness
@@ -9,17 +9,22 @@ image; larger factors make McMaster-like scenes, as ``val_colour.py`` does),
 the statistic and both models' CPSNR b10 per image, and reports the threshold
 that maximises the mean CPSNR over all of them. Never the test sets.
 
-    python benchmarks/colour_pick.py [--factors 1 1.5 2] [--plain default] [--vivid demosaick_vivid]
-    python benchmarks/colour_pick.py --regions   # also the pictures recoloured per region
-    python benchmarks/colour_pick.py --sigma 5 --plain demosaick_denoise_s5 --vivid demosaick_vivid_denoise_s5
+    python tools/calibrate/colour_pick.py [--factors 1 1.5 2] [--plain default]
+    python tools/calibrate/colour_pick.py --regions   # also the pictures recoloured per region
+    python tools/calibrate/colour_pick.py --sigma 5 --plain demosaick_denoise_s5 \\
+        --vivid demosaick_vivid_denoise_s5
 
-``--sigma`` adds the evaluation's mosaic noise (``evaluate.noisy_mosaic``), for
-the threshold between a denoising member and its vivid twin.
+``--sigma`` adds the evaluation's mosaic noise (``noisy_mosaic`` of
+``pafu_cli.evaluation.protocols``), for the threshold between a denoising member
+and its vivid twin. The shipped threshold is ``VIVID_COLOURFULNESS`` in
+``pafu_cli/models/choice.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +34,8 @@ from pafu_cli.evaluation.protocols import noisy_mosaic
 from pafu_cli.models.choice import mosaic_colourfulness
 from pafu_cli.models.registry import resolve_model
 from pafu_cli.training.data import list_images, read_rgb8, split_files, validation_picture
+
+SHARED = Path(os.environ.get("PAFU_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 
 
 def rows(images, factors, plain, vivid, sigma=0.0):
@@ -59,17 +66,29 @@ def best_threshold(r):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", nargs="+", default=["../shared/data/T91", "../shared/data/BSD200"])
-    ap.add_argument("--factors", nargs="+", type=float, default=[1.0, 1.5, 2.0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--data",
+        nargs="+",
+        default=[str(SHARED / "data" / "T91"), str(SHARED / "data" / "BSD200")],
+        help="training image folders; every --val-every-th image is used (default: T91 and BSD200 "
+        "in $PAFU_SHARED/data, else ../shared/data next to the repository)",
+    )
+    ap.add_argument(
+        "--factors",
+        nargs="+",
+        type=float,
+        default=[1.0, 1.5, 2.0],
+        help="saturation factors (default: 1 1.5 2)",
+    )
     ap.add_argument(
         "--regions",
         action="store_true",
         help="also the pictures recoloured per region (val_colour.py --regions)",
     )
-    ap.add_argument("--plain", default="default")
-    ap.add_argument("--vivid", default="demosaick_vivid")
-    ap.add_argument("--val-every", type=int, default=10)
+    ap.add_argument("--plain", default="default", help="the natural model (default: the shipped default)")
+    ap.add_argument("--vivid", default="demosaick_vivid", help="its vivid twin (default: %(default)s)")
+    ap.add_argument("--val-every", type=int, default=10, help="validation split rule (default: %(default)s)")
     ap.add_argument("--sigma", type=float, default=0.0, help="mosaic noise, 0..255 units")
     ap.add_argument(
         "--threshold", type=float, default=None, help="also score this threshold (e.g. the shipped one)"
