@@ -1,16 +1,18 @@
 """Where the banded engine's time goes: one thread, a 24 MP mosaic, per stage.
 
-Runs the steps of :func:`pafu_cli._band.run_bands` band by band (no threads) and
-stops after stage k (0: input fill, 1: hidden selector layers, 2: last layer +
-argmax, 3: the bank's input band, 4: the kernel apply); a stage's time is the
-difference to the run that stops before it (median of ``--repeats``). Also
-prints each stage's multiply-accumulates per second against the core's FP32
-peak, measured on independent 16-lane FMA chains with no memory traffic (the
-nominal 2.6 GHz x 16 lanes understates it: the core boosts).
+Runs the production engine (:func:`pafu_cli.filters.pafu.engine.run_mosaic`)
+on one thread, stopping every band after stage k (1: input fill, 2: hidden
+selector layers, 3: last layer + choice, 4: the bank's input band, 5: the
+kernel apply; ``stages`` of ``_band.Plan``); a stage's time is the difference
+to the run that stops before it (median of ``--repeats``). Also prints each
+stage's multiply-accumulates per second against the core's FP32 peak, measured
+on independent 16-lane FMA chains with no memory traffic (the nominal 2.6 GHz x
+16 lanes understates it: the core boosts).
 
 Usage::
 
-    NUMBA_NUM_THREADS=1 python benchmarks/profile_engine.py [--model demosaick] [--repeats 3]
+    python benchmarks/profile_engine.py [--model demosaick] [--repeats 3]
+    PAFU_SIMD=0 python benchmarks/profile_engine.py   # the portable kernels
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ from llvmlite import ir
 from numba.core import types
 from numba.core.extending import intrinsic
 
-from pafu_cli.cfa import packed_geometry
-from pafu_cli.filters.pafu import _band, engine
+from pafu_cli.demosaick import packing_pad
+from pafu_cli.filters.pafu import _band, _simd, engine
 from pafu_cli.filters.pafu._simd import I64, VEC, fma16
-from pafu_cli.filters.pafu.model import receptive_margin
 from pafu_cli.models.registry import resolve_model
 
 HERE = Path(__file__).resolve().parent
@@ -88,81 +89,6 @@ def measured_peak_gmacs() -> float:
     return n * 8 * 16 / float(np.median(ts)) / 1e9
 
 
-@nb.njit(nogil=True)
-def run_upto(
-    cfa,
-    ctop,
-    cleft,
-    h,
-    w,
-    mean,
-    scale,
-    wf,
-    bf,
-    meta,
-    bank,
-    big_k,
-    table,
-    top,
-    left,
-    band,
-    out,
-    idx,
-    mix,
-    idx2,
-    wt,
-    stop,
-):
-    n_layers = meta.shape[0]
-    marg = np.zeros(n_layers + 1, dtype=np.int64)
-    for l in range(n_layers - 2, -2, -1):
-        marg[l + 1] = marg[l + 2] + (meta[l + 1, 2] - 1) // 2
-    pad = 1
-    cmax = 4
-    for l in range(n_layers):
-        pad = max(pad, (meta[l, 2] - 1) // 2)
-        cmax = max(cmax, meta[l, 0])
-    big_r = (big_k - 1) // 2
-    for bi in range((h + band - 1) // band):
-        y0 = bi * band
-        y1 = min(h, y0 + band)
-        rows = y1 - y0 + 2 * marg[0]
-        buf_a = np.empty((cmax, rows, w + 2 * pad), dtype=np.float32)
-        buf_b = np.empty((cmax, rows, w + 2 * pad), dtype=np.float32)
-        acc = np.empty(_band.TILE, dtype=np.float32)
-        best = np.empty(_band.TILE, dtype=np.float32)
-        _band._fill_bayer(cfa, ctop, cleft, h, w, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
-        if stop < 1:
-            continue
-        src, dst = buf_a, buf_b
-        src_v0 = y0 - marg[0]
-        for l in range(n_layers - 1):
-            m = marg[l + 1]
-            dst_v0 = y0 - m
-            _band._conv_layer(
-                src, src_v0, dst, dst_v0, max(0, y0 - m), min(h, y1 + m), w, pad, wf, bf, meta, l, acc
-            )
-            _band._reflect_pads(dst, meta[l, 0], dst_v0, y1 - y0 + 2 * m, h, w, pad)
-            src, dst = dst, src
-            src_v0 = dst_v0
-        if stop < 2:
-            continue
-        _band._argmax_layer(
-            src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, mix, idx, idx2, wt
-        )
-        if stop < 3:
-            continue
-        raw = np.empty((4, y1 - y0 + 2 * big_r, w + 2 * big_r), dtype=np.float32)
-        _band._fill_bayer(
-            cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw
-        )
-        if stop < 4:
-            continue
-        _band._apply_rows(
-            raw, y0 - big_r, big_r, y0, y1, w, idx, mix, idx2, wt, bank, table, 2, top, left, out
-        )
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="demosaick")
@@ -177,44 +103,20 @@ def main():
     m = resolve_model(a.model, "demosaick")
     cfa = make_mosaic(Path(a.data), 4000, 6000).astype(np.float32) / np.float32(65535)
     h0, w0 = cfa.shape
-    top, left, hp, wp = packed_geometry(h0, w0, "RGGB", 2 * receptive_margin(m))
+    pad = packing_pad(m)
+    from pafu_cli.cfa import packed_geometry
+
+    _, _, hp, wp = packed_geometry(h0, w0, "RGGB", pad)
     h, w = hp // 2, wp // 2
-    wf, bf, meta = engine._packed_layers(m)
-    bank, table = engine._apply_layout(m)
     out = np.empty((h0, w0, 3), np.float32)
-    idx, idx2, wt = engine._choice_arrays(m, h, w)
-    mean = m.selector_input_mean.astype(np.float32)
-    scale = m.selector_input_scale.astype(np.float32)
-    args = (
-        cfa,
-        top,
-        left,
-        h,
-        w,
-        mean,
-        scale,
-        wf,
-        bf,
-        meta,
-        bank,
-        m.bank.shape[3],
-        table,
-        top,
-        left,
-        engine.BAND_ROWS,
-        out,
-        idx,
-        m.mix,
-        idx2,
-        wt,
-    )
+    nb.set_num_threads(1)
     times = []
-    for stop in range(5):
-        run_upto(*args, stop)
+    for stages in range(1, _band.STAGES + 1):
+        engine.run_mosaic(m, cfa, "RGGB", pad, out=out, stages=stages)
         ts = []
         for _ in range(a.repeats):
             t0 = time.perf_counter()
-            run_upto(*args, stop)
+            engine.run_mosaic(m, cfa, "RGGB", pad, out=out, stages=stages)
             ts.append(time.perf_counter() - t0)
         times.append(float(np.median(ts)))
     quads = h * w
@@ -231,7 +133,11 @@ def main():
     macs = [0, hidden, last, 0, m.mix * co * ci * k * k]
     peak = measured_peak_gmacs()
     print(f"measured FP32 peak: {peak:.1f} GMAC/s per core ({peak / 16:.2f} G 16-lane FMAs/s)")
-    print(f"model {m.name}: {h0}x{w0} mosaic = {quads / 1e6:.2f} M quads, 1 thread, median of {a.repeats}")
+    kernels = "explicit SIMD" if _simd.simd_enabled() else "portable"
+    print(
+        f"model {m.name}: {h0}x{w0} mosaic = {quads / 1e6:.2f} M quads, 1 thread, {kernels} kernels, "
+        f"median of {a.repeats}"
+    )
     print("| stage | seconds | MACs per quad | GMAC/s | of FP32 peak |")
     print("|---|---|---|---|---|")
     prev = 0.0

@@ -68,9 +68,14 @@ def to_packed_rggb(cfa: np.ndarray, pattern: str, margin: int):
     top, left, hp, wp = packed_geometry(h, w, pattern, margin)
     bottom, right = hp - h - top, wp - w - left
     padded = np.pad(np.asarray(cfa, np.float32), ((top, bottom), (left, right)), mode="reflect")
-    hp, wp = padded.shape
-    from pafu_cli.filters.pafu import _kernels
+    return pack_bayer(padded), (top, left)
 
-    packed = np.empty((hp // 2, wp // 2, 4), dtype=np.float32)
-    _kernels.pack_bayer(np.ascontiguousarray(padded), packed)
-    return packed, (top, left)
+
+def pack_bayer(mosaic: np.ndarray) -> np.ndarray:
+    """Pack an RGGB-phased ``(2H, 2W)`` mosaic into ``(H, W, 4)`` float32 quads.
+
+    Channels are the quad positions in raster order: (0,0)=R, (0,1)=G1,
+    (1,0)=G2, (1,1)=B.
+    """
+    m = np.asarray(mosaic, np.float32)
+    return np.stack([m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2]], axis=2)

@@ -10,6 +10,16 @@ from pafu_cli.filters.pafu.model import receptive_margin
 from pafu_cli.models.registry import resolve_model
 
 
+def packing_pad(model) -> int:
+    """Mosaic samples reflected around the image (CFA-preserving reflection, see
+    :func:`pafu_cli.cfa.to_packed_rggb`) before it is packed into quads: two
+    per quad of the model's receptive margin, so that every quad the image's
+    outputs depend on holds mosaic samples, and the engine's own (quad-level)
+    reflection at every selector layer stays outside their reach. Part of the
+    result's definition near the borders: changing it changes outputs there."""
+    return 2 * receptive_margin(model)
+
+
 def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = False, out=None):
     """Demosaick (and, with a denoising model, denoise) a Bayer mosaic.
 
@@ -52,13 +62,13 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
     if min(x.shape) < 2:
         raise ValueError(f"a Bayer mosaic needs at least 2x2 samples, got {x.shape}")
     m = resolve_model(model, "demosaick")
-    margin = 2 * receptive_margin(m)
+    pad = packing_pad(m)
     from pafu_cli.cfa import packed_geometry
     from pafu_cli.filters.pafu import engine
 
-    rgb, idx = engine.run_mosaic(m, x, pattern, margin, out=out)
+    rgb, idx = engine.run_mosaic(m, x, pattern, pad, out=out)
     h, w = x.shape
-    top, left, _, _ = packed_geometry(h, w, pattern, margin)
+    top, left, _, _ = packed_geometry(h, w, pattern, pad)
     if not return_selection:
         return rgb
     # Quads that hold at least one sample of the original image.

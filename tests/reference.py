@@ -100,3 +100,39 @@ def bilinear_upscale(img, s):
         return lo * (1 - f) + hi * f
 
     return axis(axis(img.astype(np.float64), 0), 1)
+
+
+def run(model, x):
+    """The whole model on ``x`` (H, W, C_in): (output after depth-to-space, idx,
+    logits), float64; ``mix`` 2 blends the top two by their softmax weight."""
+    if model.mix == 2:
+        idx, idx2, wt, logits = select_top2(model, x)
+        y = apply_mixed(x, idx, idx2, wt, model.bank)
+    else:
+        idx, logits = select(model, x)
+        y = apply_bank(x, idx, model.bank)
+    return depth_to_space(y, model.shuffle), idx, logits
+
+
+def packed_mosaic(cfa, pattern, pad):
+    """``cfa`` reflect-padded as :func:`pafu_cli.cfa.to_packed_rggb` does (origin
+    red, even size, ``pad`` more samples each side), packed into quads: (quads,
+    (top, left) of the mosaic in the padded one)."""
+    from pafu_cli.cfa import RED_OFFSET
+
+    ry, rx = RED_OFFSET[pattern]
+    pad += pad % 2
+    h, w = cfa.shape
+    top, left = pad + ry, pad + rx
+    bottom, right = pad + (-(h + top + pad) % 2), pad + (-(w + left + pad) % 2)
+    padded = np.pad(cfa.astype(np.float32), ((top, bottom), (left, right)), mode="reflect")
+    return pack_bayer(padded), (top, left)
+
+
+def run_mosaic(model, cfa, pattern, pad):
+    """A demosaick model on a mosaic as :func:`pafu_cli.filters.pafu.engine.run_mosaic`:
+    (RGB (H, W, 3), quad idx, logits), float64."""
+    packed, (top, left) = packed_mosaic(cfa, pattern, pad)
+    y, idx, logits = run(model, packed)
+    h, w = cfa.shape
+    return y[top : top + h, left : left + w], idx, logits

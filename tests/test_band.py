@@ -1,6 +1,8 @@
-"""The banded engine (pafu_cli._band) against the layer-by-layer engine and the
-plain-NumPy reference: same selections (up to logit ties within rounding), same
-outputs to rounding, for every band size, window and input mode."""
+"""The banded engine (pafu_cli.filters.pafu._band) against the plain-NumPy
+reference: same selections (up to logit ties within rounding), same outputs to
+rounding, for every band size, window and input mode; its 16-lane kernels
+against NumPy. (Tiny images: tests/test_engine_tiny.py; the SIMD kernels
+against their portable form: tests/test_engine_simd.py.)"""
 
 import dataclasses
 
@@ -11,8 +13,7 @@ import reference as ref
 from conftest import ATOL, random_model
 
 from pafu_cli.cfa import PATTERNS, to_packed_rggb
-from pafu_cli.filters.pafu import engine
-from pafu_cli.filters.pafu._simd import conv1_4x16, conv3_4x16
+from pafu_cli.filters.pafu import _simd, engine
 
 
 def _clear(m, x, margin=1e-4):
@@ -38,7 +39,6 @@ def _with_selector(m, ks, rng, width=6):
 def test_banded_matches_reference(rng, shape, band, ks):
     m = _with_selector(random_model(rng, scale=3), ks, rng)
     x = rng.random(shape + (3,), dtype=np.float32)
-    assert min(shape) > engine.margin(m) + 1  # the banded path, not the fallback
     out, idx = engine.run(m, x, band=band)
     idx_ref, _ = ref.select(m, x)
     clear = _clear(m, x)
@@ -49,9 +49,9 @@ def test_banded_matches_reference(rng, shape, band, ks):
     np.testing.assert_allclose(out, want, atol=ATOL, rtol=1e-5)
 
 
-def test_small_images_fall_back_to_the_layer_engine(rng):
+def test_small_images_match_the_reference(rng):
     m = random_model(rng)
-    x = rng.random((3, 30, 3), dtype=np.float32)  # 3 rows <= margin + 1
+    x = rng.random((3, 30, 3), dtype=np.float32)  # 3 rows: fewer than the selector's and bank's reach
     out, idx = engine.run(m, x)
     np.testing.assert_array_equal(idx, ref.select(m, x)[0])
     np.testing.assert_allclose(
@@ -129,48 +129,38 @@ def test_passthrough_outputs_are_detected_and_copied(rng):
     np.testing.assert_allclose(out, want[top : top + 40, left : left + 34], atol=ATOL, rtol=1e-5)
 
 
+@pytest.mark.parametrize("simd", [True, False])
 @pytest.mark.parametrize("n_taps", [1, 5, 100, 147])
-def test_simd_dot4x16_matches_numpy(rng, n_taps):
-    from pafu_cli.filters.pafu._simd import dot4x16_array, dot4x16_reference
-
+def test_simd_dot4x16_matches_numpy(rng, n_taps, simd):
     raw = rng.standard_normal(4000).astype(np.float32)
     off = rng.integers(0, 1000, n_taps).astype(np.int64)
     stride = 32
     wf = rng.standard_normal(n_taps * stride + 16).astype(np.float32)
-    q = np.array([0, 3, 3, 2999], np.int64)  # a repeated pixel, as in a short last group
-    s = np.array([0, 16, 64, 96], np.int64)
+    q = (0, 3, 3, 2999)  # a repeated pixel, as in a short last group
+    s = (0, 16, 64, 96)
     got = np.full(128, np.nan, np.float32)
     want = np.full(128, np.nan, np.float32)
-    dot4x16_array(raw, off, q, wf, 16, stride, got, s)
-    dot4x16_reference(raw, off, q, wf, 16, stride, want, s)
+    _simd.dot4x16_array(simd, raw, off, q, wf, 16, stride, got, s)
+    _simd.dot4x16_reference(raw, off, q, wf, 16, stride, want, s)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.sqrt(n_taps), equal_nan=True)
     assert np.isnan(got[32:64]).all()  # nothing written outside the four result rows
 
 
-@numba.njit
-def _conv_call(k, src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds):
-    if k == 3:
-        conv3_4x16(src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds)
-    else:
-        conv1_4x16(src, s_base, cs, rs, ci, wf, ws, bias, bs, relu, dst, ds)
-
-
+@pytest.mark.parametrize("simd", [True, False])
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("relu", [True, False])
-def test_simd_conv_matches_numpy(rng, k, relu):
+def test_simd_conv_matches_numpy(rng, k, relu, simd):
     ci, rows, cols, co = 5, 3, 40, 6
     src = rng.standard_normal((ci, rows, cols)).astype(np.float32)
     w = rng.standard_normal((co, ci, k, k)).astype(np.float32)
     b = rng.standard_normal(co).astype(np.float32)
     dst = np.full((co, 16), np.nan, np.float32)
     outs, j0 = (0, 2, 5, 5), 7  # a repeated output, as for a layer width not a multiple of 4
-    _conv_call(
+    _simd.conv_4x16_array(
+        simd,
         k,
         src.ravel(),
-        j0,
-        rows * cols,
-        cols,
-        ci,
+        (j0, rows * cols, cols, ci),
         w.ravel(),
         tuple(o * ci * k * k for o in outs),
         b,
@@ -219,9 +209,9 @@ def test_banded_top2_blend_matches_reference(rng, shape, ks):
     assert np.abs(argmax_out - out).max() > 1e-2  # ... which change the output
 
 
-def test_top2_blend_small_image_layer_engine_and_threads(rng):
+def test_top2_blend_small_image_and_threads(rng):
     m = dataclasses.replace(random_model(rng, task="demosaick"), mix=2)
-    packed = rng.random((3, 30, 4), dtype=np.float32)  # 3 rows: the layer-by-layer fallback
+    packed = rng.random((3, 30, 4), dtype=np.float32)  # 3 rows, fewer than the selector's reach
     out, idx = engine.run(m, packed)
     i1, i2, wt, logits = ref.select_top2(m, packed)
     clear = _clear_top2(logits)

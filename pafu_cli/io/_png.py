@@ -14,6 +14,8 @@ import zlib
 import numba as nb
 import numpy as np
 
+from pafu_cli._numba import NJIT
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -111,7 +113,7 @@ def header(data: bytes):
     return w, h, depth, ctype, interlace
 
 
-@nb.njit(nogil=True, cache=True)
+@nb.njit(**NJIT)
 def _unfilter(buf, h, stride, bpp, out):
     """Undo PNG filters 0-4 of ``buf`` (h * (stride + 1) bytes) into ``out`` (h, stride)."""
     for y in range(h):

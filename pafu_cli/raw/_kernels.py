@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 # No fastmath: the float32 operations must round exactly as NumPy's (and LibRaw's).
-_NJIT_PARALLEL = dict(nogil=True, cache=True, parallel=True)
+from pafu_cli._numba import NJIT_PARALLEL as _NJIT_PARALLEL
 
 
 @nb.njit(inline="always")

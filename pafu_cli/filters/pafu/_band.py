@@ -1,60 +1,137 @@
-"""Banded, planar Numba engine: the whole model (selector, argmax, kernel apply,
-depth-to-space) runs on one band of rows at a time.
+"""Banded, planar Numba engine: the whole model (selector, per-pixel choice,
+kernel apply, depth-to-space) runs on one band of rows at a time. It is the
+only engine, for every image size.
 
-Why: the straightforward layer-by-layer engine (:mod:`pafu_cli._kernels`) keeps
-every selector activation of the whole image in memory (24 channels x 6 MP x
-4 bytes = 576 MB per layer for a 24 MP demosaick) and its per-pixel loops over
-a few channels vectorise poorly. Here every band is processed by one thread
-from start to end in small buffers that stay in cache, and the convolutions
-are planar (channel, row, column) so the innermost loop runs over a tile of
-columns with all taps of a 3x3 kernel in one pass (SIMD over pixels).
+Why bands: a layer-by-layer engine keeps every selector activation of the
+whole image in memory (24 channels x 6 MP x 4 bytes = 576 MB per layer for a
+24 MP demosaick) and its per-pixel loops over a few channels vectorise poorly.
+Here every band is processed by one thread from start to end in small buffers
+that stay in cache, and the convolutions are planar (channel, row, column) so
+the innermost loop runs over a tile of columns with all taps of a 3x3 kernel in
+one pass (SIMD over pixels).
 
-Semantics are those of :mod:`pafu_cli._kernels` (reflection padding at every
-layer, first maximum wins, only each kernel's own support visited); only the
-order of floating-point additions differs, so outputs agree to rounding and
-selections agree except for logits tied within rounding (measured in
-``tests/test_band.py``). Each band writes only its own output rows, so results
-are the same bits for any thread count.
+Semantics (``tests/reference.py`` is the plain-NumPy statement): the selector's
+input is ``(x - mean) * scale``; every selector layer pads its input by
+reflection (``numpy.pad(mode="reflect")``, repeated when the pad exceeds the
+image, see :func:`pafu_cli._numba.reflect`), hidden layers end with ReLU; the
+last layer's logits give each pixel its kernel (the first maximum wins), or
+with ``mix`` 2 its two best kernels and the softmax weight of the first
+(:func:`pafu_cli.filters.pafu._simd.choice_update`); the bank is applied to the
+reflect-padded *input* (not normalised), only each kernel's own support
+visited; depth-to-space by ``s`` in PyTorch ``pixel_shuffle`` order. Each band
+writes only its own output rows and every output value is computed by the same
+operations whatever the band, so results are the same bits for any thread
+count and band size.
 
-Layer weights travel as one flat float32 array plus a metadata table
+Arguments are grouped: :class:`Plan` (the run's geometry, int64 fields),
+:class:`Weights` (the model's arrays), :class:`Source` (the input),
+:class:`Outputs` (the arrays written), :class:`Band` (a planar band buffer and
+the image row of its first row), :class:`Scratch` (one thread's buffers).
+Selector weights travel as one flat float32 array plus a metadata table
 (``meta[l] = (c_out, c_in, k, weight offset, bias offset)``) so that models of
-any depth use the same compiled function.
+any depth use the same compiled function. The 16-lane kernels come from
+:mod:`pafu_cli.filters.pafu._simd` as the IR or the portable code, picked by
+the type of the ``simd`` argument that runs down from :func:`run_bands`.
+
+Numba's on-disk cache checks only the source file of each cached function, and
+the functions here inline code of ``_simd.py`` and ``pafu_cli/_numba.py``: after
+editing those, delete this package's ``__pycache__/*.nbi`` and ``*.nbc`` (or
+touch this file), or stale compiled code runs.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numba as nb
 import numpy as np
 
-from pafu_cli.filters.pafu._kernels import _reflect, _top2_weight
+from pafu_cli._numba import NJIT_CONTRACT, NJIT_CONTRACT_PARALLEL, reflect
 from pafu_cli.filters.pafu._simd import (
     CONV_OUT,
     LANES,
+    SIMD_OFF,
+    SIMD_ON,
+    choice_start,
+    choice_update,
     conv1_4x16,
     conv1_argmax_16,
     conv1_top2_16,
     conv3_4x16,
     dot4x16,
+    top2_weight,
 )
-
-_NJIT = dict(nogil=True, cache=True, fastmath={"contract"})
-
-
-_NJIT_PARALLEL = dict(_NJIT, parallel=True)
-
 
 TILE = 256  # columns per inner-loop tile: a row of accumulators stays in L1
 
 
-@nb.njit(**_NJIT)
-def _fill_input(x, v0, nrows, pad, mean, scale, normalise, buf):
-    """``buf[c, i, pad + j] = x[reflect(v0 + i), reflect(j), c]`` for j in [-pad, W + pad),
-    normalised ``(x - mean) * scale`` if ``normalise``."""
-    h, w, ci = x.shape
+STAGES = 5  # input fill, hidden selector layers, choice, bank input fill, kernel apply
+
+
+Plan = namedtuple(
+    "Plan",
+    [
+        "h",  # rows of the model input (quads for a mosaic)
+        "w",  # columns of the model input
+        "ci",  # input channels (4 for a mosaic)
+        "bayer",  # 1: the input is read from Source.cfa as packed RGGB quads
+        "ctop",  # rows of the mosaic's reflected padding above it (Bayer input)
+        "cleft",  # columns of that padding left of it
+        "s",  # depth-to-space factor
+        "top",  # first row of the output window in the s-times larger result
+        "left",  # first column of that window
+        "band",  # rows per band
+        "mix",  # 1: argmax kernel; 2: the top two, blended
+        "big_r",  # bank radius, (K - 1) / 2
+        "pad",  # column pad of the selector buffers: max(1, largest layer radius)
+        "cmax",  # channels of the selector buffers: max(c_in, widest layer)
+        "stages",  # stages run per band, STAGES for all (fewer: profiling)
+        "simd",  # 1: the IR kernels of _simd; 0: the portable ones (the same bits)
+    ],
+)
+Plan.__doc__ = "Geometry of one engine run (all int64); see the field comments in the source."
+
+
+Weights = namedtuple("Weights", ["mean", "scale", "wf", "bf", "meta", "bank", "table"])
+Weights.__doc__ = """The model's arrays: selector input ``mean``, ``scale`` (C_in,) float32;
+flat selector weights ``wf`` and biases ``bf`` float32 with ``meta`` (L, 5) int64;
+``bank`` (n, T, C_pad) float32 and ``table`` (C_out, 4) int64 as
+:func:`pafu_cli.filters.pafu.engine._apply_layout` makes them."""
+
+
+Source = namedtuple("Source", ["x", "cfa"])
+Source.__doc__ = """The input: ``x`` (H, W, C_in) float32, or with ``Plan.bayer`` the mosaic
+``cfa`` (h, w) float32 (the other one is an empty placeholder)."""
+
+
+Outputs = namedtuple("Outputs", ["out", "idx", "idx2", "wt"])
+Outputs.__doc__ = """Written by the engine: ``out`` the output window (rows, columns,
+C_out / s^2) float32; ``idx`` (H, W) int32 the (first) kernel of every pixel;
+with ``mix`` 2 ``idx2`` (H, W) int32 the second and ``wt`` (H, W) float32 the
+first one's weight (else empty placeholders, not touched)."""
+
+
+Band = namedtuple("Band", ["buf", "v0"])
+Band.__doc__ = """A planar band buffer ``buf`` (C, rows, pad + W + pad) float32 whose row 0
+is image row ``v0`` and whose column ``pad + j`` is image column j."""
+
+
+Scratch = namedtuple("Scratch", ["a", "b", "raw", "acc"])
+Scratch.__doc__ = """One thread's buffers, reused band after band: flat float32 ``a``, ``b``
+(selector layers, alternately source and destination), ``raw`` (the bank's
+input) and ``acc`` (TILE,)."""
+
+
+@nb.njit(**NJIT_CONTRACT)
+def _fill_input(x, plan, wts, dst, nrows, pad, normalise):
+    """``dst.buf[c, i, pad + j] = x[reflect(dst.v0 + i), reflect(j), c]`` for i < nrows,
+    j in [-pad, W + pad); ``(x - mean[c]) * scale[c]`` if ``normalise``."""
+    h, w, ci = plan.h, plan.w, plan.ci
+    mean, scale, buf = wts.mean, wts.scale, dst.buf
     for i in range(nrows):
-        yy = _reflect(v0 + i, h)
+        yy = reflect(dst.v0 + i, h)
         for j in range(-pad, w + pad):
-            xs = _reflect(j, w)
+            xs = reflect(j, w)
             for c in range(ci):
                 v = x[yy, xs, c]
                 if normalise:
@@ -62,48 +139,74 @@ def _fill_input(x, v0, nrows, pad, mean, scale, normalise, buf):
                 buf[c, i, pad + j] = v
 
 
-@nb.njit(**_NJIT)
-def _fill_bayer(cfa, top, left, hq, wq, v0, nrows, pad, mean, scale, normalise, buf):
+@nb.njit(**NJIT_CONTRACT)
+def _fill_bayer(cfa, plan, wts, dst, nrows, pad, normalise):
     """As :func:`_fill_input` for the packed RGGB quads of a mosaic, without
-    materialising them: quad (i, j) channel (R, G1, G2, B) is sample
-    ``(2i + dy, 2j + dx)`` of the mosaic reflect-padded by ``(top, left)``, in a
-    packed image of ``hq x wq`` quads (see :func:`pafu_cli.bayer.to_packed_rggb`)."""
+    materialising them: quad (i, j) channel ch (R, G1, G2, B) is sample ``(2i +
+    ch // 2, 2j + ch % 2)`` of the mosaic reflect-padded by ``(ctop, cleft)``,
+    in a packed image of ``h x w`` quads (as :func:`pafu_cli.cfa.to_packed_rggb`)."""
     h, w = cfa.shape
+    hq, wq, top, left = plan.h, plan.w, plan.ctop, plan.cleft
+    mean, scale, buf = wts.mean, wts.scale, dst.buf
     for i in range(nrows):
-        qi = _reflect(v0 + i, hq)
+        qi = reflect(dst.v0 + i, hq)
         for ch in range(4):
-            yy = _reflect(2 * qi + ch // 2 - top, h)
+            yy = reflect(2 * qi + ch // 2 - top, h)
             for j in range(-pad, wq + pad):
-                qj = _reflect(j, wq)
-                v = cfa[yy, _reflect(2 * qj + ch % 2 - left, w)]
+                qj = reflect(j, wq)
+                v = cfa[yy, reflect(2 * qj + ch % 2 - left, w)]
                 if normalise:
                     v = (v - mean[ch]) * scale[ch]
                 buf[ch, i, pad + j] = v
 
 
-@nb.njit(**_NJIT)
-def _reflect_pads(buf, co, v0, nrows, h, w, pad):
-    """Fill rows outside the image and the column pads by reflection of the
-    computed (in-image) part of ``buf``, whose row 0 is image row ``v0``."""
+@nb.njit(**NJIT_CONTRACT)
+def fill_band(src, plan, wts, dst, nrows, pad, normalise):
+    """Input rows ``dst.v0 .. dst.v0 + nrows`` into band ``dst`` with ``pad``
+    reflected columns each side (:func:`_fill_input` or :func:`_fill_bayer`)."""
+    if plan.bayer:
+        _fill_bayer(src.cfa, plan, wts, dst, nrows, pad, normalise)
+    else:
+        _fill_input(src.x, plan, wts, dst, nrows, pad, normalise)
+
+
+@nb.njit(**NJIT_CONTRACT)
+def _reflect_pads(dst, co, nrows, plan):
+    """Fill the rows of band ``dst`` outside the image and its column pads by
+    reflection of its computed (in-image) part: ``buf[c, i, pad + j] = buf[c,
+    reflect(v0 + i) - v0, pad + reflect(j)]``.
+
+    Exact for any image size: the band's computed rows are the in-image rows of
+    ``[y0 - m, y1 + m)`` (band ``[y0, y1)``, this layer's row margin m, rows
+    ``v0 .. v0 + nrows``), and the reflection of every outside row lies among
+    them. (For v < 0: if ``h <= y1 + m`` every image row is computed, else ``-v
+    <= m - y0 < y1 + m`` and -v < h, one fold. For v >= h symmetrically.) The
+    column pads read in-image columns only, with the repeated reflection.
+    """
+    buf, v0 = dst.buf, dst.v0
+    h, w, pad = plan.h, plan.w, plan.pad
     for i in range(nrows):
         v = v0 + i
         if v < 0 or v >= h:
-            src = _reflect(v, h) - v0
+            src = reflect(v, h) - v0
             for c in range(co):
                 for j in range(w):
                     buf[c, i, pad + j] = buf[c, src, pad + j]
     for c in range(co):
         for i in range(nrows):
             for q in range(1, pad + 1):
-                buf[c, i, pad - q] = buf[c, i, pad + _reflect(-q, w)]
-                buf[c, i, pad + w - 1 + q] = buf[c, i, pad + _reflect(w - 1 + q, w)]
+                buf[c, i, pad - q] = buf[c, i, pad + reflect(-q, w)]
+                buf[c, i, pad + w - 1 + q] = buf[c, i, pad + reflect(w - 1 + q, w)]
 
 
-@nb.njit(**_NJIT)
-def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
-    """``acc[:tj] += sum_{c,dy,dx} w[o, c, dy, dx] * src[c, row0 + dy, pad - r + j0 + j + dx]``."""
-    r = (k - 1) // 2
-    base = pad - r + j0
+@nb.njit(**NJIT_CONTRACT)
+def _conv_tile(src, at, wf, lay, o, acc):
+    """``acc[:tj] += sum_{c,dy,dx} w[o, c, dy, dx] * src[c, row0 + dy, col0 + j + dx]``
+    with ``at = (row0, col0, tj)`` and ``lay = meta[l]`` (weights at ``wf[woff:]``
+    in (o, c, dy, dx) order); LLVM may contract the products and sums into
+    fused multiply-adds."""
+    row0, base, tj = at
+    ci, k, woff = lay[1], lay[2], lay[3]
     if k == 3:
         for c in range(ci):
             wo = woff + (o * ci + c) * 9
@@ -164,26 +267,28 @@ def _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc):
                         acc[j] += wv * sv[j]
 
 
-@nb.njit(**_NJIT)
-def _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc):
-    """``acc[:tj]`` = output channel ``o`` of selector layer ``layer`` (bias plus
-    convolution, no activation) for one column tile of one row."""
-    ci, k, woff, boff = meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
-    bias = bf[boff + o]
-    for j in range(tj):
+@nb.njit(**NJIT_CONTRACT)
+def _output_tile(src, at, wts, lay, o, acc):
+    """``acc[:tj]`` = output channel ``o`` of the selector layer ``lay`` (bias plus
+    :func:`_conv_tile`, no activation) for one column tile ``at`` of one row."""
+    bias = wts.bf[lay[4] + o]
+    for j in range(at[2]):
         acc[j] = bias
-    _conv_tile(src, row0, pad, wf, woff, ci, k, o, j0, tj, acc)
+    _conv_tile(src, at, wts.wf, lay, o, acc)
 
 
-@nb.njit(inline="always", **_NJIT)
-def _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, relu, dst, d_base, d_ostride):
-    """Outputs ``o0 .. o0 + 3`` of selector layer ``layer`` (bias plus convolution,
-    ReLU if ``relu``) for one column tile of one row, 16 pixels per call of the
-    explicit-SIMD kernels; output o, column j goes to ``dst[d_base + o d_ostride + j]``.
-    Needs ``tj >= 16`` (the last vector overlaps the previous one) and k in (1, 3).
-    Beyond the layer's last channel, the last channel is computed again."""
-    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
-    r = (k - 1) // 2
+@nb.njit(inline="always", **NJIT_CONTRACT)
+def _vec_tile(src, at, wts, lay, o0, relu, dst, dat, simd):
+    """Outputs ``o0 .. o0 + 3`` of the selector layer ``lay`` (bias plus
+    convolution, ReLU if ``relu``) for one column tile ``at = (row0, col0, tj)``
+    of one row, 16 pixels per call of the 16-lane kernels (``conv_4x16``); output
+    o, column j goes to ``dst[d_base + o d_ostride + j]`` with ``dat = (d_base,
+    d_ostride)``. Needs ``tj >= 16`` (the last vector overlaps the previous one)
+    and k in (1, 3). Beyond the layer's last channel, the last channel is
+    computed again."""
+    co, ci, k, woff, boff = lay[0], lay[1], lay[2], lay[3], lay[4]
+    row0, col0, tj = at
+    d_base, d_ostride = dat
     srcf = src.ravel()
     c_stride = src.shape[1] * src.shape[2]
     r_stride = src.shape[2]
@@ -193,7 +298,7 @@ def _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, relu, dst, d_bas
     bs = (boff + oa, boff + ob, boff + oc, boff + od)
     for j in range(0, tj, LANES):
         jj = min(j, tj - LANES)
-        s_base = row0 * r_stride + pad - r + j0 + jj
+        s_at = (row0 * r_stride + col0 + jj, c_stride, r_stride, ci)
         ds = (
             d_base + oa * d_ostride + jj,
             d_base + ob * d_ostride + jj,
@@ -201,155 +306,125 @@ def _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, relu, dst, d_bas
             d_base + od * d_ostride + jj,
         )
         if k == 3:
-            conv3_4x16(srcf, s_base, c_stride, r_stride, ci, wf, ws, bf, bs, relu, dst, ds)
+            conv3_4x16(simd, srcf, s_at, wts.wf, ws, wts.bf, bs, relu, dst, ds)
         else:
-            conv1_4x16(srcf, s_base, c_stride, r_stride, ci, wf, ws, bf, bs, relu, dst, ds)
+            conv1_4x16(simd, srcf, s_at, wts.wf, ws, wts.bf, bs, relu, dst, ds)
 
 
-@nb.njit(**_NJIT)
-def _conv_layer(src, src_v0, dst, dst_v0, v_lo, v_hi, w, pad, wf, bf, meta, layer, acc):
-    """One hidden selector layer with ReLU for image rows [v_lo, v_hi) into ``dst``."""
-    co, k = meta[layer, 0], meta[layer, 2]
+@nb.njit(**NJIT_CONTRACT)
+def _conv_layer(src, dst, wts, l, span, plan, acc, simd):
+    """Hidden selector layer ``l`` with ReLU for image rows ``span = (v_lo, v_hi)``,
+    from band ``src`` into band ``dst`` (columns ``[0, W)``; pads are filled
+    afterwards)::
+
+        dst[o, v, j] = max(0, bias[o] + sum_{c,dy,dx} w[o, c, dy, dx] src[c, v + dy - r, j + dx - r])
+    """
+    lay = wts.meta[l]
+    co, k = lay[0], lay[2]
     r = (k - 1) // 2
-    simd = (k == 1 or k == 3) and w >= LANES
-    dstf = dst.ravel()
-    d_ostride = dst.shape[1] * dst.shape[2]
-    for v in range(v_lo, v_hi):
-        row0 = v - r - src_v0
-        drow = v - dst_v0
+    w, pad = plan.w, plan.pad
+    vec = (k == 1 or k == 3) and w >= LANES
+    dstf = dst.buf.ravel()
+    d_ostride = dst.buf.shape[1] * dst.buf.shape[2]
+    for v in range(span[0], span[1]):
+        row0 = v - r - src.v0
+        drow = v - dst.v0
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
-            if simd and tj >= LANES:
+            at = (row0, pad - r + j0, tj)
+            if vec and tj >= LANES:
+                dat = (drow * dst.buf.shape[2] + pad + j0, d_ostride)
                 for o0 in range(0, co, CONV_OUT):
-                    _simd_tile(
-                        src,
-                        row0,
-                        pad,
-                        wf,
-                        bf,
-                        meta,
-                        layer,
-                        o0,
-                        j0,
-                        tj,
-                        True,
-                        dstf,
-                        drow * dst.shape[2] + pad + j0,
-                        d_ostride,
-                    )
+                    _vec_tile(src.buf, at, wts, lay, o0, True, dstf, dat, simd)
                 continue
             for o in range(co):
-                _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
-                d = dst[o, drow]
+                _output_tile(src.buf, at, wts, lay, o, acc)
+                d = dst.buf[o, drow]
                 for j in range(tj):
                     a = acc[j]
                     d[pad + j0 + j] = a if a > 0 else 0.0
 
 
-@nb.njit(**_NJIT)
-def _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, layer, acc, best, mix, idx, idx2, wt):
-    """Last selector layer fused with the per-pixel choice: ``idx`` the argmax
-    (first maximum wins); with ``mix`` 2 also ``idx2``, the argmax of the other
-    logits, and ``wt``, the softmax weight of ``idx`` among the two."""
-    co, ci, k, woff, boff = meta[layer, 0], meta[layer, 1], meta[layer, 2], meta[layer, 3], meta[layer, 4]
+@nb.njit(**NJIT_CONTRACT)
+def _choose_rows(src, wts, l, span, plan, outs, acc, simd):
+    """The last selector layer ``l`` (logits, no activation) fused with the
+    per-pixel choice for image rows ``span = (y0, y1)``: ``outs.idx`` the argmax
+    (the first maximum wins); with ``mix`` 2 also ``outs.idx2``, the argmax of
+    the other logits, and ``outs.wt``, the softmax weight of ``idx`` among the
+    two (:func:`pafu_cli.filters.pafu._simd.choice_update`, :func:`top2_weight`).
+    A 1 x 1 layer on 16+ columns keeps logits and choice in registers
+    (``conv1_argmax_16`` / ``conv1_top2_16``); else logits go through a tile."""
+    lay = wts.meta[l]
+    co, ci, k, woff, boff = lay[0], lay[1], lay[2], lay[3], lay[4]
     r = (k - 1) // 2
-    simd = (k == 1 or k == 3) and w >= LANES
+    w, pad, mix = plan.w, plan.pad, plan.mix
+    top2 = mix == 2
+    vec = (k == 1 or k == 3) and w >= LANES
     logits = np.empty(co * TILE, dtype=np.float32)
-    second = np.empty(TILE, dtype=np.float32)
-    srcf = src.ravel()
-    idxf, idx2f, wtf = idx.ravel(), idx2.ravel(), wt.ravel()
-    c_stride = src.shape[1] * src.shape[2]
-    for v in range(y0, y1):
-        row0 = v - r - src_v0
+    srcf = src.buf.ravel()
+    idx, idx2, wt = outs.idx, outs.idx2, outs.wt
+    choice = (idx.ravel(), idx2.ravel(), wt.ravel())
+    c_stride = src.buf.shape[1] * src.buf.shape[2]
+    for v in range(span[0], span[1]):
+        row0 = v - r - src.v0
         if k == 1 and w >= LANES:  # logits and choice in registers, 16 pixels at a time
             for j in range(0, w, LANES):
                 jj = min(j, w - LANES)
-                if mix == 2:
-                    conv1_top2_16(
-                        srcf,
-                        row0 * src.shape[2] + pad + jj,
-                        c_stride,
-                        ci,
-                        wf,
-                        woff,
-                        co,
-                        bf,
-                        boff,
-                        idxf,
-                        idx2f,
-                        wtf,
-                        v * w + jj,
-                    )
+                at = (row0 * src.buf.shape[2] + pad + jj, c_stride)
+                if top2:
+                    conv1_top2_16(simd, srcf, at, wts.wf, wts.bf, (ci, co, woff, boff), choice, v * w + jj)
                 else:
-                    conv1_argmax_16(
-                        srcf,
-                        row0 * src.shape[2] + pad + jj,
-                        c_stride,
-                        ci,
-                        wf,
-                        woff,
-                        co,
-                        bf,
-                        boff,
-                        idxf,
-                        idx2f,
-                        wtf,
-                        v * w + jj,
-                    )
+                    conv1_argmax_16(simd, srcf, at, wts.wf, wts.bf, (ci, co, woff, boff), choice, v * w + jj)
             continue
         for j0 in range(0, w, TILE):
             tj = min(TILE, w - j0)
-            if simd and tj >= LANES:
+            at = (row0, pad - r + j0, tj)
+            if vec and tj >= LANES:
                 for o0 in range(0, co, CONV_OUT):
-                    _simd_tile(src, row0, pad, wf, bf, meta, layer, o0, j0, tj, False, logits, 0, TILE)
+                    _vec_tile(src.buf, at, wts, lay, o0, False, logits, (0, TILE), simd)
             else:
                 for o in range(co):
-                    _output_tile(src, row0, pad, wf, bf, meta, layer, o, j0, tj, acc)
+                    _output_tile(src.buf, at, wts, lay, o, acc)
                     for j in range(tj):
                         logits[o * TILE + j] = acc[j]
             for j in range(tj):
-                best[j] = logits[j]
-                second[j] = -np.inf
-                idx[v, j0 + j] = 0
-            for o in range(1, co):
-                lo = logits[o * TILE :]
-                for j in range(tj):
-                    if lo[j] > best[j]:
-                        second[j] = best[j]
-                        if mix == 2:
-                            idx2[v, j0 + j] = idx[v, j0 + j]
-                        best[j] = lo[j]
-                        idx[v, j0 + j] = o
-                    elif lo[j] > second[j]:
-                        second[j] = lo[j]
-                        if mix == 2:
-                            idx2[v, j0 + j] = o
-            if mix == 2:
-                for j in range(tj):
-                    wt[v, j0 + j] = _top2_weight(best[j], second[j])
+                state = choice_start()
+                for o in range(co):
+                    state = choice_update(state, logits[o * TILE + j], o, top2)
+                idx[v, j0 + j] = state[1]
+                if top2:
+                    idx2[v, j0 + j] = state[3]
+                    wt[v, j0 + j] = top2_weight(state[0], state[2])
 
 
-@nb.njit(**_NJIT)
-def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s, top, left, out):
-    """Apply the selected kernel at rows [y0, y1) and write depth-to-space into ``out``.
+@nb.njit(**NJIT_CONTRACT)
+def _apply_rows(raw, wts, span, plan, outs, simd):
+    """Apply the selected kernels at image rows ``span = (y0, y1)`` and write
+    depth-to-space into ``outs.out``. ``raw`` is the band of the (not
+    normalised) input with ``big_r`` reflected rows and columns around it.
 
-    ``bank`` (n, T, C_pad): tap t of kernel z (taps in (c, dy, dx) order over
-    the K x K support, zero outside the kernel's own support) holds its C
-    computed outputs, zero-padded to C_pad (a multiple of 16). ``table[o] =
-    (dy, dx, c, src)``: output o of pixel (v, j) goes to ``out[v*s + dy - top,
-    j*s + dx - left, c]`` when that lies inside ``out``; it is bank output o if
+    ``wts.bank`` (n, T, C_pad): tap t of kernel z (taps in (c, dy, dx) order
+    over the K x K support, zero outside the kernel's own support) holds its C
+    computed outputs, zero-padded to C_pad (a multiple of 16). ``wts.table[o] =
+    (dy, dx, c, src)``: output o of pixel (v, j) goes to ``out[v s + dy - top,
+    j s + dx - left, c]`` when that lies inside ``out``; it is bank output o if
     ``src < 0``, else a copy of input channel ``src`` at the pixel (a
     passthrough output). With ``mix`` 2 a computed output is ``wt r_idx + (1 -
     wt) r_idx2``, the responses of the pixel's two kernels.
 
     Per column tile of the band, pixels are ordered by their kernel (a counting
     sort), so four pixels with the same kernel share each 16-output weight load
-    (:func:`pafu_cli._simd.dot4x16`) and the kernel's weights stay in L1; the
-    results go to a tile buffer in pixel order, then to ``out``. Each response
-    is the sequential sum over taps (fused multiply-adds), whatever the thread
-    count. With ``mix`` 2 the second kernels are applied in a second pass.
+    (:func:`pafu_cli.filters.pafu._simd.dot4x16`) and the kernel's weights stay
+    in L1; the results go to a tile buffer in pixel order, then to ``out``.
+    Each response is the sequential sum over taps (fused multiply-adds),
+    whatever the thread count. With ``mix`` 2 the second kernels are applied in
+    a second pass.
     """
-    ci = raw.shape[0]
+    y0, y1 = span
+    bank, table, out = wts.bank, wts.table, outs.out
+    idx, idx2, wt = outs.idx, outs.idx2, outs.wt
+    w, mix, s, top, left, rpad = plan.w, plan.mix, plan.s, plan.top, plan.left, plan.big_r
+    ci = raw.buf.shape[0]
     k = 2 * rpad + 1
     co = table.shape[0]
     n_comp = 0
@@ -358,9 +433,9 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s
     n, t_len, co_pad = bank.shape
     co_used = -(-n_comp // LANES) * LANES
     wf = bank.ravel()
-    rawf = raw.ravel()
-    s_c = raw.shape[1] * raw.shape[2]
-    s_r = raw.shape[2]
+    rawf = raw.buf.ravel()
+    s_c = raw.buf.shape[1] * raw.buf.shape[2]
+    s_r = raw.buf.shape[2]
     off = np.empty(t_len, dtype=np.int64)  # flat offset of each tap from a pixel's top-left tap
     t = 0
     for c in range(ci):
@@ -398,28 +473,20 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s
                     pb = order[min(g + 1, g1 - 1)]
                     pc = order[min(g + 2, g1 - 1)]
                     pd = order[min(g + 3, g1 - 1)]
-                    qa = (y0 + pa // tj - rpad - raw_v0) * s_r + j0 + pa % tj
-                    qb = (y0 + pb // tj - rpad - raw_v0) * s_r + j0 + pb % tj
-                    qc = (y0 + pc // tj - rpad - raw_v0) * s_r + j0 + pc % tj
-                    qd = (y0 + pd // tj - rpad - raw_v0) * s_r + j0 + pd % tj
+                    qs = (
+                        (y0 + pa // tj - rpad - raw.v0) * s_r + j0 + pa % tj,
+                        (y0 + pb // tj - rpad - raw.v0) * s_r + j0 + pb % tj,
+                        (y0 + pc // tj - rpad - raw.v0) * s_r + j0 + pc % tj,
+                        (y0 + pd // tj - rpad - raw.v0) * s_r + j0 + pd % tj,
+                    )
                     for o0 in range(0, co_used, LANES):
-                        dot4x16(
-                            rawf,
-                            off,
-                            t_len,
-                            qa,
-                            qb,
-                            qc,
-                            qd,
-                            wf,
-                            z * t_len * co_pad + o0,
-                            co_pad,
-                            res,
+                        ss = (
                             base + pa * co_pad + o0,
                             base + pb * co_pad + o0,
                             base + pc * co_pad + o0,
                             base + pd * co_pad + o0,
                         )
+                        dot4x16(simd, rawf, off, qs, wf, z * t_len * co_pad + o0, co_pad, res, ss)
                 g0 = g1
         for i in range(rows):
             v = y0 + i
@@ -432,7 +499,7 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s
                     xx = (j0 + j) * s - left + dx
                     if 0 <= xx < wo:
                         if src >= 0:
-                            out[yy, xx, c] = raw[src, v - raw_v0, rpad + j0 + j]
+                            out[yy, xx, c] = raw.buf[src, v - raw.v0, rpad + j0 + j]
                         elif mix == 2:
                             a = wt[v, j0 + j]
                             q = (i * tj + j) * co_pad + o
@@ -441,172 +508,106 @@ def _apply_rows(raw, raw_v0, rpad, y0, y1, w, idx, mix, idx2, wt, bank, table, s
                             out[yy, xx, c] = res[(i * tj + j) * co_pad + o]
 
 
-@nb.njit(**_NJIT_PARALLEL)
-def run_bands(
-    x,
-    cfa,
-    ctop,
-    cleft,
-    mean,
-    scale,
-    wf,
-    bf,
-    meta,
-    bank,
-    big_k,
-    table,
-    s,
-    top,
-    left,
-    band,
-    out,
-    idx,
-    mix,
-    idx2,
-    wt,
-    n_chunks,
-):
-    """The whole model on ``x`` (H, W, Ci) in bands of ``band`` rows, in parallel.
-
-    With ``cfa`` a 2-D mosaic (and ``x`` of shape (H, W, 0)), the input is
-    instead the packed RGGB quads of ``cfa`` reflect-padded by ``(ctop, cleft)``,
-    read on the fly (``H x W`` quads, 4 channels).
-
-    Writes the per-pixel kernel index into ``idx`` (H, W) (with ``mix`` 2 also
-    the second kernel into ``idx2`` and the first one's weight into ``wt``,
-    both (H, W); else they are not touched) and the filtered,
-    depth-to-space result (window at offset ``(top, left)`` of the s-times
-    larger image) into ``out``. Needs ``H`` and ``W`` larger than the model's
-    total margin (callers fall back to :mod:`pafu_cli._kernels` otherwise).
-    """
-    h, w, ci = x.shape
-    bayer = cfa.shape[0] > 0
-    if bayer:
-        ci = 4
+@nb.njit(**NJIT_CONTRACT)
+def row_margins(meta):
+    """(L + 1,) int64: ``m[l + 1]`` rows (and columns) of selector layer l's
+    output needed beyond a band, ``m[0]`` those of the input: the radii of the
+    layers after it summed (``m[L] = 0``, the logits)."""
     n_layers = meta.shape[0]
-    # s_l: rows (and columns) of layer l's output needed beyond the band.
-    marg = np.zeros(n_layers + 1, dtype=np.int64)  # marg[l + 1] for layer l; marg[0] input
+    marg = np.zeros(n_layers + 1, dtype=np.int64)
     for l in range(n_layers - 2, -2, -1):
         marg[l + 1] = marg[l + 2] + (meta[l + 1, 2] - 1) // 2
-    pad = 1
-    cmax = ci
-    for l in range(n_layers):
-        pad = max(pad, (meta[l, 2] - 1) // 2)
-        cmax = max(cmax, meta[l, 0])
-    big_r = (big_k - 1) // 2
-    n_bands = (h + band - 1) // band
-    n_chunks = max(1, min(n_chunks, n_bands))
-    most = min(band, h)
-    wa, wr = w + 2 * pad, w + 2 * big_r
-    # One chunk of consecutive bands per thread, with its scratch memory allocated
-    # once: per-band arrays of a few MB would be mapped afresh (and page-faulted)
-    # band after band by glibc.
-    for chunk in nb.prange(n_chunks):
-        flat_a = np.empty(cmax * (most + 2 * marg[0]) * wa, dtype=np.float32)
-        flat_b = np.empty(cmax * (most + 2 * marg[0]) * wa, dtype=np.float32)
-        flat_raw = np.empty(ci * (most + 2 * big_r) * wr, dtype=np.float32)
-        acc = np.empty(TILE, dtype=np.float32)
-        best = np.empty(TILE, dtype=np.float32)
-        for bi in range(chunk * n_bands // n_chunks, (chunk + 1) * n_bands // n_chunks):
-            _one_band(
-                x,
-                cfa,
-                ctop,
-                cleft,
-                mean,
-                scale,
-                wf,
-                bf,
-                meta,
-                bank,
-                table,
-                s,
-                top,
-                left,
-                out,
-                idx,
-                mix,
-                idx2,
-                wt,
-                h,
-                w,
-                ci,
-                bayer,
-                n_layers,
-                marg,
-                pad,
-                cmax,
-                big_r,
-                bi * band,
-                min(h, bi * band + band),
-                flat_a,
-                flat_b,
-                flat_raw,
-                acc,
-                best,
-            )
+    return marg
 
 
-@nb.njit(**_NJIT)
-def _one_band(
-    x,
-    cfa,
-    ctop,
-    cleft,
-    mean,
-    scale,
-    wf,
-    bf,
-    meta,
-    bank,
-    table,
-    s,
-    top,
-    left,
-    out,
-    idx,
-    mix,
-    idx2,
-    wt,
-    h,
-    w,
-    ci,
-    bayer,
-    n_layers,
-    marg,
-    pad,
-    cmax,
-    big_r,
-    y0,
-    y1,
-    flat_a,
-    flat_b,
-    flat_raw,
-    acc,
-    best,
-):
-    """:func:`run_bands` for the band of rows ``y0 .. y1``, in the given scratch memory."""
+@nb.njit(**NJIT_CONTRACT)
+def _new_scratch(plan, marg):
+    """Buffers for bands of up to ``plan.band`` rows."""
+    most = min(plan.band, plan.h)
+    wa, wr = plan.w + 2 * plan.pad, plan.w + 2 * plan.big_r
+    return Scratch(
+        np.empty(plan.cmax * (most + 2 * marg[0]) * wa, dtype=np.float32),
+        np.empty(plan.cmax * (most + 2 * marg[0]) * wa, dtype=np.float32),
+        np.empty(plan.ci * (most + 2 * plan.big_r) * wr, dtype=np.float32),
+        np.empty(TILE, dtype=np.float32),
+    )
+
+
+@nb.njit(**NJIT_CONTRACT)
+def one_band(src, wts, plan, outs, marg, span, scratch, simd):
+    """:func:`run_bands` for the band of image rows ``span = (y0, y1)``, in the
+    given scratch memory; the first ``plan.stages`` stages only; the 16-lane
+    kernels ``simd`` (:data:`_simd.SIMD_ON` or ``SIMD_OFF``)."""
+    y0, y1 = span
+    h, w, pad, cmax, big_r = plan.h, plan.w, plan.pad, plan.cmax, plan.big_r
+    n_layers = wts.meta.shape[0]
     rows = y1 - y0 + 2 * marg[0]
     wa, wr = w + 2 * pad, w + 2 * big_r
-    buf_a = flat_a[: cmax * rows * wa].reshape((cmax, rows, wa))
-    buf_b = flat_b[: cmax * rows * wa].reshape((cmax, rows, wa))
-    if bayer:
-        _fill_bayer(cfa, ctop, cleft, h, w, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
-    else:
-        _fill_input(x, y0 - marg[0], rows, pad, mean, scale, True, buf_a)
-    src, dst = buf_a, buf_b
-    src_v0 = y0 - marg[0]
+    cur = Band(scratch.a[: cmax * rows * wa].reshape((cmax, rows, wa)), y0 - marg[0])
+    spare = scratch.b[: cmax * rows * wa].reshape((cmax, rows, wa))
+    fill_band(src, plan, wts, cur, rows, pad, True)
+    if plan.stages < 2:
+        return
     for l in range(n_layers - 1):
         m = marg[l + 1]
-        dst_v0 = y0 - m
-        _conv_layer(src, src_v0, dst, dst_v0, max(0, y0 - m), min(h, y1 + m), w, pad, wf, bf, meta, l, acc)
-        _reflect_pads(dst, meta[l, 0], dst_v0, y1 - y0 + 2 * m, h, w, pad)
-        src, dst = dst, src
-        src_v0 = dst_v0
-    _argmax_layer(src, src_v0, y0, y1, w, pad, wf, bf, meta, n_layers - 1, acc, best, mix, idx, idx2, wt)
-    raw = flat_raw[: ci * (y1 - y0 + 2 * big_r) * wr].reshape((ci, y1 - y0 + 2 * big_r, wr))
-    if bayer:
-        _fill_bayer(cfa, ctop, cleft, h, w, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
-    else:
-        _fill_input(x, y0 - big_r, y1 - y0 + 2 * big_r, big_r, mean, scale, False, raw)
-    _apply_rows(raw, y0 - big_r, big_r, y0, y1, w, idx, mix, idx2, wt, bank, table, s, top, left, out)
+        dst = Band(spare, y0 - m)
+        _conv_layer(cur, dst, wts, l, (max(0, y0 - m), min(h, y1 + m)), plan, scratch.acc, simd)
+        _reflect_pads(dst, wts.meta[l, 0], y1 - y0 + 2 * m, plan)
+        spare = cur.buf
+        cur = dst
+    if plan.stages < 3:
+        return
+    _choose_rows(cur, wts, n_layers - 1, span, plan, outs, scratch.acc, simd)
+    if plan.stages < 4:
+        return
+    nr = y1 - y0 + 2 * big_r
+    raw = Band(scratch.raw[: plan.ci * nr * wr].reshape((plan.ci, nr, wr)), y0 - big_r)
+    fill_band(src, plan, wts, raw, nr, big_r, False)
+    if plan.stages < 5:
+        return
+    _apply_rows(raw, wts, span, plan, outs, simd)
+
+
+@nb.njit(**NJIT_CONTRACT)
+def _run_chunk(src, wts, plan, outs, bands, simd):
+    """Bands ``bands = (first, end)`` one after the other, in scratch memory
+    allocated once (per-band arrays of a few MB would be mapped afresh, and
+    page-faulted, band after band by glibc)."""
+    marg = row_margins(wts.meta)
+    scratch = _new_scratch(plan, marg)
+    for bi in range(bands[0], bands[1]):
+        y0 = bi * plan.band
+        one_band(src, wts, plan, outs, marg, (y0, min(plan.h, y0 + plan.band)), scratch, simd)
+
+
+@nb.njit(inline="always", **NJIT_CONTRACT)
+def _chunk_bands(plan, n_chunks, chunk):
+    """(first, end) band of chunk ``chunk`` of ``n_chunks`` (consecutive, balanced)."""
+    n_bands = (plan.h + plan.band - 1) // plan.band
+    return chunk * n_bands // n_chunks, (chunk + 1) * n_bands // n_chunks
+
+
+@nb.njit(**NJIT_CONTRACT_PARALLEL)
+def _run_bands_simd(src, wts, plan, outs, n_chunks):
+    for chunk in nb.prange(n_chunks):
+        _run_chunk(src, wts, plan, outs, _chunk_bands(plan, n_chunks, chunk), SIMD_ON)
+
+
+@nb.njit(**NJIT_CONTRACT_PARALLEL)
+def _run_bands_portable(src, wts, plan, outs, n_chunks):
+    for chunk in nb.prange(n_chunks):
+        _run_chunk(src, wts, plan, outs, _chunk_bands(plan, n_chunks, chunk), SIMD_OFF)
+
+
+def run_bands(src: Source, wts: Weights, plan: Plan, outs: Outputs, n_chunks: int) -> None:
+    """The whole model in bands of ``plan.band`` rows, in parallel: fills
+    ``outs`` (see :class:`Outputs`) from ``src`` (:class:`Source`).
+
+    The bands are split into ``n_chunks`` runs of consecutive bands, one per
+    thread (:func:`_run_chunk`). ``plan.simd`` picks the 16-lane kernels; each
+    choice is a separately compiled engine (see
+    :data:`pafu_cli.filters.pafu._simd.SIMD_ON`), compiled on first use.
+    """
+    n_bands = (plan.h + plan.band - 1) // plan.band
+    n_chunks = max(1, min(int(n_chunks), n_bands))
+    (_run_bands_simd if plan.simd else _run_bands_portable)(src, wts, plan, outs, n_chunks)

@@ -1,80 +1,31 @@
 """Run a PAFU model on an array: selector, per-pixel choice (argmax, or the top
-two with ``mix`` 2), kernel apply.
+two with ``mix`` 2), kernel apply, depth-to-space.
 
-This is the array-level core shared by :mod:`pafu_cli.demosaick` and
-:mod:`pafu_cli.superres`; it converts the model's PyTorch-ordered weights to the
-HWC layout the kernels in :mod:`pafu_cli._kernels` expect.
+This is the array-level driver shared by :mod:`pafu_cli.demosaick` and
+:mod:`pafu_cli.superres`: it lays the model's PyTorch-ordered weights out for
+the banded engine (:mod:`pafu_cli.filters.pafu._band`, the one engine, for
+every image size) and describes the run to it.
+
+The engine's 16-lane kernels run as explicit SIMD (LLVM IR) or as portable
+Numba code with the same bits; ``PAFU_SIMD=0`` forces the portable ones (see
+:mod:`pafu_cli.filters.pafu._simd`). With ``NUMBA_DISABLE_JIT=1`` everything
+runs as plain Python (slowly), the portable kernels included.
 """
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
-from pafu_cli.filters.pafu import _kernels
+from pafu_cli.filters.pafu import _band, _simd
 from pafu_cli.filters.pafu.model import PafuModel
-
-
-def _hwio(w: np.ndarray) -> np.ndarray:
-    """(Co, Ci, k, k) -> (k, k, Ci, Co), contiguous float32."""
-    return np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)), dtype=np.float32)
-
-
-def _choice_arrays(model: PafuModel, h: int, w: int):
-    """Arrays for the per-pixel choice: ``idx`` (H, W) int32, and for ``mix`` 2 the
-    second kernel ``idx2`` (H, W) int32 and the first one's weight ``wt`` (H, W)
-    float32 (else empty placeholders)."""
-    idx = np.empty((h, w), dtype=np.int32)
-    if model.mix == 2:
-        return idx, np.empty((h, w), dtype=np.int32), np.empty((h, w), dtype=np.float32)
-    return idx, np.empty((0, 0), dtype=np.int32), np.empty((0, 0), dtype=np.float32)
-
-
-def select(model: PafuModel, x: np.ndarray):
-    """The selector's choice for ``x`` (H, W, C_in): the kernel index (H, W) int32
-    of every pixel, or with ``model.mix`` 2 the tuple (index, second index,
-    weight of the first) of :func:`_choice_arrays`."""
-    h, w, _ = x.shape
-    feat = np.ascontiguousarray(
-        (x - model.selector_input_mean) * model.selector_input_scale, dtype=np.float32
-    )
-    n_layers = len(model.selector_weights)
-    for i in range(n_layers - 1):
-        wt = _hwio(model.selector_weights[i])
-        out = np.empty((h, w, wt.shape[3]), dtype=np.float32)
-        _kernels.conv2d(feat, wt, model.selector_biases[i], True, out)
-        feat = out
-    choice = _choice_arrays(model, h, w)
-    _kernels.conv2d_select(
-        feat, _hwio(model.selector_weights[-1]), model.selector_biases[-1], model.mix, *choice
-    )
-    return choice if model.mix == 2 else choice[0]
-
-
-def filter_selected(model: PafuModel, x: np.ndarray, choice) -> np.ndarray:
-    """Apply the chosen kernels at every pixel (``choice`` as :func:`select` gives
-    it): (H, W, C_out) float32."""
-    if isinstance(choice, tuple):
-        (idx, idx2, wt), mix = choice, 2
-    else:
-        idx, idx2, wt, mix = choice, np.empty((0, 0), np.int32), np.empty((0, 0), np.float32), 1
-    bank = np.ascontiguousarray(np.transpose(model.bank, (0, 3, 4, 2, 1)), dtype=np.float32)
-    radii = ((model.kernel_sizes - 1) // 2).astype(np.int32)
-    out = np.empty(x.shape[:2] + (model.out_channels,), dtype=np.float32)
-    _kernels.apply_bank(x, idx, mix, idx2, wt, bank, radii, out)
-    return out
-
 
 BAND_ROWS = 16  # rows per band of the banded engine (at the model's input resolution)
 
 
-def margin(model: PafuModel) -> int:
-    """Rows/columns beyond a pixel that its output depends on (selector plus bank)."""
-    sel = sum((w.shape[2] - 1) // 2 for w in model.selector_weights)
-    return sel + (model.bank.shape[3] - 1) // 2
-
-
 def _packed_layers(model: PafuModel):
-    """Selector weights/biases flattened for :func:`pafu_cli._band.run_bands`."""
+    """Selector weights/biases flattened for :func:`_band.run_bands`: ``(wf, bf,
+    meta)`` with ``meta[l] = (c_out, c_in, k, weight offset, bias offset)``."""
     meta, wf, bf, woff, boff = [], [], [], 0, 0
     for w, b in zip(model.selector_weights, model.selector_biases):
         co, ci, k, _ = w.shape
@@ -115,21 +66,93 @@ def _apply_layout(model: PafuModel):
     src) of each output in pixel_shuffle order, computed outputs first (in bank
     order, src = -1), then the copied ones (src = input channel).
     """
-    from pafu_cli.filters.pafu._simd import LANES
-
     n, co, ci, k, _ = model.bank.shape
     f = model.shuffle
     src = passthrough_outputs(model)
     order = np.concatenate([np.flatnonzero(src < 0), np.flatnonzero(src >= 0)])
     n_comp = int(np.sum(src < 0))
-    bank = np.zeros((n, ci * k * k, -(-max(n_comp, 1) // LANES) * LANES), dtype=np.float32)
+    lanes = _simd.LANES
+    bank = np.zeros((n, ci * k * k, -(-max(n_comp, 1) // lanes) * lanes), dtype=np.float32)
     bank[:, :, :n_comp] = np.transpose(model.bank.reshape(n, co, -1)[:, order[:n_comp]], (0, 2, 1))
     table = np.stack([(order // f) % f, order % f, order // (f * f), src[order]], axis=1)
     return bank, np.ascontiguousarray(table, dtype=np.int64)
 
 
+def _weights(model: PafuModel) -> _band.Weights:
+    wf, bf, meta = _packed_layers(model)
+    bank, table = _apply_layout(model)
+    return _band.Weights(
+        mean=np.ascontiguousarray(model.selector_input_mean, dtype=np.float32),
+        scale=np.ascontiguousarray(model.selector_input_scale, dtype=np.float32),
+        wf=wf,
+        bf=bf,
+        meta=meta,
+        bank=bank,
+        table=table,
+    )
+
+
+def _outputs(model: PafuModel, shape, h: int, w: int, out=None) -> _band.Outputs:
+    """The arrays the engine writes: ``out`` (a window ``shape``), the choice
+    arrays of the (h, w) model input (``idx2``, ``wt`` empty unless ``mix`` 2)."""
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    idx = np.empty((h, w), dtype=np.int32)
+    if model.mix == 2:
+        idx2, wt = np.empty((h, w), dtype=np.int32), np.empty((h, w), dtype=np.float32)
+    else:
+        idx2, wt = np.empty((0, 0), dtype=np.int32), np.empty((0, 0), dtype=np.float32)
+    return _band.Outputs(out=out, idx=idx, idx2=idx2, wt=wt)
+
+
+def _plan(model: PafuModel, meta, size, mosaic_pad, window, band: int, stages: int) -> _band.Plan:
+    """The :class:`_band.Plan` of a run: ``size`` (h, w, c_in) of the model
+    input, ``mosaic_pad`` (top, left) of a Bayer input's reflected padding (None
+    for an array input), ``window`` (top, left) of the output window."""
+    h, w, ci = size
+    ctop, cleft = mosaic_pad if mosaic_pad is not None else (0, 0)
+    top, left = window
+    return _band.Plan(
+        h=int(h),
+        w=int(w),
+        ci=int(ci),
+        bayer=int(mosaic_pad is not None),
+        ctop=int(ctop),
+        cleft=int(cleft),
+        s=int(model.shuffle),
+        top=int(top),
+        left=int(left),
+        band=int(band),
+        mix=int(model.mix),
+        big_r=int((model.bank.shape[3] - 1) // 2),
+        pad=int(max(1, max((k - 1) // 2 for k in meta[:, 2]))),
+        cmax=int(max(ci, meta[:, 0].max())),
+        stages=int(stages),
+        simd=int(_simd.simd_enabled()),
+    )
+
+
+def _run_banded(
+    model: PafuModel, src: _band.Source, size, mosaic_pad, window, band: int, out=None, stages=_band.STAGES
+):
+    """Run the engine: ``window`` is ((rows, columns) or None for all, (top,
+    left)) of the f-times larger result; ``out`` may be a buffer for the window."""
+    h, w, _ = size
+    f = model.shuffle
+    out_shape, offset = window
+    if out_shape is None:
+        out_shape = (h * f, w * f)
+    wts = _weights(model)
+    outs = _outputs(model, tuple(out_shape) + (model.out_channels // (f * f),), h, w, out)
+    plan = _plan(model, wts.meta, size, mosaic_pad, offset, band, stages)
+    _band.run_bands(src, wts, plan, outs, nb.get_num_threads())
+    return outs.out, outs.idx
+
+
 def run(model: PafuModel, x: np.ndarray, out_shape=None, offset=(0, 0), band: int = BAND_ROWS):
-    """Selector plus filtering on ``x`` (H, W, C_in) float32.
+    """Selector plus filtering on ``x`` (H, W, C_in) float32, any size (1 x 1 up).
 
     ``out_shape`` (rows, columns) and ``offset`` (top, left) pick a window of the
     f-times larger result (default: all of it), so callers that crop never hold
@@ -140,13 +163,11 @@ def run(model: PafuModel, x: np.ndarray, out_shape=None, offset=(0, 0), band: in
     out : ndarray (H*f, W*f, C_out / f^2) float32, or the window
         Filtered result after depth-to-space by ``f = model.shuffle``.
     idx : ndarray (H, W) int32
-        The kernel chosen at each pixel.
+        The kernel chosen at each pixel (with ``mix`` 2, the first of the two).
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
-    h, w, _ = x.shape
-    if min(h, w) <= margin(model) + 1:  # too small for the banded engine's one-fold reflection
-        return _run_layers(model, x, out_shape, offset)
-    return _run_banded(model, h, w, x, np.zeros((0, 0), np.float32), 0, 0, out_shape, offset, band)
+    src = _band.Source(x=x, cfa=np.zeros((0, 0), np.float32))
+    return _run_banded(model, src, x.shape, None, (out_shape, offset), band)
 
 
 def run_mosaic(
@@ -156,86 +177,22 @@ def run_mosaic(
     pad: int,
     band: int = BAND_ROWS,
     out: np.ndarray | None = None,
+    stages: int = _band.STAGES,
 ):
-    """A demosaick model on a Bayer mosaic (H, W) float32, without materialising
-    the packed quads: the mosaic is read as :func:`pafu_cli.bayer.to_packed_rggb`
-    with margin ``pad`` would pack it. Returns ((H, W, 3) float32, quad indices).
-    ``out``, if given, is a C-contiguous (H, W, 3) float32 array to fill (callers
-    that process many bands reuse one, sparing the page faults of a fresh one)."""
-    from pafu_cli.cfa import packed_geometry, to_packed_rggb
+    """A demosaick model on a Bayer mosaic (H, W) float32, any size, without
+    materialising the packed quads: the mosaic is read as
+    :func:`pafu_cli.cfa.to_packed_rggb` with margin ``pad`` would pack it.
+    Returns ((H, W, 3) float32, quad indices). ``out``, if given, is a
+    C-contiguous (H, W, 3) float32 array to fill (callers that process many
+    bands reuse one, sparing the page faults of a fresh one). ``stages`` below
+    ``_band.STAGES`` runs only the first stages of every band (profiling:
+    ``benchmarks/profile_engine.py``; the results are then incomplete)."""
+    from pafu_cli.cfa import packed_geometry
 
     cfa = np.ascontiguousarray(cfa, dtype=np.float32)
     h, w = cfa.shape
     top, left, hp, wp = packed_geometry(h, w, pattern, pad)
-    hq, wq = hp // 2, wp // 2
-    if min(hq, wq) <= margin(model) + 1 or min(h, w) < 2:
-        packed, _ = to_packed_rggb(cfa, pattern, pad)
-        rgb, idx = _run_layers(model, packed, (h, w), (top, left))
-        if out is not None:
-            out[...] = rgb
-            rgb = out
-        return rgb, idx
+    src = _band.Source(x=np.zeros((0, 0, 0), np.float32), cfa=cfa)
     return _run_banded(
-        model, hq, wq, np.zeros((hq, wq, 0), np.float32), cfa, top, left, (h, w), (top, left), band, out
+        model, src, (hp // 2, wp // 2, 4), (top, left), ((h, w), (top, left)), band, out, stages
     )
-
-
-def _run_layers(model, x, out_shape, offset):
-    """Layer-by-layer engine (:mod:`pafu_cli._kernels`), for images smaller than the margin."""
-    choice = select(model, x)
-    full = depth_to_space(filter_selected(model, x, choice), model.shuffle)
-    idx = choice[0] if isinstance(choice, tuple) else choice
-    if out_shape is None:
-        out_shape = full.shape[:2]
-    top, left = offset
-    return np.ascontiguousarray(full[top : top + out_shape[0], left : left + out_shape[1]]), idx
-
-
-def _run_banded(model, h, w, x, cfa, ctop, cleft, out_shape, offset, band, out=None):
-    from pafu_cli.filters.pafu import _band
-
-    f = model.shuffle
-    if out_shape is None:
-        out_shape = (h * f, w * f)
-    top, left = offset
-    wf, bf, meta = _packed_layers(model)
-    shape = tuple(out_shape) + (model.out_channels // (f * f),)
-    if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
-    idx, idx2, wt = _choice_arrays(model, h, w)
-    bank, table = _apply_layout(model)
-    _band.run_bands(
-        x,
-        cfa,
-        ctop,
-        cleft,
-        model.selector_input_mean.astype(np.float32),
-        model.selector_input_scale.astype(np.float32),
-        wf,
-        bf,
-        meta,
-        bank,
-        model.bank.shape[3],
-        table,
-        f,
-        top,
-        left,
-        band,
-        out,
-        idx,
-        model.mix,
-        idx2,
-        wt,
-        _band.nb.get_num_threads(),
-    )
-    return out, idx
-
-
-def depth_to_space(y: np.ndarray, s: int) -> np.ndarray:
-    """(H, W, C*s*s) -> (H*s, W*s, C) in PyTorch ``pixel_shuffle`` channel order."""
-    h, w, cs = y.shape
-    out = np.empty((h * s, w * s, cs // (s * s)), dtype=np.float32)
-    _kernels.depth_to_space(np.ascontiguousarray(y, dtype=np.float32), s, out)
-    return out
