@@ -1,3 +1,5 @@
+"""``python -m pafu_cli``: the ``pafu`` command."""
+
 from pafu_cli.cli.main import entry
 
 entry()

@@ -1,3 +1,6 @@
+"""Bayer colour filter arrays: pattern validation, synthetic mosaics, the phase shift
+to RGGB and the packing into 2x2 quads that the demosaick models read."""
+
 from __future__ import annotations
 
 import numpy as np
