@@ -206,12 +206,12 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from conftest import random_model
 from pafu_cli.filters.pafu import _simd, engine
+m = random_model(np.random.default_rng(3), scale=2)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    assert not _simd.simd_enabled()
+    out, idx = engine.run(m, np.random.default_rng(4).random((9, 37, 3), dtype=np.float32))
 assert any("do not compile" in str(w.message) for w in caught), [str(w.message) for w in caught]
-m = random_model(np.random.default_rng(3), scale=2)
-out, idx = engine.run(m, np.random.default_rng(4).random((9, 37, 3), dtype=np.float32))
+assert not _simd.simd_enabled()
 np.savez(sys.argv[2], out=out, idx=idx)
 """
 

@@ -47,6 +47,7 @@ import numba as nb
 import numpy as np
 
 from pafu_cli._numba import NJIT_CONTRACT, NJIT_CONTRACT_PARALLEL, reflect
+from pafu_cli.filters.pafu import _simd
 from pafu_cli.filters.pafu._simd import (
     CONV_OUT,
     LANES,
@@ -599,6 +600,9 @@ def _run_bands_portable(src, wts, plan, outs, n_chunks):
         _run_chunk(src, wts, plan, outs, _chunk_bands(plan, n_chunks, chunk), SIMD_OFF)
 
 
+_SIMD_RAN: list = []  # set once the IR engine has run in this process
+
+
 def run_bands(src: Source, wts: Weights, plan: Plan, outs: Outputs, n_chunks: int) -> None:
     """The whole model in bands of ``plan.band`` rows, in parallel: fills
     ``outs`` (see :class:`Outputs`) from ``src`` (:class:`Source`).
@@ -610,4 +614,16 @@ def run_bands(src: Source, wts: Weights, plan: Plan, outs: Outputs, n_chunks: in
     """
     n_bands = (plan.h + plan.band - 1) // plan.band
     n_chunks = max(1, min(int(n_chunks), n_bands))
-    (_run_bands_simd if plan.simd else _run_bands_portable)(src, wts, plan, outs, n_chunks)
+    if not plan.simd:
+        _run_bands_portable(src, wts, plan, outs, n_chunks)
+        return
+    if _SIMD_RAN:
+        _run_bands_simd(src, wts, plan, outs, n_chunks)
+        return
+    try:  # the first run compiles (or loads) the IR engine
+        _run_bands_simd(src, wts, plan, outs, n_chunks)
+    except Exception as exc:  # the IR does not compile with this Numba/LLVM: the portable engine
+        _simd.give_up(exc)
+        _run_bands_portable(src, wts, plan._replace(simd=0), outs, n_chunks)
+        return
+    _SIMD_RAN.append(True)

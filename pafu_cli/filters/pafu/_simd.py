@@ -33,9 +33,10 @@ once per process: the IR unless
 - the IR cannot be built or compiled with this Numba: a warning says so, and
   the engine goes on with the portable kernels (same results, slower).
 
-The first call also checks, on random data, that both give the same bits (a
-warning if not: the portable kernels rely on LLVM contracting multiply-adds
-into the hardware's FMA, which a CPU without FMA lacks).
+:func:`self_check` compares the two on random data (the portable kernels rely
+on LLVM contracting multiply-adds into the hardware's FMA, which a CPU without
+FMA lacks); the tests run it, the engine does not (loading its compiled code
+cost 0.14-0.18 s per process).
 
 The kernels work on flat 1-D float32 arrays at flat offsets, without bounds
 checks: callers guarantee every index is in range.
@@ -685,43 +686,39 @@ _ENABLED = None
 
 def simd_enabled() -> bool:
     """Whether the engine runs the IR kernels in this process (see the module
-    docstring); decided once, on the first call (the engine's first run)."""
-    global _ENABLED, _ir_conv3_4x16, _ir_conv1_4x16, _ir_conv1_argmax_16, _ir_conv1_top2_16, _ir_dot4x16
+    docstring). Decided from the environment and the IR's construction alone,
+    so that it costs nothing per process; an IR that fails to compile is caught
+    when the engine first runs (:func:`give_up`)."""
+    global _ENABLED
     if _ENABLED is not None:
         return _ENABLED
     if JIT_DISABLED:
         _ENABLED = False
-        return False
-    if not IR_BUILT:
+    elif not IR_BUILT:
         warnings.warn(
             f"explicit SIMD kernels unavailable ({_IR_ERROR!r}); using the portable ones",
             RuntimeWarning,
             stacklevel=2,
         )
         _ENABLED = False
-        return False
-    try:
-        same = self_check()
-    except Exception as exc:  # the IR does not compile with this Numba/LLVM
-        warnings.warn(
-            f"explicit SIMD kernels do not compile ({type(exc).__name__}: {exc}); using the portable ones",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        # Compile the engine without them: only the portable kernels remain.
-        _ir_conv3_4x16 = conv3_4x16_portable
-        _ir_conv1_4x16 = conv1_4x16_portable
-        _ir_conv1_argmax_16 = conv1_argmax_16_portable
-        _ir_conv1_top2_16 = conv1_top2_16_portable
-        _ir_dot4x16 = dot4x16_portable
-        _ENABLED = False
-        return False
-    if not same:  # e.g. no hardware FMA for LLVM to contract into: the IR stays the reference
-        warnings.warn(
-            "the portable kernels round differently from the explicit SIMD ones on this machine"
-            + ("; PAFU_SIMD=0 changes results in the last bits" if FORCED_OFF else ""),
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    _ENABLED = not FORCED_OFF
+    else:
+        _ENABLED = not FORCED_OFF
     return _ENABLED
+
+
+def give_up(exc: BaseException) -> None:
+    """The IR did not compile with this Numba/LLVM (``exc``): warn, and run the
+    portable kernels from now on (same results, slower)."""
+    global _ENABLED, _ir_conv3_4x16, _ir_conv1_4x16, _ir_conv1_argmax_16, _ir_conv1_top2_16, _ir_dot4x16
+    warnings.warn(
+        f"explicit SIMD kernels do not compile ({type(exc).__name__}: {str(exc)[:200]}); "
+        "using the portable ones",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    _ir_conv3_4x16 = conv3_4x16_portable
+    _ir_conv1_4x16 = conv1_4x16_portable
+    _ir_conv1_argmax_16 = conv1_argmax_16_portable
+    _ir_conv1_top2_16 = conv1_top2_16_portable
+    _ir_dot4x16 = dot4x16_portable
+    _ENABLED = False
