@@ -17,7 +17,11 @@ RED_OFFSET = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}
 
 def check_pattern(pattern: str) -> str:
     """Return the upper-cased pattern or raise ``ValueError`` naming the choices."""
-    p = str(pattern).upper()
+    if not isinstance(pattern, str):
+        raise TypeError(
+            f"a CFA pattern is a string such as 'RGGB', got {pattern!r} ({type(pattern).__name__})"
+        )
+    p = pattern.upper()
     if p not in PATTERNS:
         raise ValueError(f"CFA pattern '{pattern}' is not supported; expected one of {', '.join(PATTERNS)}")
     return p

@@ -50,13 +50,13 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, return_selection: bool = F
     --------
     >>> import numpy as np
     >>> from pafu_cli import demosaick
-    >>> from pafu_cli.analytic import bilinear_demosaick_model
+    >>> from pafu_cli.filters.pafu.analytic import bilinear_demosaick_model
     >>> rgb = demosaick(np.full((6, 8), 0.5), "GRBG", model=bilinear_demosaick_model())
     >>> rgb.shape, float(rgb.min()), float(rgb.max())
     ((6, 8, 3), 0.5, 0.5)
     """
     pattern = check_pattern(pattern)
-    x = as_float(cfa)
+    x = as_float(cfa, "mosaic")
     if x.ndim != 2:
         raise ValueError(f"a Bayer mosaic must be 2-D (H, W), got shape {x.shape}")
     if min(x.shape) < 2:

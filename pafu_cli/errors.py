@@ -15,3 +15,15 @@ class ModelError(PafuError):
 
 class OutputError(PafuError):
     """An output cannot be written (exists, unwritable folder, ...)."""
+
+
+class ConfigError(PafuError):
+    """An environment setting (``PAFU_*``) is invalid."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name, say) are
+    shown as escapes, so an error stays one line whatever the names it quotes."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in str(text)
+    )

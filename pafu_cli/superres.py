@@ -36,10 +36,12 @@ def upscale(image, scale: int, model=None, return_selection: bool = False):
     --------
     >>> import numpy as np
     >>> from pafu_cli import upscale
-    >>> from pafu_cli.analytic import nearest_upscale_model
+    >>> from pafu_cli.filters.pafu.analytic import nearest_upscale_model
     >>> upscale(np.eye(2), 2, model=nearest_upscale_model(2))[0].tolist()
     [1.0, 1.0, 0.0, 0.0]
     """
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
+        raise TypeError(f"scale must be the integer 2, 3 or 4, got {scale!r} ({type(scale).__name__})")
     if scale not in SCALES:
         raise ValueError(f"scale {scale} is not supported; expected one of 2, 3, 4")
     x = as_float(image)

@@ -498,7 +498,7 @@ def _bad_models(tmp_path):
     return {
         "up2.npz": "is a upscale model",
         "nan.npz": "NaN",
-        "text.npz": "not a readable .npz",
+        "text.npz": "not a .npz model file",
         "pickled.npz": "pickled",
     }
 
@@ -524,7 +524,7 @@ def test_other_input_errors(tmp_path):
     (tmp_path / "nothing").mkdir()
     one_error_line(run("demosaick", tmp_path / "empty.dng", tmp_path / "o.png"), "empty file")
     one_error_line(
-        run("upscale", "-s", "2", tmp_path / "text.png", tmp_path / "o.png"), "not a readable image"
+        run("upscale", "-s", "2", tmp_path / "text.png", tmp_path / "o.png"), "not a PNG, TIFF or JPEG image"
     )
     one_error_line(run("upscale", "-s", "2", tmp_path / "missing.png", tmp_path / "o.png"), "no such file")
     one_error_line(run("upscale", "-s", "2", tmp_path / "nothing", tmp_path / "out"), "holds no")

@@ -81,7 +81,7 @@ def test_read_image_errors(tmp_path):
     (tmp_path / "t.png").write_text("not an image")
     with pytest.raises(InputError, match="empty file"):
         read_image(tmp_path / "e.png")
-    with pytest.raises(InputError, match="not a readable image"):
+    with pytest.raises(InputError, match="not a PNG, TIFF or JPEG image"):
         read_image(tmp_path / "t.png")
     with pytest.raises(InputError, match="no such file"):
         read_image(tmp_path / "missing.png")

@@ -148,16 +148,43 @@ def test_rejects_pickles_and_non_npz(model_file, tmp_path):
     a = _arrays(model_file)
     a["description"] = np.array([{"evil": 1}], dtype=object)
     np.savez(pickled, **a)
-    with pytest.raises(ModelError, match="pickled content is not accepted"):
+    with pytest.raises(ModelError, match="'description' holds Python objects"):
         load_model(pickled)
     text = tmp_path / "notes.npz"
     text.write_text("not a zip")
-    with pytest.raises(ModelError, match="not a readable .npz"):
+    with pytest.raises(ModelError, match="not a .npz model file \\(no zip archive\\)"):
         load_model(text)
     single = tmp_path / "single.npy"
     np.save(single, np.zeros(3))
-    with pytest.raises(ModelError, match="not an .npz archive"):
+    with pytest.raises(ModelError, match="no zip archive"):
         load_model(single)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(model_file.read_bytes()[:-100])
+    with pytest.raises(ModelError, match="damaged or truncated"):
+        load_model(truncated)
+
+
+def test_declared_array_sizes_are_checked_before_reading(model_file, tmp_path, monkeypatch):
+    """A header that declares 10^12 elements, or more than the limit, is refused from
+    the header alone; the limit is raised with PAFU_MAX_MODEL_BYTES."""
+    import zipfile
+
+    huge = tmp_path / "huge.npz"
+    with zipfile.ZipFile(model_file) as src, zipfile.ZipFile(huge, "w") as dst:
+        for m in src.infolist():
+            data = src.read(m)
+            if m.filename == "bank.npy":
+                head = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+                head["shape"] = (10**12,)
+                buf = __import__("io").BytesIO()
+                np.lib.format.write_array_header_1_0(buf, head)
+                data = buf.getvalue() + b"\0" * 64
+            dst.writestr(m, data)
+    with pytest.raises(ModelError, match="'bank' declares more data than the file holds"):
+        load_model(huge)
+    monkeypatch.setenv("PAFU_MAX_MODEL_BYTES", "1K")
+    with pytest.raises(ModelError, match="PAFU_MAX_MODEL_BYTES"):
+        load_model(model_file)
     with pytest.raises(ModelError, match="model file not found"):
         load_model(tmp_path / "missing.npz")
 

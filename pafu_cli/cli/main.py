@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from pafu_cli import __version__
+from pafu_cli import __version__, _runtime
 from pafu_cli.cli import _process
 from pafu_cli.cli.demosaick import demosaick_cmd
 from pafu_cli.cli.evaluate import evaluate_cmd
@@ -19,11 +19,6 @@ from pafu_cli.cli.train import train_cmd
 from pafu_cli.cli.upscale import upscale_cmd
 
 log = logging.getLogger("pafu")
-
-
-def _configure_logging(verbose: int, quiet: int) -> None:
-    level = max(logging.DEBUG, logging.WARNING - 10 * verbose + 10 * quiet)
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s", force=True)
 
 
 def _version_message() -> str:
@@ -43,7 +38,7 @@ def main(ctx, verbose, quiet):
     \b
     Exit status: 0 success, 1 runtime failure, 2 usage error.
     """
-    _configure_logging(verbose, quiet)
+    _runtime.configure_logging(verbose, quiet)
     ctx.obj = {"verbose": verbose, "quiet": quiet}
 
 

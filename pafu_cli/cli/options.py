@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from pafu_cli.errors import one_line
+
 # Choices, kept here so that `--help` needs no heavy imports.
 DENOISE_CHOICES = ("auto", "off", "on")
 
@@ -53,12 +55,27 @@ selection_opt = click.option(
 )
 
 
+class Failure(click.ClickException):
+    """One ``Error:`` line on stderr and an exit status (1, or 2 for a bad setting)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(one_line(message))
+        self.exit_code = exit_code
+
+
 def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_map, ctx):
-    """Wire inputs -> job -> outputs; PafuError becomes one 'Error:' line, exit 1."""
-    from pafu_cli.errors import PafuError
+    """Wire inputs -> job -> outputs. A ``PafuError`` (or any unexpected failure)
+    becomes one ``Error:`` line naming the file, exit 1; a bad ``PAFU_*`` setting
+    exit 2, before any file is touched."""
+    from pafu_cli.errors import ConfigError, PafuError
     from pafu_cli.jobs import batch
+    from pafu_cli.limits import check_environment
 
     quiet = ctx.find_root().obj.get("quiet", 0) > 0
+    try:
+        check_environment()
+    except ConfigError as e:
+        raise Failure(str(e), exit_code=2) from None
     try:
         files = batch.expand_inputs(inputs, extensions)
         pairs = batch.plan(files, output, default_ext)
@@ -66,7 +83,9 @@ def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_
             len(inputs) == 1 and len(pairs) == 1 and Path(inputs[0]).is_file() and pairs[0][1] == Path(output)
         )
         if single:
-            job(pairs[0][0], pairs[0][1], opts)
+            error = batch.run_one(job, pairs[0][0], pairs[0][1], opts)
+            if error:
+                raise Failure(error)
             return
         per_file = None
         if selection_map is not None:
@@ -81,14 +100,14 @@ def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_
             job, pairs, opts, overwrite=opts.overwrite, jobs=jobs, quiet=quiet, selection_for=per_file
         )
     except PafuError as e:
-        raise click.ClickException(str(e)) from None
+        raise Failure(str(e)) from None
     except OSError as e:
-        raise click.ClickException(f"{e.filename or ''}: {e.strerror or e}") from None
+        raise Failure(f"{e.filename or ''}: {e.strerror or e}") from None
     click.echo(
         f"{len(report.done)} written, {len(report.skipped)} skipped (exist), {len(report.failed)} failed",
         err=True,
     )
     if report.failed:
         for _src, msg in report.failed:
-            click.echo(f"  failed: {msg}", err=True)
-        raise click.ClickException(f"{len(report.failed)} of {len(pairs)} files failed")
+            click.echo(f"  failed: {one_line(msg)}", err=True)
+        raise Failure(f"{len(report.failed)} of {len(pairs)} files failed")

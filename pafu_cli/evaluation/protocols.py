@@ -2,7 +2,7 @@
 
 Super-resolution (EDSR/BasicSR convention, as ``ANCHORS.md``): HR 8-bit RGB
 mod-cropped to a multiple of s, LR = MATLAB bicubic on uint8 (our
-:func:`pafu_cli.resize.imresize`, bit-exact with ``Set5_LR``), Y-PSNR (BT.601)
+:func:`pafu_cli.evaluation.resize.imresize`, bit-exact with ``Set5_LR``), Y-PSNR (BT.601)
 with s pixels shaved; Set14's one-channel ``bridge`` is scored on its grey value.
 
 Demosaicking: ground truth 8-bit sRGB as float in [0, 1], RGGB mosaic, optional

@@ -147,7 +147,10 @@ def _unfilter(buf, h, stride, bpp, out):
 def decode16(data: bytes) -> np.ndarray:
     """Decode a non-interlaced 16-bit PNG to (H, W) or (H, W, C) uint16.
 
-    Raises ``ValueError`` on malformed data.
+    Raises ``ValueError`` on malformed data: a chunk cut short or with a wrong
+    CRC, image data that does not inflate to exactly the declared size (the
+    inflated stream is bounded by that size, so a decompression bomb stops
+    early), or a row filter type outside 0-4.
     """
     w, h, depth, ctype, interlace = header(data)
     if depth != 16 or ctype not in _CHANNELS or interlace:
@@ -157,15 +160,25 @@ def decode16(data: bytes) -> np.ndarray:
     while pos + 8 <= len(data):
         (n,) = struct.unpack(">I", data[pos : pos + 4])
         tag = data[pos + 4 : pos + 8]
+        if pos + 12 + n > len(data):
+            raise ValueError(f"chunk {tag!r} is cut short (file truncated)")
+        (crc,) = struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])
+        if zlib.crc32(data[pos + 4 : pos + 8 + n]) != crc:
+            raise ValueError(f"CRC error in chunk {tag!r} (file damaged)")
         if tag == b"IDAT":
             idat.append(data[pos + 8 : pos + 8 + n])
         elif tag == b"IEND":
             break
         pos += 12 + n
-    buf = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8)
     stride = w * c * 2
-    if buf.size != h * (stride + 1):
-        raise ValueError(f"image data holds {buf.size} bytes, expected {h * (stride + 1)}")
+    size = h * (stride + 1)
+    inflater = zlib.decompressobj()
+    buf = inflater.decompress(b"".join(idat), size + 1)
+    if len(buf) != size or not inflater.eof:
+        raise ValueError(f"image data does not inflate to the declared {size} bytes (file damaged)")
+    buf = np.frombuffer(buf, np.uint8)
+    if h and int(buf[:: stride + 1].max()) > 4:
+        raise ValueError("invalid row filter type (file damaged)")
     out = np.empty((h, stride), np.uint8)
     _unfilter(buf, h, stride, 2 * c, out)
     img = out.view(">u2").reshape(h, w, c).astype(np.uint16)

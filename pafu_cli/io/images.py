@@ -4,13 +4,21 @@ module that touches imageio, tifffile and the PNG codec."""
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from pafu_cli.errors import InputError, OutputError
+from pafu_cli import _runtime
+from pafu_cli.errors import InputError, OutputError, PafuError
+from pafu_cli.limits import check_pixels, max_pixels
+
+log = logging.getLogger("pafu")
 
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
@@ -19,32 +27,21 @@ WRITE_FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg",
 
 
 def check_input_file(path) -> None:
+    """Refuse, with one line, what cannot be an input file: missing, a folder, not a
+    regular file (a FIFO, a device such as /dev/null), or empty."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{path}: no such file")
-    if p.is_dir():
-        raise InputError(f"{path}: is a folder, not a file")
-    if p.stat().st_size == 0:
-        raise InputError(f"{path}: empty file (0 bytes)")
-
-
-def image_shape(path) -> tuple:
-    """Shape of an image file from its header where the format allows (else decodes)."""
-    import imageio.v3 as iio
-
-    check_input_file(path)
     try:
-        if Path(path).suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(str(path)) as tif:
-                return tuple(int(s) for s in tif.series[0].shape)
-        with open(path, "rb") as fh:
-            data = fh.read()
-        # From bytes: imageio leaves a file handle open when a path fails.
-        return tuple(int(s) for s in iio.improps(data).shape)
-    except Exception as e:  # backends raise OSError, ValueError, SyntaxError, ...
-        raise InputError(f"{path}: not a readable image ({_short(e)})") from None
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: not a regular file (a device, FIFO or socket); give an image file")
+    if st.st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
 
 
 def _short(e) -> str:
@@ -52,30 +49,97 @@ def _short(e) -> str:
     return f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
 
 
+def _unreadable(path, e) -> InputError:
+    if type(e).__name__ == "UnidentifiedImageError":  # Pillow's message names a buffer object
+        return InputError(f"{path}: not a PNG, TIFF or JPEG image (or a damaged one)")
+    return InputError(f"{path}: not a readable image ({_short(e)})")
+
+
+def _read_bytes(path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _tiff_header(tif, path) -> tuple:
+    """Shape of the first series of an open TIFF, after the checks its header allows."""
+    page = tif.pages[0]
+    if int(page.photometric) == 5:  # SEPARATED: CMYK or other inks
+        raise InputError(f"{path}: CMYK TIFF; pafu reads RGB or grey images: convert it to RGB first")
+    shape = tuple(int(s) for s in tif.series[0].shape)
+    if len(shape) >= 2:
+        h, w = (shape[-3], shape[-2]) if len(shape) >= 3 and shape[-1] <= 4 else shape[-2:]
+        check_pixels(path, h, w)
+    return shape
+
+
+def _pillow_header(data: bytes, path):
+    """(shape, mode) of a PNG/JPEG from its header, through Pillow (nothing decoded)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+        check_pixels(path, h, w)
+        bands = len(im.getbands())
+        mode = im.mode
+    if mode == "CMYK":
+        raise InputError(f"{path}: CMYK JPEG; pafu reads RGB or grey images: convert it to RGB first")
+    if mode == "P":  # a palette: decoded to RGB(A)
+        bands = 3
+    return ((h, w) if bands == 1 else (h, w, bands)), mode
+
+
+def image_shape(path) -> tuple:
+    """Shape of an image file from its header (nothing is decoded), after refusing
+    CMYK files and images that declare more than :func:`pafu_cli.limits.max_pixels`."""
+    from pafu_cli.io import _png
+
+    check_input_file(path)
+    try:
+        if Path(path).suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(str(path)) as tif:
+                return _tiff_header(tif, path)
+        data = _read_bytes(path)
+        head = _png.header(data)
+        if head is not None:
+            check_pixels(path, head[1], head[0])
+        return _pillow_header(data, path)[0]
+    except PafuError:
+        raise
+    except Exception as e:  # backends raise OSError, ValueError, SyntaxError, ...
+        raise _unreadable(path, e) from None
+
+
 def read_image(path) -> np.ndarray:
     """Read a PNG, TIFF or JPEG image as stored: (H, W), (H, W, C) with C in 1..4.
 
     Integer images keep their dtype (uint8 or uint16); float TIFFs become float32.
+    The header is checked before anything is decoded (:func:`image_shape`), and
+    PNG/JPEG go through Pillow (or pafu's own 16-bit PNG decoder), TIFF through
+    tifffile, never through whichever imageio plugin happens to be installed.
 
     Raises
     ------
     InputError
-        Missing, empty, unreadable or multi-page files, and unsupported dtypes.
+        Missing, empty, unreadable, damaged, CMYK or multi-page files, images
+        beyond the pixel limit, and unsupported dtypes.
     """
-    import imageio.v3 as iio
-
     path = str(path)
     check_input_file(path)
     try:
-        suffix = Path(path).suffix.lower()
-        if suffix in (".tif", ".tiff"):
+        if Path(path).suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            img = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                _tiff_header(tif, path)
+                img = tif.asarray()
         else:
-            img = _read_other(path, iio)
+            img = _read_other(path)
+    except PafuError:
+        raise
     except Exception as e:  # backends raise OSError, ValueError, SyntaxError, ...
-        raise InputError(f"{path}: not a readable image ({_short(e)})") from None
+        raise _unreadable(path, e) from None
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
@@ -98,20 +162,28 @@ def read_image(path) -> np.ndarray:
     )
 
 
-def _read_other(path, iio):
+def _read_other(path):
+    import imageio.v3 as iio
+    from PIL import Image
+
     from pafu_cli.io import _png
 
-    with open(path, "rb") as fh:
-        data = fh.read()
+    data = _read_bytes(path)
     head = _png.header(data)
+    if head is not None:
+        check_pixels(path, head[1], head[0])
     # Pillow drops 8 of the 16 bits of colour PNGs: decode those ourselves.
     if head is not None and head[2] == 16 and head[3] in (2, 4, 6):
         return _png.decode16(data)
-    return iio.imread(data)
+    _pillow_header(data, path)
+    Image.MAX_IMAGE_PIXELS = max_pixels()  # checked above: no warning below the limit
+    return iio.imread(data, plugin="pillow")
 
 
-def _check_output(path, channels: int, dtype, overwrite: bool) -> str:
-    """The output format of ``path``, after every check that needs no writing."""
+def check_output_target(path, overwrite: bool) -> str:
+    """The output format of ``path`` after the checks that need neither the image nor
+    any writing: a known image extension, an existing folder, and no existing file
+    (unless ``overwrite``) or anything that is not a regular file under that name."""
     path = Path(path)
     ext = path.suffix.lower()
     fmt = WRITE_FORMATS.get(ext)
@@ -119,12 +191,10 @@ def _check_output(path, channels: int, dtype, overwrite: bool) -> str:
         raise OutputError(
             f"{path}: unknown output extension {ext or '(none)'!r}; use .png, .tif/.tiff or .jpg"
         )
-    if np.dtype(dtype) not in (np.uint8, np.uint16):
-        raise TypeError(f"write_image needs uint8 or uint16, got {np.dtype(dtype)}")
-    if fmt == "jpeg" and np.dtype(dtype) != np.uint8:
-        raise OutputError(f"{path}: JPEG holds 8 bits only; use --bits 8 or a .png/.tif output")
-    if fmt == "jpeg" and channels in (2, 4):
-        raise OutputError(f"{path}: JPEG has no alpha channel; use a .png or .tif output")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give an image file name")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path}: not a regular file (a device, FIFO or socket); give an image file name")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: file exists; use --overwrite to replace it")
     folder = path.parent if str(path.parent) else Path(".")
@@ -133,17 +203,94 @@ def _check_output(path, channels: int, dtype, overwrite: bool) -> str:
     return fmt
 
 
+def _check_output(path, channels: int, dtype, overwrite: bool) -> str:
+    """The output format of ``path``, after every check that needs no writing."""
+    fmt = check_output_target(path, overwrite)
+    if np.dtype(dtype) not in (np.uint8, np.uint16):
+        raise TypeError(f"write_image needs uint8 or uint16, got {np.dtype(dtype)}")
+    if fmt == "jpeg" and np.dtype(dtype) != np.uint8:
+        raise OutputError(f"{path}: JPEG holds 8 bits only; use --bits 8 or a .png/.tif output")
+    if fmt == "jpeg" and channels in (2, 4):
+        raise OutputError(f"{path}: JPEG has no alpha channel; use a .png or .tif output")
+    return fmt
+
+
+# Temporary files are written next to their output, named
+# ``.<stem>.pafu<pid>-<random>.part<ext>`` (hidden, and naming the process that
+# writes them), then published under the final name.
+_TEMP = re.compile(r"^\..*\.pafu(\d+)-[^.]+\.part(\.[^.]*)?$")
+_SWEPT: set = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder) -> list:
+    """Remove the temporary files that pafu processes which no longer run left in
+    ``folder`` (killed with SIGKILL, or a power cut); returns their paths. Files of
+    running processes are left alone."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+            except OSError:
+                pass
+    if removed:
+        log.info("%s: removed %d temporary file(s) left by stopped pafu runs", folder, len(removed))
+    return removed
+
+
+def _publish(tmp: str, path: Path, overwrite: bool) -> None:
+    """Give the finished temporary file its final name. Without ``overwrite`` this
+    is a hard link, which fails if the name exists (so two processes writing the
+    same output cannot both succeed); with it, or where the file system has no
+    hard links, an atomic rename."""
+    if not overwrite:
+        try:
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            raise OutputError(f"{path}: file appeared while writing; use --overwrite to replace it") from None
+        except OSError:  # no hard links here (FAT, some network file systems)
+            if path.exists():
+                raise OutputError(
+                    f"{path}: file appeared while writing; use --overwrite to replace it"
+                ) from None
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def _atomic_output(path, overwrite: bool):
-    """A file handle on a temporary file next to ``path``, renamed over ``path``
-    when the block completes; removed if it raises (never a half-written file)."""
+    """A file handle on a temporary file next to ``path``, published under ``path``
+    when the block completes (:func:`_publish`); removed if it raises or the
+    process is interrupted (SIGINT, SIGTERM, SIGHUP): never a half-written file."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    if str(folder) not in _SWEPT:
+        _SWEPT.add(str(folder))
+        remove_stale_temp_files(folder)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.stem}.pafu{os.getpid()}-", suffix=f".part{path.suffix}", dir=folder
+        )
     except OSError as e:
         raise OutputError(f"{path}: cannot write to {folder} ({e.strerror})") from None
     os.close(fd)
+    _runtime.track(tmp)
     # No fsync: the rename guards against this process failing half-way (errors,
     # Ctrl-C, kill). Forcing the data to disk before it would add a wait for the
     # disk to every file (0.05 s for a 144 MB TIFF here, seconds on slow media);
@@ -154,12 +301,13 @@ def _atomic_output(path, overwrite: bool):
         os.chmod(tmp, 0o666 & ~_umask())
         if not overwrite and path.exists():
             raise OutputError(f"{path}: file appeared while writing; use --overwrite to replace it")
-        os.replace(tmp, path)
+        _publish(tmp, path, overwrite)
     except OSError as e:
         raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        _runtime.untrack(tmp)
 
 
 def write_image(path, image: np.ndarray, overwrite: bool = False) -> None:
@@ -281,4 +429,6 @@ def _encode(fh, image: np.ndarray, fmt: str) -> None:
     import imageio.v3 as iio
 
     kwargs = {"quality": 95} if fmt == "jpeg" else {}
-    fh.write(iio.imwrite("<bytes>", image, extension=f".{fmt.replace('jpeg', 'jpg')}", **kwargs))
+    fh.write(
+        iio.imwrite("<bytes>", image, plugin="pillow", extension=f".{fmt.replace('jpeg', 'jpg')}", **kwargs)
+    )

@@ -4,14 +4,12 @@ each band equals the whole-image result bit for bit."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from pafu_cli.cfa import RED_OFFSET
 from pafu_cli.demosaick import demosaick
-from pafu_cli.errors import InputError
 from pafu_cli.filters.pafu.model import PafuModel, receptive_margin
+from pafu_cli.limits import check_memory, memory_limit  # noqa: F401 (re-exported)
 from pafu_cli.superres import upscale
 
 BAND_PIXELS = 1 << 22
@@ -29,34 +27,6 @@ UPSCALE_BYTES_PER_OUT_PIXEL = 4 * 3 * 2 + 2 * 4
 
 
 UPSCALE_BYTES_PER_IN_PIXEL = 4 * (2 + 4)
-
-
-def memory_limit() -> int:
-    """Bytes one job may use: ``PAFU_MEMORY_LIMIT`` (e.g. ``2G``), else 80% of available."""
-    env = os.environ.get("PAFU_MEMORY_LIMIT", "").strip()
-    if env:
-        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-        mult = units.get(env[-1].upper(), 1)
-        return int(float(env.rstrip("kKmMgG")) * mult)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 * 8 // 10
-    except OSError:
-        pass
-    return 8 << 30
-
-
-def check_memory(path, needed: int, what: str) -> None:
-    """Refuse an image whose processing would need more than :func:`memory_limit`."""
-    limit = memory_limit()
-    if needed > limit:
-        raise InputError(
-            f"{path}: image too large for memory ({what} needs about "
-            f"{needed / 2**30:.1f} GiB, {limit / 2**30:.1f} GiB available); "
-            "crop or downscale it first"
-        )
 
 
 def band_rows(h: int, w: int) -> int:

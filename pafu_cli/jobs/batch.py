@@ -8,14 +8,17 @@ its own Numba thread pool), each with ``cores // jobs`` Numba threads.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import glob
 import logging
 import multiprocessing
 import os
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from pafu_cli.errors import InputError, OutputError, PafuError
+from pafu_cli.errors import InputError, OutputError, PafuError, one_line
+from pafu_cli.io.images import IMAGE_EXTENSIONS
 
 log = logging.getLogger("pafu")
 
@@ -50,6 +53,8 @@ def expand_inputs(items, extensions) -> list:
                 raise InputError(f"{item}: folder holds no {'/'.join(sorted(set(extensions)))} files")
             files += [(f, f.relative_to(p)) for f in found]
         elif p.exists():
+            if not p.is_file():
+                raise InputError(f"{item}: not a regular file (a device, FIFO or socket); give an image file")
             files.append((p, Path(p.name)))
         elif glob.has_magic(str(item)):
             found = sorted(Path(f) for f in glob.glob(str(item)) if Path(f).is_file())
@@ -75,18 +80,25 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
     ``default_ext``, or OUT's extension if OUT is given as ``folder/*.tif``.
     """
     output = Path(output)
-    if single_ok and len(inputs) == 1 and not output.is_dir() and output.suffix:
-        return [(inputs[0][0], output)]
     ext = default_ext
     if output.name.startswith("*.") and output.suffix:
         ext, output = output.suffix, output.parent
+    elif output.suffix.lower() in IMAGE_EXTENSIONS:  # an image name is a file, always
+        if len(inputs) == 1 and single_ok:
+            return [(inputs[0][0], output)]
+        raise InputError(
+            f"{output}: names one image file, but {len(inputs)} inputs were given; "
+            "give an output folder (or folder/*.tif to choose the format)"
+        )
+    elif output.exists() and not output.is_dir():
+        if len(inputs) == 1 and single_ok and output.is_file():
+            return [(inputs[0][0], output)]
+        raise OutputError(f"{output}: not a folder or an image file name; give an output folder")
     # An output folder inside an input folder: never take earlier outputs as inputs.
     out_abs = output.resolve()
     inputs = [(f, rel) for f, rel in inputs if not f.resolve().is_relative_to(out_abs)]
     if not inputs:
         raise InputError(f"{output}: no inputs left outside the output folder")
-    if output.exists() and not output.is_dir():
-        raise OutputError(f"{output}: several inputs need an output folder, not a file")
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -114,17 +126,34 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
     return pairs
 
 
-def _run_one(job, src, dst, opts, threads):
+def _worker_init(threads: int, verbose: int, quiet: int) -> None:
+    """Set up a batch worker process: its Numba threads, the CLI's signal and
+    warning handling, and, on Linux, a SIGTERM when the parent process dies (so
+    that a killed batch leaves no worker writing files behind it)."""
     if threads:
         import numba
 
         numba.set_num_threads(threads)
+    from pafu_cli import _runtime
+
+    _runtime.die_with_parent()
+    _runtime.install(worker=True)
+    _runtime.configure_logging(verbose, quiet)
+
+
+def run_one(job, src, dst, opts):
+    """``job(src, dst, opts)``; returns None, or the one-line reason it failed."""
+    from pafu_cli import _runtime
+
     try:
-        job(src, dst, opts)
+        with _runtime.job():
+            job(src, dst, opts)
     except PafuError as e:
         return str(e)
     except MemoryError:
         return f"{src}: out of memory; crop or downscale it first"
+    except Exception as e:  # a bug, or a library failure pafu does not know: still one line
+        return f"{src}: failed unexpectedly ({type(e).__name__}: {e}); please report this"
     return None
 
 
@@ -151,20 +180,80 @@ def run(
         if jobs <= 1 or len(todo) <= 1:
             for src, dst, o in todo:
                 bar.set_postfix_str(src.name, refresh=False)
-                _record(report, src, dst, _run_one(job, src, dst, o, 0))
+                _record(report, src, dst, run_one(job, src, dst, o))
                 bar.update()
         else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                futures = {pool.submit(_run_one, job, s, d, o, threads): (s, d) for s, d, o in todo}
-                for fut in cf.as_completed(futures):
-                    src, dst = futures[fut]
-                    _record(report, src, dst, fut.result())
-                    bar.update()
+            _run_pool(job, todo, jobs, report, bar)
     finally:
         bar.close()
     return report
+
+
+def _run_pool(job, todo, jobs: int, report: Report, bar) -> None:
+    """The files of ``todo`` on ``jobs`` worker processes ("spawn": each has its own
+    Numba thread pool). A worker that dies takes only its file with it (it is
+    reported as failed; the rest go on in a fresh pool). When this process is
+    interrupted, the workers are stopped before it returns (their temporary
+    files are removed by their own signal handling)."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # The pool's queue locks are released by finalisers that a stopped batch does
+    # not run; multiprocessing's resource tracker (a process of its own, started
+    # with this environment) would then print a warning about them on stderr.
+    quiet_tracker = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if quiet_tracker not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(
+            filter(None, [os.environ.get("PYTHONWARNINGS"), quiet_tracker])
+        )
+    verbose = (int(log.isEnabledFor(logging.INFO)), int(not log.isEnabledFor(logging.WARNING)))
+    ctx = multiprocessing.get_context("spawn")
+    pending = list(todo)
+    while pending:
+        pool = cf.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, *verbose)
+        )
+        futures = {pool.submit(run_one, job, s, d, o): (s, d, o) for s, d, o in pending}
+        pending = []
+        try:
+            for fut in cf.as_completed(futures):
+                src, dst, o = futures[fut]
+                try:
+                    error = fut.result()
+                except BrokenProcessPool:  # this file's worker (or a neighbour's) died
+                    pending.append((src, dst, o))
+                    continue
+                _record(report, src, dst, error)
+                bar.update()
+        except BaseException:
+            _stop(pool)
+            raise
+        pool.shutdown(wait=True)
+        if pending:  # run each survivor of a broken pool alone, so a crash is pinned on its file
+            for src, dst, o in pending:
+                _record(report, src, dst, _run_isolated(job, src, dst, o, ctx, threads, verbose))
+                bar.update()
+            pending = []
+
+
+def _run_isolated(job, src, dst, opts, ctx, threads: int, verbose: tuple):
+    with cf.ProcessPoolExecutor(
+        1, mp_context=ctx, initializer=_worker_init, initargs=(threads, *verbose)
+    ) as p:
+        try:
+            return p.submit(run_one, job, src, dst, opts).result()
+        except BrokenProcessPool:
+            return f"{src}: the worker process processing it died (out of memory or killed)"
+
+
+def _stop(pool) -> None:
+    """Cancel what has not started and end the running workers now."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(5)
 
 
 def _record(report: Report, src, dst, error) -> None:
@@ -173,4 +262,4 @@ def _record(report: Report, src, dst, error) -> None:
         log.info("%s -> %s", src, dst)
     else:
         report.failed.append((src, error))
-        log.error("Error: %s", error)
+        log.error("Error: %s", one_line(error))

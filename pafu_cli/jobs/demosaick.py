@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pafu_cli._arrays import full_scale
+from pafu_cli._arrays import check_finite, full_scale
 from pafu_cli.errors import InputError
 from pafu_cli.io.images import IMAGE_EXTENSIONS, image_shape, read_image, write_image, write_rows
 from pafu_cli.jobs.banding import (
@@ -19,7 +19,7 @@ from pafu_cli.jobs.banding import (
     check_memory,
     demosaick_bands,
 )
-from pafu_cli.jobs.output import refuse_existing, to_bits
+from pafu_cli.jobs.output import check_targets, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
 from pafu_cli.models.choice import choose_model
 from pafu_cli.raw.pipeline import read_raw_loading_kernels, render_raw_strips
@@ -54,8 +54,7 @@ class DemosaickOptions:
 
 def demosaick_file(src, dst, opts: DemosaickOptions) -> None:
     """``pafu demosaick`` for one file: a RAW file, or a one-channel mosaic PNG/TIFF."""
-    refuse_existing(dst, opts.overwrite)
-    refuse_existing(opts.selection_map, opts.overwrite)
+    check_targets(dst, opts.selection_map, opts.overwrite)
     ext = Path(src).suffix.lower()
     if ext in (".jpg", ".jpeg"):
         raise InputError(
@@ -123,6 +122,7 @@ def _demosaick_mosaic_image(src, opts: DemosaickOptions):
         return img[a:b].astype(np.float32) / top
 
     for r0, r1, rgb, band_sel in demosaick_bands(rows, h, w, opts.pattern, model, sel is not None):
+        check_finite(rgb, src, model.name)
         out[r0:r1] = to_bits(rgb, bits)
         if sel is not None:
             sel[r0:r1] = band_sel

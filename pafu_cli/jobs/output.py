@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import numpy as np
 
+from pafu_cli.errors import OutputError
+from pafu_cli.io.images import check_output_target
 
-def refuse_existing(path, overwrite: bool) -> None:
-    if path is not None and Path(path).exists() and not overwrite:
-        from pafu_cli.errors import OutputError
 
-        raise OutputError(f"{path}: file exists; use --overwrite to replace it")
+def check_targets(dst, selection_map, overwrite: bool) -> None:
+    """Every check of a job's output paths that needs no work, made before any work:
+    the output and the selection map (if any) are writable image names, and not
+    the same file."""
+    check_output_target(dst, overwrite)
+    if selection_map is not None:
+        check_output_target(selection_map, overwrite)
+        if os.path.abspath(selection_map) == os.path.abspath(dst):
+            raise OutputError(
+                f"{selection_map}: the selection map would replace the output; give another name"
+            )
 
 
 def to_bits(x01: np.ndarray, bits: int) -> np.ndarray:

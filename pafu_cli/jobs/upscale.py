@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pafu_cli._arrays import full_scale
+from pafu_cli._arrays import check_finite, full_scale
 from pafu_cli.filters.pafu.model import PafuModel, receptive_margin
 from pafu_cli.io.images import image_shape, read_image, write_image, write_rows
 from pafu_cli.jobs.banding import (
@@ -20,7 +20,7 @@ from pafu_cli.jobs.banding import (
     upscale_band_iter,
     upscale_bands,
 )
-from pafu_cli.jobs.output import refuse_existing, to_bits
+from pafu_cli.jobs.output import check_targets, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
 from pafu_cli.models.registry import resolve_model
 from pafu_cli.superres import upscale
@@ -113,8 +113,7 @@ def upscale_array(
 
 def upscale_file(src, dst, opts: UpscaleOptions) -> None:
     """``pafu upscale`` for one file."""
-    refuse_existing(dst, opts.overwrite)
-    refuse_existing(opts.selection_map, opts.overwrite)
+    check_targets(dst, opts.selection_map, opts.overwrite)
     shape = image_shape(src)
     if len(shape) >= 2:
         n_in = shape[0] * shape[1]
@@ -138,6 +137,7 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
     s = opts.scale
     if opts.ensemble:  # eight transformed passes over the whole image: held in memory
         out, sel = upscale_array(img.astype(np.float32) / top, s, model, True, bool(opts.selection_map))
+        check_finite(out, src, model.name)
         write_image(dst, to_bits(out, bits), overwrite=opts.overwrite)
     else:  # streamed: one row band at a time from input to output file
         x = img.astype(np.float32) / top
@@ -150,6 +150,7 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
                 if sel is not None:
                     sel[done[0] : done[0] + len(idx)] = idx
                 done[0] += y.shape[0] // s
+                check_finite(y, src, model.name)
                 yield to_bits(y, bits)
 
         shape = (x.shape[0] * s, x.shape[1] * s) + ((x.shape[2],) if x.ndim == 3 else ())

@@ -251,7 +251,7 @@ def noise_level(scaled: np.ndarray) -> float:
     auto-brightness will lift counts as noisier. Photographs read higher than
     their noise (texture, and the division): on the validation photos of
     T91 + BSD200 with Gaussian noise of sigma 0/5/10 (0..255 units) the median
-    estimate is 1.4/6.8/12.4; :data:`pafu_cli.models.NOISE_PICK_SCALE` accounts
+    estimate is 1.4/6.8/12.4; :data:`pafu_cli.models.choice.NOISE_PICK_SCALE` accounts
     for that when a denoising model is picked.
     """
     est = []
@@ -281,7 +281,7 @@ def mosaic_colourfulness(scaled: np.ndarray, pattern: str, linear: bool = False,
     the ratio min/max is taken to the power 1/2.2 and "dark" is relative to
     the 99th percentile of the quads' maxima.
     ``--colours auto`` compares the result with
-    :data:`pafu_cli.models.VIVID_COLOURFULNESS`.
+    :data:`pafu_cli.models.choice.VIVID_COLOURFULNESS`.
     """
     tile = colour_index(pattern)
     h, w = scaled.shape[0] // 2 * 2, scaled.shape[1] // 2 * 2

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from pafu_cli.filters.pafu import model as pafu_model
 from pafu_cli.filters.pafu.model import fail, one_of, read_int, read_str
+from pafu_cli.limits import max_model_bytes
 
 FORMAT_VERSION = 2  # the version written
 
@@ -70,6 +73,54 @@ def family_of(f, path) -> Family:
     return FAMILIES[name]
 
 
+def _array_header(z, member):
+    """(shape, dtype) from the ``.npy`` header of an archive member (its data unread)."""
+    with z.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    return shape, dtype
+
+
+def _preflight(path: str) -> None:
+    """Refuse, from the archive's directory and each array's header (nothing is
+    inflated or allocated), a file that is no zip archive, a damaged one, arrays
+    of Python objects, and arrays that declare more than
+    :func:`pafu_cli.limits.max_model_bytes` or more data than the file holds."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            zip_start = fh.read(4) == b"PK\x03\x04"
+        if zip_start:  # a zip archive without its directory: cut short
+            fail(path, "damaged or truncated .npz file (its zip directory is missing)")
+        fail(path, "not a .npz model file (no zip archive); give a model made by `pafu train`")
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [m for m in z.infolist() if m.filename.endswith(".npy")]
+            if not members:
+                fail(path, "holds no arrays; not a pafu model")
+            declared, cap = 0, max_model_bytes()
+            for m in members:
+                name = repr(m.filename[:-4])
+                shape, dtype = _array_header(z, m)
+                if dtype.hasobject:
+                    fail(path, f"array {name} holds Python objects (pickled data), which pafu never loads")
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if nbytes > m.file_size:
+                    fail(path, f"array {name} declares more data than the file holds (damaged file)")
+                declared += nbytes
+                if declared > cap:
+                    fail(
+                        path,
+                        f"declares {declared / 2**20:.0f} MiB of arrays, more than the {cap / 2**20:.0f} "
+                        "MiB limit (a damaged file or a decompression bomb); set PAFU_MAX_MODEL_BYTES "
+                        "to raise it",
+                    )
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        fail(path, f"damaged or truncated .npz file ({type(e).__name__}: {e})")
+
+
 def load_model(path):
     """Load and validate a model file of any registered family (``allow_pickle=False``).
 
@@ -81,17 +132,12 @@ def load_model(path):
     path = str(path)
     if not os.path.isfile(path):
         fail(path, "model file not found")
+    _preflight(path)
     try:
-        f = np.load(path, allow_pickle=False)
-    except Exception as e:  # zip errors, pickled arrays, not an npz at all
-        fail(path, f"not a readable .npz model file ({type(e).__name__}: {e})")
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        fail(path, "not an .npz archive (a single .npy array?)")
-    try:
-        with f:
+        with np.load(path, allow_pickle=False) as f:
             return family_of(f, path).parse(f, path)
-    except ValueError as e:  # object arrays refused by allow_pickle=False
-        fail(path, f"unreadable array ({e}); pickled content is not accepted")
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        fail(path, f"damaged or truncated .npz file ({type(e).__name__}: {e})")
 
 
 def save_model(model, path) -> None:

@@ -1,6 +1,6 @@
 """Numba kernels of the RAW rendering steps that touch every output pixel.
 
-Each does what its plain-NumPy counterpart in :mod:`pafu_cli.render` does, bit
+Each does what its plain-NumPy counterpart in :mod:`pafu_cli.raw.render` does, bit
 for bit (the tests compare them), in one parallel pass instead of several
 whole-image NumPy passes: demosaicked floats to LibRaw's 16-bit camera->sRGB
 values, the output histogram, and the gamma curve applied while orienting.

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pafu_cli import _cache
+from pafu_cli._arrays import check_finite
 from pafu_cli.demosaick import demosaick
 from pafu_cli.filters.pafu.model import PafuModel
 from pafu_cli.jobs.banding import band_margin, band_rows, demosaick_bands
@@ -38,16 +40,22 @@ log = logging.getLogger("pafu")
 
 
 def _white_balance(raw, wb: str, maximum: float):
+    """White-balance multipliers and whether they are the camera's, as LibRaw
+    chooses them (``scale_colors``): with ``camera``, a file that records no
+    as-shot white (``camera_wb[0]`` 0 or -1, e.g. a DNG without
+    ``AsShotNeutral``) gets automatic grey world, as in LibRaw 0.20 and later;
+    a red multiplier without a blue one leaves the daylight multipliers."""
     cam = raw.camera_wb
     day = raw.daylight_wb if np.all(raw.daylight_wb[:3] > 0) else np.ones(4, np.float32)
-    if wb == "auto" or (wb == "camera" and cam[0] == -1):
+    missing = cam[0] <= 1e-5
+    if wb == "auto" or (wb == "camera" and missing):
         if wb == "camera":
             log.info("%s: no as-shot white balance; using automatic (grey world)", raw.path)
         return grey_world(raw.cfa, raw.pattern, raw.black, maximum), False
-    if wb == "camera" and cam[0] > 0 and cam[2] > 0:
+    if wb == "camera" and cam[2] > 1e-5:
         return cam, True
     if wb == "camera":
-        log.info("%s: no as-shot white balance; using daylight", raw.path)
+        log.info("%s: incomplete as-shot white balance; using daylight", raw.path)
     return day, False
 
 
@@ -149,6 +157,7 @@ def _render_linear(raw, opts: DemosaickOptions, rgb16=None, plan: RenderPlan | N
     # in the cache, except where LibRaw's frame then changes some of them.
     counts = np.zeros((_HIST_BLOCKS, 3, 0x2000), np.int64) if frame is None and opts.auto_bright else None
     for r0, r1, rgb, band_sel in demosaick_bands(rows, h, w, pattern, model, sel is not None):
+        check_finite(rgb, raw.path, model.name)
         band16 = rgb16[r0:r1]
         if counts is not None:  # quantise + apply_matrix, and histogram
             rk.to_rgb16_counting(rgb, m32, matrix is not None, band16, counts)
@@ -184,6 +193,7 @@ def _load_kernels() -> None:
     global _KERNELS_LOADED
     if _KERNELS_LOADED:
         return
+    _cache.announce_compilation()
     from pafu_cli.raw import _kernels as rk
 
     rgb = demosaick(np.full((64, 64), 0.5, np.float32), "RGGB")
@@ -235,6 +245,10 @@ def read_raw_loading_kernels(src, opts: DemosaickOptions):
     Returns ``(raw, plan, rgb16)``."""
     if _KERNELS_LOADED:
         return _read_and_plan(src, opts)
+    if not _cache.kernels_cached():  # compiling takes long: refuse a bad file first
+        out = _read_and_plan(src, opts)
+        _load_kernels()
+        return out
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:

@@ -46,6 +46,7 @@ from collections import namedtuple
 import numba as nb
 import numpy as np
 
+from pafu_cli import _cache
 from pafu_cli._numba import NJIT_CONTRACT, NJIT_CONTRACT_PARALLEL, reflect
 from pafu_cli.filters.pafu import _simd
 from pafu_cli.filters.pafu._simd import (
@@ -614,6 +615,8 @@ def run_bands(src: Source, wts: Weights, plan: Plan, outs: Outputs, n_chunks: in
     """
     n_bands = (plan.h + plan.band - 1) // plan.band
     n_chunks = max(1, min(int(n_chunks), n_bands))
+    if not _SIMD_RAN:
+        _cache.announce_compilation()
     if not plan.simd:
         _run_bands_portable(src, wts, plan, outs, n_chunks)
         return

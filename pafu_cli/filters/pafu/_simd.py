@@ -49,6 +49,7 @@ import warnings
 
 import numba as nb
 import numpy as np
+from numba.extending import overload
 
 from pafu_cli._numba import JIT_DISABLED, NJIT, NJIT_CONTRACT, fmadd
 
@@ -545,7 +546,14 @@ except Exception as exc:  # a Numba or llvmlite without the internals used above
 # --- the kernels the engine calls: the IR or the portable code, by the type of ``simd`` ---
 
 
-@nb.njit(inline="always", **NJIT)
+# The kernels the engine calls. ``simd`` is SIMD_ON or SIMD_OFF; in compiled code
+# the choice is made when the caller is typed (Numba ``overload``s below), so
+# only the chosen kernel is compiled: with an ``if`` in a jitted function both
+# branches were typed, which compiled every portable kernel into the IR engine
+# too (3-4 s of the first run's 20 s). As plain Python (``NUMBA_DISABLE_JIT``)
+# the functions below are ordinary branches.
+
+
 def conv3_4x16(simd, src, at, wf, ws, bf, bs, relu, dst, ds):
     """:func:`conv_4x16_portable` with 3 x 3 kernels; the IR with ``SIMD_ON``."""
     if len(simd):
@@ -554,7 +562,6 @@ def conv3_4x16(simd, src, at, wf, ws, bf, bs, relu, dst, ds):
         conv3_4x16_portable(src, at, wf, ws, bf, bs, relu, dst, ds)
 
 
-@nb.njit(inline="always", **NJIT)
 def conv1_4x16(simd, src, at, wf, ws, bf, bs, relu, dst, ds):
     """:func:`conv_4x16_portable` with 1 x 1 kernels; the IR with ``SIMD_ON``."""
     if len(simd):
@@ -563,7 +570,6 @@ def conv1_4x16(simd, src, at, wf, ws, bf, bs, relu, dst, ds):
         conv1_4x16_portable(src, at, wf, ws, bf, bs, relu, dst, ds)
 
 
-@nb.njit(inline="always", **NJIT)
 def conv1_argmax_16(simd, src, at, wf, bf, lay, choice, i_base):
     """:func:`conv1_choice_16_portable`, argmax only; the IR with ``SIMD_ON``."""
     if len(simd):
@@ -572,7 +578,6 @@ def conv1_argmax_16(simd, src, at, wf, bf, lay, choice, i_base):
         conv1_argmax_16_portable(src, at, wf, bf, lay, choice, i_base)
 
 
-@nb.njit(inline="always", **NJIT)
 def conv1_top2_16(simd, src, at, wf, bf, lay, choice, i_base):
     """:func:`conv1_choice_16_portable` with the top two; the IR with ``SIMD_ON``."""
     if len(simd):
@@ -581,13 +586,51 @@ def conv1_top2_16(simd, src, at, wf, bf, lay, choice, i_base):
         conv1_top2_16_portable(src, at, wf, bf, lay, choice, i_base)
 
 
-@nb.njit(inline="always", **NJIT)
 def dot4x16(simd, raw, off, qs, wf, wb, wstride, res, ss):
     """:func:`dot4x16_portable` over all ``len(off)`` taps; the IR with ``SIMD_ON``."""
     if len(simd):
         _ir_dot4x16(raw, off, off.shape[0], qs, wf, wb, wstride, res, ss)
     else:
         dot4x16_portable(raw, off, off.shape[0], qs, wf, wb, wstride, res, ss)
+
+
+def _on(simd_type) -> bool:
+    """Whether the Numba type of a ``simd`` argument is that of SIMD_ON."""
+    return len(getattr(simd_type, "types", ())) > 0
+
+
+if not JIT_DISABLED:
+
+    @overload(conv3_4x16, inline="always")
+    def _conv3_4x16_typed(simd, src, at, wf, ws, bf, bs, relu, dst, ds):
+        kernel = _ir_conv3_4x16 if _on(simd) else conv3_4x16_portable
+        return lambda simd, src, at, wf, ws, bf, bs, relu, dst, ds: kernel(
+            src, at, wf, ws, bf, bs, relu, dst, ds
+        )
+
+    @overload(conv1_4x16, inline="always")
+    def _conv1_4x16_typed(simd, src, at, wf, ws, bf, bs, relu, dst, ds):
+        kernel = _ir_conv1_4x16 if _on(simd) else conv1_4x16_portable
+        return lambda simd, src, at, wf, ws, bf, bs, relu, dst, ds: kernel(
+            src, at, wf, ws, bf, bs, relu, dst, ds
+        )
+
+    @overload(conv1_argmax_16, inline="always")
+    def _conv1_argmax_16_typed(simd, src, at, wf, bf, lay, choice, i_base):
+        kernel = _ir_conv1_argmax_16 if _on(simd) else conv1_argmax_16_portable
+        return lambda simd, src, at, wf, bf, lay, choice, i_base: kernel(src, at, wf, bf, lay, choice, i_base)
+
+    @overload(conv1_top2_16, inline="always")
+    def _conv1_top2_16_typed(simd, src, at, wf, bf, lay, choice, i_base):
+        kernel = _ir_conv1_top2_16 if _on(simd) else conv1_top2_16_portable
+        return lambda simd, src, at, wf, bf, lay, choice, i_base: kernel(src, at, wf, bf, lay, choice, i_base)
+
+    @overload(dot4x16, inline="always")
+    def _dot4x16_typed(simd, raw, off, qs, wf, wb, wstride, res, ss):
+        kernel = _ir_dot4x16 if _on(simd) else dot4x16_portable
+        return lambda simd, raw, off, qs, wf, wb, wstride, res, ss: kernel(
+            raw, off, off.shape[0], qs, wf, wb, wstride, res, ss
+        )
 
 
 # --- array forms for tests, and the self-check ---------------------------------------

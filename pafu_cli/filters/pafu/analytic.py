@@ -38,7 +38,7 @@ def _model(task, scale, bank, name, description):
         name=name,
         description=description,
         provenance={
-            "command": "analytic (pafu_cli.analytic)",
+            "command": "analytic (pafu_cli.filters.pafu.analytic)",
             "data": "none",
             "date": "",
             "quality": "{}",
