@@ -93,9 +93,9 @@ def fmadd(a, b, c):
     ``NJIT_CONTRACT`` (inlined, it takes the caller's flags): compiled, LLVM
     contracts the multiply and the add into the hardware's FMA instruction
     (scalar or vector, so loops still vectorise); as plain Python
-    (``NUMBA_DISABLE_JIT``) it is :func:`fma32`, the same bits. The engine's
-    self-check (:func:`pafu_cli.filters.pafu._simd.self_check`) verifies the
-    compiled contraction against explicit ``llvm.fma``.
+    (``NUMBA_DISABLE_JIT``) it is :func:`fma32`, the same bits. The self-check
+    that the tests run (:func:`pafu_cli.filters.pafu._simd.self_check`) verifies
+    the compiled contraction against explicit ``llvm.fma``.
     """
     if JIT_DISABLED:
         return fma32(a, b, c)
