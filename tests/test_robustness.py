@@ -391,3 +391,12 @@ def test_the_api_says_what_was_given_and_what_is_expected(call, error, words):
     with pytest.raises(error) as e:
         call()
     assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_a_bad_model_in_a_batch_is_one_line_before_any_file(tmp_path, picture):
+    second = tmp_path / "second.png"
+    second.write_bytes(picture.read_bytes())
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 cut short")
+    r = run("upscale", "-s", "2", "-m", tmp_path / "broken.npz", picture, second, tmp_path / "out")
+    refused(r, 1, "broken.npz", "truncated")
+    assert not (tmp_path / "out").exists()

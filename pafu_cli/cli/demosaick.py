@@ -105,7 +105,7 @@ def demosaick_cmd(ctx, inputs, output, **options):
       $ pafu demosaick --pattern RGGB mosaic16.png rgb16.png
       $ pafu demosaick -j 2 raw_folder/ out_folder/
     """
-    from pafu_cli.jobs.demosaick import DemosaickOptions, demosaick_file
+    from pafu_cli.jobs.demosaick import DemosaickOptions, check_options, demosaick_file
 
     o = dict(options)
     jobs, linear = o.pop("jobs"), o.pop("linear")
@@ -130,7 +130,18 @@ def demosaick_cmd(ctx, inputs, output, **options):
             "selection_map": str(selection_map) if selection_map else None,
         }
     )
-    run_job(demosaick_file, inputs, output, opts, _demosaick_exts(), ".png", jobs, selection_map, ctx)
+    run_job(
+        demosaick_file,
+        inputs,
+        output,
+        opts,
+        _demosaick_exts(),
+        ".png",
+        jobs,
+        selection_map,
+        ctx,
+        check=check_options,
+    )
 
 
 def _demosaick_exts():

@@ -63,10 +63,11 @@ class Failure(click.ClickException):
         self.exit_code = exit_code
 
 
-def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_map, ctx):
+def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_map, ctx, check=None):
     """Wire inputs -> job -> outputs. A ``PafuError`` (or any unexpected failure)
     becomes one ``Error:`` line naming the file, exit 1; a bad ``PAFU_*`` setting
-    exit 2, before any file is touched."""
+    exit 2, before any file is touched. ``check(opts)`` validates what all files
+    share (the model) once, first: a bad model is one line, not one per file."""
     from pafu_cli.errors import ConfigError, PafuError
     from pafu_cli.jobs import batch
     from pafu_cli.limits import check_environment
@@ -77,6 +78,8 @@ def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_
     except ConfigError as e:
         raise Failure(str(e), exit_code=2) from None
     try:
+        if check is not None:
+            check(opts)
         files = batch.expand_inputs(inputs, extensions)
         pairs = batch.plan(files, output, default_ext)
         single = (

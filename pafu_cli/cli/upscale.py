@@ -32,7 +32,7 @@ def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map
       $ pafu upscale -s 4 --ensemble --selection-map sel.png in.tif out.tif
       $ pafu upscale -s 3 -j 2 'frames/*.png' frames_x3/
     """
-    from pafu_cli.jobs.upscale import UpscaleOptions, upscale_file
+    from pafu_cli.jobs.upscale import UpscaleOptions, check_options, upscale_file
 
     opts = UpscaleOptions(
         scale=int(scale),
@@ -42,7 +42,18 @@ def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map
         selection_map=str(selection_map) if selection_map else None,
         overwrite=overwrite,
     )
-    run_job(upscale_file, inputs, output, opts, _upscale_exts(), ".png", jobs, selection_map, ctx)
+    run_job(
+        upscale_file,
+        inputs,
+        output,
+        opts,
+        _upscale_exts(),
+        ".png",
+        jobs,
+        selection_map,
+        ctx,
+        check=check_options,
+    )
 
 
 def _upscale_exts():

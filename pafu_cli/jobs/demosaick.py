@@ -22,6 +22,7 @@ from pafu_cli.jobs.banding import (
 from pafu_cli.jobs.output import check_targets, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
 from pafu_cli.models.choice import choose_model
+from pafu_cli.models.registry import resolve_model
 from pafu_cli.raw.pipeline import read_raw_loading_kernels, render_raw_strips
 from pafu_cli.raw.read import raw_pixel_count
 
@@ -50,6 +51,13 @@ class DemosaickOptions:
     bits: int | None = None
     selection_map: str | None = None
     overwrite: bool = False
+
+
+def check_options(opts: DemosaickOptions) -> None:
+    """What every file of a run shares, checked once before the first: a model
+    given by name or path (the automatic choice picks among shipped models)."""
+    if opts.model is not None:
+        resolve_model(opts.model, "demosaick")
 
 
 def demosaick_file(src, dst, opts: DemosaickOptions) -> None:

@@ -111,6 +111,11 @@ def upscale_array(
     return out, sel
 
 
+def check_options(opts: UpscaleOptions) -> None:
+    """What every file of a run shares, checked once before the first: the model."""
+    resolve_model(opts.model, "upscale", opts.scale)
+
+
 def upscale_file(src, dst, opts: UpscaleOptions) -> None:
     """``pafu upscale`` for one file."""
     check_targets(dst, opts.selection_map, opts.overwrite)
