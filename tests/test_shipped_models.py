@@ -14,7 +14,7 @@ input change of 1e-6 flips). ``PAFU_GOLDEN_EXACT=1`` also demands the very same
 float32 bits (to check an engine refactoring that must not change any bit).
 """
 
-import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import pafu_cli
-from pafu_cli.cfa import PATTERNS, mosaic
+from pafu_cli.cfa import PATTERNS
 from pafu_cli.models import list_models, models_dir
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -31,6 +31,19 @@ MANIFEST = json.loads((DATA / "goldens.json").read_text())
 CASES = MANIFEST["cases"]
 LEVELS = MANIFEST["levels"]
 EXACT = os.environ.get("PAFU_GOLDEN_EXACT", "").strip() not in ("", "0")
+
+
+def _load_generator():
+    """tools/make_goldens.py, whose input conversion, API call and hashes the
+    goldens were made with: the tests use the same functions."""
+    path = DATA.parents[1] / "tools" / "make_goldens.py"
+    spec = importlib.util.spec_from_file_location("make_goldens", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _load_generator()
 
 
 def _npz(path):
@@ -48,32 +61,12 @@ def goldens():
     return _npz(DATA / "goldens.npz")
 
 
-def _input(inputs, case):
-    """The float32 array fed to the API (as tools/make_goldens.py does)."""
-    src = case["input"]
-    if src == "picture":
-        return mosaic(inputs["picture"].astype(np.float32) / np.float32(255), case["pattern"])
-    if src == "small":
-        return inputs["small"].astype(np.float32) / np.float32(255)
-    return inputs[src].astype(np.float32) / np.float32(65535)
-
-
-def _run(case, x):
-    if case["task"] == "demosaick":
-        return pafu_cli.demosaick(x, case["pattern"], model=case["model"], return_selection=True)
-    return pafu_cli.upscale(x, case["scale"], model=case["model"], return_selection=True)
-
-
-def _sha256(a, dtype):
-    return hashlib.sha256(np.ascontiguousarray(a, dtype=dtype).tobytes()).hexdigest()
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c["key"] for c in CASES])
 def test_golden_output(case, inputs, goldens):
-    out, sel = _run(case, _input(inputs, case))
+    out, sel = GEN.run_case(case, GEN.input_array(inputs, case))
     key = case["key"]
     assert list(out.shape) == case["shape"], f"{key}: output shape {out.shape}, golden {case['shape']}"
-    same_bits = _sha256(out, "<f4") == case["sha256_float32"]
+    same_bits = GEN.sha256(out, "<f4") == case["sha256_float32"]
 
     lo, hi = case["lo"], case["hi"]
     step = (hi - lo) / LEVELS
@@ -96,29 +89,9 @@ def test_golden_output(case, inputs, goldens):
         f"{key}: outputs within one level but the kernel choice differs at {int(changed.sum())} "
         f"of {sel.size} places (two kernels swapped?)"
     )
-    assert _sha256(sel, "<i4") == case["sha256_selection"]
+    assert GEN.sha256(sel, "<i4") == case["sha256_selection"]
     if EXACT:
         assert same_bits, f"{key}: float32 output bits differ (max |diff| {np.abs(diff).max():.3g})"
-
-
-def _fingerprint(m):
-    """As tools/make_goldens.py: each kernel, each selector layer, the selector's input scaling."""
-
-    def h(*arrays):
-        return hashlib.sha256(b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in arrays)).hexdigest()[
-            :16
-        ]
-
-    return {
-        "task": m.task,
-        "scale": int(m.scale),
-        "mix": int(m.mix),
-        "noise_sigma": float(m.noise_sigma),
-        "kernel_sizes": [int(k) for k in m.kernel_sizes],
-        "bank": [h(k) for k in m.bank],
-        "selector": [h(w, b) for w, b in zip(m.selector_weights, m.selector_biases)],
-        "selector_input": h(m.selector_input_mean, m.selector_input_scale),
-    }
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST["models"]))
@@ -127,7 +100,7 @@ def test_model_is_the_one_the_goldens_were_made_with(name):
     kernels that the golden inputs do not select. An intended change (a retrained
     model) regenerates the goldens: ``python tools/make_goldens.py``."""
     want = MANIFEST["models"][name]
-    got = _fingerprint(pafu_cli.load_model(models_dir() / f"{name}.npz"))
+    got = GEN.fingerprint(pafu_cli.load_model(models_dir() / f"{name}.npz"))
     plain = [k for k in want if k not in ("bank", "selector")]
     problems = [f"{k} {got[k]} (golden {want[k]})" for k in plain if got[k] != want[k]]
     for part, what in (("bank", "kernel"), ("selector", "selector layer")):
@@ -179,13 +152,7 @@ def test_the_generator_reproduces_the_inputs(inputs):
     """tools/make_goldens.py --inputs draws the committed inputs again (the
     command in tests/data/README.md is true). Failing after a NumPy upgrade
     means its random streams changed: regenerate inputs and goldens."""
-    import importlib.util
-
-    path = DATA.parents[1] / "tools" / "make_goldens.py"
-    spec = importlib.util.spec_from_file_location("make_goldens", path)
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    again = gen.make_inputs(int(inputs["seed"]))
+    again = GEN.make_inputs(int(inputs["seed"]))
     assert sorted(again) == sorted(inputs)
     for k, a in inputs.items():
         np.testing.assert_array_equal(again[k], a, err_msg=k)

@@ -130,7 +130,7 @@ def make_inputs(seed: int) -> dict:
 
 
 def input_array(inputs, case) -> np.ndarray:
-    """The float32 array a case feeds to the API (tests/test_shipped_models.py does the same)."""
+    """The float32 array a case feeds to the API (tests/test_shipped_models.py calls this too)."""
     from pafu_cli.cfa import mosaic
 
     src = case["input"]

@@ -72,11 +72,12 @@ def _tiff_header(tif, path) -> tuple:
     return shape
 
 
-def _pillow_header(data: bytes, path):
-    """(shape, mode) of a PNG/JPEG from its header, through Pillow (nothing decoded)."""
+def _pillow_header(source, path):
+    """(shape, mode) of a PNG/JPEG from its header, through Pillow (nothing decoded);
+    ``source`` is the file's bytes or its path (then only the header is read)."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
         w, h = im.size
         check_pixels(path, h, w)
         bands = len(im.getbands())
@@ -100,11 +101,11 @@ def image_shape(path) -> tuple:
 
             with tifffile.TiffFile(str(path)) as tif:
                 return _tiff_header(tif, path)
-        data = _read_bytes(path)
-        head = _png.header(data)
+        with open(path, "rb") as fh:
+            head = _png.header(fh.read(64))  # the IHDR lies in the first 33 bytes
         if head is not None:
             check_pixels(path, head[1], head[0])
-        return _pillow_header(data, path)[0]
+        return _pillow_header(str(path), path)[0]
     except PafuError:
         raise
     except Exception as e:  # backends raise OSError, ValueError, SyntaxError, ...

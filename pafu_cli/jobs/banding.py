@@ -9,7 +9,6 @@ import numpy as np
 from pafu_cli.cfa import RED_OFFSET
 from pafu_cli.demosaick import demosaick
 from pafu_cli.filters.pafu.model import PafuModel, receptive_margin
-from pafu_cli.limits import check_memory, memory_limit  # noqa: F401 (re-exported)
 from pafu_cli.superres import upscale
 
 BAND_PIXELS = 1 << 22

@@ -16,11 +16,11 @@ from pafu_cli.jobs.banding import (
     BAND_BYTES_PER_PIXEL,
     BAND_PIXELS,
     RAW_BYTES_PER_PIXEL,
-    check_memory,
     demosaick_bands,
 )
 from pafu_cli.jobs.output import check_targets, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
+from pafu_cli.limits import check_memory
 from pafu_cli.models.choice import choose_model
 from pafu_cli.models.registry import resolve_model
 from pafu_cli.raw.pipeline import read_raw_loading_kernels, render_raw_strips

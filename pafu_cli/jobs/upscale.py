@@ -16,12 +16,12 @@ from pafu_cli.jobs.banding import (
     BAND_PIXELS,
     UPSCALE_BYTES_PER_IN_PIXEL,
     UPSCALE_BYTES_PER_OUT_PIXEL,
-    check_memory,
     upscale_band_iter,
     upscale_bands,
 )
 from pafu_cli.jobs.output import check_targets, to_bits
 from pafu_cli.jobs.selection_map import selection_picture
+from pafu_cli.limits import check_memory
 from pafu_cli.models.registry import resolve_model
 from pafu_cli.superres import upscale
 
