@@ -1,0 +1,331 @@
+"""Numba kernels of pixel-adaptive convolution: forward, exact adjoint, transposed
+(upsampling) and the separable guided resampler behind JBU and bicubic.
+
+Every kernel evaluates the adaptive kernel K inside its filtering loop, one
+output pixel at a time: nothing of size k^2 x H x W is ever made (the unfolded
+tensor of the reference code, its users' out-of-memory reports). Each output
+row is one unit of work of a ``prange`` loop and is computed from the inputs
+only, by the same operations whatever the thread, so results are the same bits
+for any thread count. Memory beyond the inputs and the output is O(channels)
+per thread (the transposed form adds tap tables of O(k (H + W))).
+
+Semantics (``tests/pac_reference.py`` is the float64 per-pixel statement):
+
+forward    y_i = b + sum_t K(f_c(i), f_j) m_j W[t] x_j,   j = s i - p + d t
+           (c(i) the window's centre tap; taps outside the image contribute
+           nothing and, with ``normalize``, do not count in sum_t K m_j)
+adjoint    the transpose of x -> y - b for fixed f and m
+transposed y_o = b + sum_{(q, t): s q + d t - p = o} K(f_o, g_q) m_q W[t]^T x_q
+           (``conv_transpose2d``'s tap relation; g_q: the features of sample q)
+resample   y_o = sum_{q in window(o)} a_y a_x K(f_o, g_q) m_q x_q / sum(a_y a_x K m)
+           with separable, per-output-row/column tap lists (any output size)
+
+K kinds: 0 Gaussian exp(-|df|^2 / 2); 1 "inv" alpha + (|df|^2 + 1e-4)^(lambda/2);
+2 constant 1 (plain convolution). ``asym`` takes max(f_j - f_i, 0) per channel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numba as nb
+import numpy as np
+
+from pafu_cli._numba import NJIT, NJIT_PARALLEL
+
+GAUSSIAN, INV, ONE = 0, 1, 2
+
+KernelSpec = namedtuple("KernelSpec", ["kind", "asym", "alpha", "lam", "normalize", "masked"])
+"""How K is computed (``kind``, ``asym``, ``alpha``, ``lam``: float64) and used:
+``normalize`` divides by sum K m; ``masked`` reads the validity mask."""
+
+Geometry = namedtuple("Geometry", ["k", "stride", "dilation", "padding", "groups"])
+"""A convolution's shape (int64): kernel size, stride, dilation, zero padding, groups."""
+
+Conv = namedtuple("Conv", ["x", "f", "mask", "w", "bias", "depthwise"])
+"""A forward PAC: input (H, W, Cin) float32, features (H, W, Cg) float32, mask
+(H, W) float32 (ignored unless masked), weight laid out (k, k, Cin/groups, Cout)
+float32, bias (Cout,) float32, ``depthwise`` 1 for pooling (W = 1 per channel)."""
+
+Transposed = namedtuple("Transposed", ["x", "mask", "g", "f", "fscale", "w", "bias", "depthwise"])
+"""A transposed PAC: low-res input (h, w, Cin) float32 and mask (h, w) float32,
+sample features (h, w, Cg) float32, output-resolution features (H, W, Cg) of any
+dtype multiplied by ``fscale`` (so an 8-bit guide is read as it is), weight laid
+out (k, k, Cin, Cout/groups) float32, bias (Cout,) float32."""
+
+Taps = namedtuple("Taps", ["ry", "ty", "ny", "rx", "tx", "nx"])
+"""Per output row (column) o: ``n[o]`` taps, sample index ``r[o, a]`` and tap
+index or weight ``t[o, a]``. For the transposed form these are the phases: all
+outputs with the same (o + p) mod s share their tap offsets."""
+
+
+@nb.njit(inline="always", **NJIT)
+def _k_of(d2, spec):
+    if spec.kind == GAUSSIAN:
+        return math.exp(-0.5 * d2)
+    if spec.kind == INV:
+        return spec.alpha + (d2 + 1e-4) ** (0.5 * spec.lam)
+    return 1.0
+
+
+@nb.njit(inline="always", **NJIT)
+def _dist2(fa, ia, ja, sa, fb, ib, jb, asym):
+    """|f_b - sa f_a|^2 over channels (``asym``: of max(f_b - sa f_a, 0)); ``sa``
+    scales a raw guide (an 8-bit image read as it is)."""
+    d2 = 0.0
+    for c in range(fa.shape[2]):
+        diff = np.float64(fb[ib, jb, c]) - np.float64(fa[ia, ja, c]) * sa
+        if asym and diff < 0.0:
+            diff = 0.0
+        d2 += diff * diff
+    return d2
+
+
+@nb.njit(inline="always", **NJIT)
+def _accumulate(acc, kv, xv, w, ty, tx, ci_local, co0, cout_g):
+    for co in range(cout_g):
+        acc[co0 + co] += w[ty, tx, ci_local, co0 + co] * kv * xv
+
+
+@nb.njit(**NJIT_PARALLEL)
+def forward(conv, geo, spec, y, ymask):
+    """PAC forward into ``y`` (Ho, Wo, Cout) and, when masked, ``ymask`` (Ho, Wo)."""
+    x, f, m, w = conv.x, conv.f, conv.mask, conv.w
+    h, wd, cin = x.shape
+    ho, wo, cout = y.shape
+    k, s, d, p, groups = geo.k, geo.stride, geo.dilation, geo.padding, geo.groups
+    cin_g = cin // groups
+    cout_g = cout // groups
+    c = (k - 1) // 2
+    for oy in nb.prange(ho):
+        acc = np.empty(cout, np.float64)
+        for ox in range(wo):
+            acc[:] = 0.0
+            norm = 0.0
+            cy = oy * s - p + c * d
+            cx = ox * s - p + c * d
+            for ty in range(k):
+                jy = oy * s - p + ty * d
+                if jy < 0 or jy >= h:
+                    continue
+                for tx in range(k):
+                    jx = ox * s - p + tx * d
+                    if jx < 0 or jx >= wd:
+                        continue
+                    mv = 1.0
+                    if spec.masked:
+                        mv = np.float64(m[jy, jx])
+                        if mv == 0.0:
+                            continue
+                    kv = _k_of(_dist2(f, cy, cx, 1.0, f, jy, jx, spec.asym), spec) * mv
+                    norm += kv
+                    if conv.depthwise:
+                        for ch in range(cout):
+                            acc[ch] += kv * x[jy, jx, ch]
+                    else:
+                        for g in range(groups):
+                            for ci in range(cin_g):
+                                _accumulate(
+                                    acc, kv, x[jy, jx, g * cin_g + ci], w, ty, tx, ci, g * cout_g, cout_g
+                                )
+            scale = 1.0
+            if spec.normalize:
+                scale = 1.0 / norm if norm > 0.0 else 0.0
+            for co in range(cout):
+                y[oy, ox, co] = acc[co] * scale + conv.bias[co]
+            if spec.masked:
+                ymask[oy, ox] = 1.0 if norm > 0.0 else 0.0
+
+
+@nb.njit(**NJIT_PARALLEL)
+def window_norms(conv, geo, spec, ho, wo):
+    """sum_t K m over each output's window (the forward's normaliser), (ho, wo) float64."""
+    f, m = conv.f, conv.mask
+    h, wd = f.shape[0], f.shape[1]
+    k, s, d, p = geo.k, geo.stride, geo.dilation, geo.padding
+    c = (k - 1) // 2
+    out = np.zeros((ho, wo), np.float64)
+    for oy in nb.prange(ho):
+        for ox in range(wo):
+            cy = oy * s - p + c * d
+            cx = ox * s - p + c * d
+            norm = 0.0
+            for ty in range(k):
+                jy = oy * s - p + ty * d
+                if jy < 0 or jy >= h:
+                    continue
+                for tx in range(k):
+                    jx = ox * s - p + tx * d
+                    if jx < 0 or jx >= wd:
+                        continue
+                    mv = np.float64(m[jy, jx]) if spec.masked else 1.0
+                    if mv != 0.0:
+                        norm += _k_of(_dist2(f, cy, cx, 1.0, f, jy, jx, spec.asym), spec) * mv
+            out[oy, ox] = norm
+    return out
+
+
+@nb.njit(**NJIT_PARALLEL)
+def adjoint(conv, geo, spec, g, norms, xt):
+    """The adjoint of the forward (bias left out): ``g`` (Ho, Wo, Cout) -> ``xt``
+    (H, W, Cin), gathered per input pixel (no scatter, no race): input j receives
+    from every output i whose window holds j at tap t (s i = j + p - d t)."""
+    f, m, w = conv.f, conv.mask, conv.w
+    h, wd, cin = xt.shape
+    ho, wo, cout = g.shape
+    k, s, d, p, groups = geo.k, geo.stride, geo.dilation, geo.padding, geo.groups
+    cin_g = cin // groups
+    cout_g = cout // groups
+    c = (k - 1) // 2
+    for jy in nb.prange(h):
+        acc = np.empty(cin, np.float64)
+        for jx in range(wd):
+            acc[:] = 0.0
+            mv = np.float64(m[jy, jx]) if spec.masked else 1.0
+            if mv != 0.0:
+                for ty in range(k):
+                    ny = jy + p - ty * d
+                    if ny < 0 or ny % s != 0 or ny // s >= ho:
+                        continue
+                    oy = ny // s
+                    for tx in range(k):
+                        nx = jx + p - tx * d
+                        if nx < 0 or nx % s != 0 or nx // s >= wo:
+                            continue
+                        ox = nx // s
+                        kv = _k_of(
+                            _dist2(f, oy * s - p + c * d, ox * s - p + c * d, 1.0, f, jy, jx, spec.asym), spec
+                        )
+                        kv *= mv
+                        if spec.normalize:
+                            nv = norms[oy, ox]
+                            kv = kv / nv if nv > 0.0 else 0.0
+                        if conv.depthwise:
+                            for ch in range(cin):
+                                acc[ch] += kv * g[oy, ox, ch]
+                        else:
+                            for gr in range(groups):
+                                for ci in range(cin_g):
+                                    t = 0.0
+                                    for co in range(cout_g):
+                                        t += w[ty, tx, ci, gr * cout_g + co] * g[oy, ox, gr * cout_g + co]
+                                    acc[gr * cin_g + ci] += kv * t
+            for ch in range(cin):
+                xt[jy, jx, ch] = acc[ch]
+
+
+@nb.njit(**NJIT_PARALLEL)
+def transposed(tr, taps, spec, groups, y, ymask):
+    """Transposed PAC into ``y`` (H, W, Cout), one phase table per output row and column."""
+    x, m, gq, f, w = tr.x, tr.mask, tr.g, tr.f, tr.w
+    ho, wo, cout = y.shape
+    cin = x.shape[2]
+    cin_g = cin // groups
+    cout_g = cout // groups
+    for oy in nb.prange(ho):
+        acc = np.empty(cout, np.float64)
+        for ox in range(wo):
+            acc[:] = 0.0
+            norm = 0.0
+            for a in range(taps.ny[oy]):
+                qy = taps.ry[oy, a]
+                ty = taps.ty[oy, a]
+                for b in range(taps.nx[ox]):
+                    qx = taps.rx[ox, b]
+                    tx = taps.tx[ox, b]
+                    mv = 1.0
+                    if spec.masked:
+                        mv = np.float64(m[qy, qx])
+                        if mv == 0.0:
+                            continue
+                    kv = _k_of(_dist2(f, oy, ox, tr.fscale, gq, qy, qx, spec.asym), spec) * mv
+                    norm += kv
+                    if tr.depthwise:
+                        for ch in range(cout):
+                            acc[ch] += kv * x[qy, qx, ch]
+                    else:
+                        for gr in range(groups):
+                            for ci in range(cin_g):
+                                xv = x[qy, qx, gr * cin_g + ci]
+                                for co in range(cout_g):
+                                    acc[gr * cout_g + co] += w[ty, tx, gr * cin_g + ci, co] * kv * xv
+            scale = 1.0
+            if spec.normalize:
+                scale = 1.0 / norm if norm > 0.0 else 0.0
+            for co in range(cout):
+                y[oy, ox, co] = acc[co] * scale + tr.bias[co]
+            if spec.masked:
+                ymask[oy, ox] = 1.0 if norm > 0.0 else 0.0
+
+
+Resample = namedtuple("Resample", ["x", "mask", "g", "f", "fscale"])
+"""A guided resampling: low-res map (h, w, C) float32 and mask (h, w) float32,
+sample features (h, w, Cg) float32, guide (H, W, Cg) of any dtype read times
+``fscale`` (float32)."""
+
+
+@nb.njit(**NJIT_PARALLEL)
+def resample(rs, taps, spec, y, ymask):
+    """Separable guided resampling into ``y`` (H, W, C), float32 arithmetic.
+
+    ``taps.ty``/``taps.tx`` hold the spatial weights a_y, a_x (float32). With a
+    mask, a window with a missing sample uses only the positive spatial weights
+    (renormalised), so that kernels with negative lobes (bicubic) stay bounded
+    next to holes; where every sample is missing, ``ymask`` is 0 and y is 0.
+    """
+    x, m, gq, f = rs.x, rs.mask, rs.g, rs.f
+    ho, wo, nc = y.shape
+    cg = f.shape[2]
+    sa = rs.fscale
+    gauss = spec.kind == GAUSSIAN
+    for oy in nb.prange(ho):
+        acc = np.empty(nc, np.float32)
+        accp = np.empty(nc, np.float32)
+        fo = np.empty(cg, np.float32)
+        for ox in range(wo):
+            if gauss:
+                for c in range(cg):
+                    fo[c] = np.float32(f[oy, ox, c]) * sa
+            acc[:] = 0.0
+            accp[:] = 0.0
+            norm = np.float32(0.0)
+            normp = np.float32(0.0)
+            holes = False
+            for a in range(taps.ny[oy]):
+                qy = taps.ry[oy, a]
+                wy = taps.ty[oy, a]
+                for b in range(taps.nx[ox]):
+                    qx = taps.rx[ox, b]
+                    wv = wy * taps.tx[ox, b]
+                    if spec.masked:
+                        mv = m[qy, qx]
+                        if mv == 0.0:
+                            holes = True
+                            continue
+                        wv *= mv
+                    if gauss:
+                        d2 = np.float32(0.0)
+                        for c in range(cg):
+                            diff = gq[qy, qx, c] - fo[c]
+                            d2 += diff * diff
+                        wv *= np.float32(math.exp(np.float32(-0.5) * d2))
+                    norm += wv
+                    if nc == 1:
+                        acc[0] += wv * x[qy, qx, 0]
+                    else:
+                        for c in range(nc):
+                            acc[c] += wv * x[qy, qx, c]
+                    if spec.masked and wv > 0.0:
+                        normp += wv
+                        for c in range(nc):
+                            accp[c] += wv * x[qy, qx, c]
+            if holes:
+                norm = normp
+                for c in range(nc):
+                    acc[c] = accp[c]
+            inv = np.float32(1.0) / norm if norm > 0.0 else np.float32(0.0)
+            for c in range(nc):
+                y[oy, ox, c] = acc[c] * inv
+            if spec.masked:
+                ymask[oy, ox] = 1.0 if norm > 0.0 else 0.0
