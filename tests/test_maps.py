@@ -88,7 +88,7 @@ def stored(path) -> np.ndarray:
 @pytest.mark.parametrize(("ext", "dtype", "channels", "values"), ROUND_TRIPS)
 def test_round_trip_keeps_values_dtype_and_orientation(tmp_path, ext, dtype, channels, values):
     values = values.astype(np.float32)
-    fmt = maps._FORMATS[ext]
+    fmt = maps.MAP_FORMATS[ext]
     path = tmp_path / f"map{ext}"
     write_map(path, values, like=MapInfo(fmt, dtype, channels, H, W))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
@@ -115,7 +115,7 @@ def test_map_info_reads_headers_only(tmp_path, monkeypatch):
     infos = {}
     for i, (ext, dtype, channels, values) in enumerate(ROUND_TRIPS):
         path = tmp_path / f"m{i}{ext}"
-        write_map(path, values, like=MapInfo(maps._FORMATS[ext], dtype, channels, H, W))
+        write_map(path, values, like=MapInfo(maps.MAP_FORMATS[ext], dtype, channels, H, W))
         infos[path] = read_map(path)[1]
 
     def boom(*args, **kwargs):
@@ -263,7 +263,7 @@ def test_write_refuses_channels_the_format_cannot_hold(tmp_path):
             write_map(tmp_path / name, values)
         assert_one_line_error(e, tmp_path / name)
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(OutputError, match="unknown map extension"):
+    with pytest.raises(OutputError, match="unknown (map|output) extension"):
         write_map(tmp_path / "a.jpg", ramp())
     with pytest.raises(OutputError, match="does not exist"):
         write_map(tmp_path / "missing" / "a.npy", ramp())
@@ -413,7 +413,7 @@ def test_bad_file_messages_say_what_is_wrong(tmp_path):
         "la.png": "alpha",
         "magic.flo": "not a Middlebury .flo",
         "magic.pfm": "not a PFM",
-        "map.bmp": "unknown map extension",
+        "map.bmp": "unknown (map|output) extension",
     }
     for name, text in expect.items():
         path = tmp_path / name

@@ -90,15 +90,49 @@ def _demosaick_table(root: Path, sets, model, record: bool, sigmas, denoise, col
     return cols, {label: vals}
 
 
+def _guided_table(root: Path, sets, model, record: bool, scales, protocol, methods, json_path):
+    """Columns and rows (label -> means) of a guided-upsampling table, one protocol."""
+    from pafu_cli.evaluation import depth as ev
+    from pafu_cli.guided import METHODS, guided_upsample
+
+    if model is not None or record:
+        raise PafuError("guided-upsample takes --method (jbu, bicubic, bilinear), not --model or --record")
+    methods = methods or METHODS
+    sets = sets or ev.sets_for(protocol)
+    scales = scales or ev.SCALES[protocol]
+    try:
+        results = {}
+        for m in methods:
+
+            def method(lowres, guide, out_shape, m=m):
+                return guided_upsample(lowres, guide, out_shape, method=m)
+
+            results[m] = ev.evaluate(method, root, protocol, sets, scales)
+    except ValueError as e:
+        raise PafuError(str(e)) from None
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1))
+    cols = [f"{n} x{k} ({results[methods[0]]['sets'][n]['unit']})" for n in sets for k in scales]
+    rows = {}
+    for m, r in results.items():
+        rows[m] = [v for n in sets for v in r["sets"][n]["mean"]]
+        if protocol == "park":
+            rows[m].append(r["geomean"])
+    if protocol == "park":
+        cols.append("geo-mean of all")
+    return cols, rows
+
+
 # The tasks with a test protocol: task -> (its table, the options it takes).
 _TABLES = {
     "upscale": (_upscale_table, ("scales", "ensemble", "baseline")),
     "demosaick": (_demosaick_table, ("sigmas", "denoise", "colours")),
+    "guided-upsample": (_guided_table, ("scales", "protocol", "methods", "json_path")),
 }
 
 
 @click.command("evaluate", short_help="Measure PSNR tables with the standard protocols.")
-@click.argument("task", type=click.Choice([t for t in TASKS if t in _TABLES]))
+@click.argument("task", type=click.Choice([t for t in TASKS if t in _TABLES] + ["guided-upsample"]))
 @click.option(
     "--data",
     "data_dir",
@@ -114,8 +148,8 @@ _TABLES = {
     "-s",
     "scales",
     multiple=True,
-    type=click.IntRange(2, 4),
-    help="Upscale factors (default 2 3 4).",
+    type=click.IntRange(2, 16),
+    help="Upscale factors (default 2 3 4; guided-upsample: the protocol's, 4 8 16).",
 )
 @click.option("--model", default=None, help="Model name or file (default: the shipped default).")
 @click.option(
@@ -138,9 +172,28 @@ _TABLES = {
     "default model alone).",
 )
 @click.option("--baseline", is_flag=True, help="Upscale: also MATLAB bicubic.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["bicubic", "decimation", "park", "sintel"]),
+    default="bicubic",
+    show_default=True,
+    help="Guided-upsample: DCTNet bicubic (Middlebury30, Lu6, NYU3), pacnet decimation (NYU3), "
+    "Park-Barron noisy, pacnet Sintel flow (see docs/guided.md).",
+)
+@click.option(
+    "--method",
+    "-m",
+    "methods",
+    multiple=True,
+    type=click.Choice(["jbu", "bicubic", "bilinear"]),
+    help="Guided-upsample methods (default all).",
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Guided-upsample: all scores to FILE."
+)
 @click.option("--record", is_flag=True, help="Write the means into the shipped default model's provenance.")
-def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise, colours, baseline, record):
-    """Print a markdown table of mean PSNR per test set.
+def evaluate_cmd(task, data_dir, sets, scales, model, record, **given):
+    """Print a markdown table of mean PSNR (guided-upsample: RMSE or EPE) per test set.
 
     \b
     Examples:
@@ -148,10 +201,12 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise,
       $ pafu evaluate demosaick --data ../shared/data --sigma 0 --sigma 5 --sigma 10
       $ pafu evaluate demosaick --data ../shared/data --denoise on --sigma 0 --sigma 5
       $ pafu evaluate demosaick --data ../shared/data --denoise auto --colours auto
+      $ pafu evaluate guided-upsample --data ../shared/data/depth --protocol bicubic
     """
+    if task == "upscale" and any(k > 4 for k in scales):
+        raise click.BadParameter("upscale factors are 2, 3 or 4", param_hint="--scale")
     table, own = _TABLES[task]
-    given = {"scales": scales, "ensemble": ensemble, "baseline": baseline}
-    given.update(sigmas=sigmas, denoise=denoise, colours=colours)
+    given["scales"] = scales
     try:
         cols, rows = table(Path(data_dir), sets, model, record, *(given[k] for k in own))
     except PafuError as e:
@@ -159,4 +214,5 @@ def evaluate_cmd(task, data_dir, sets, scales, model, sigmas, ensemble, denoise,
     click.echo("| method | " + " | ".join(cols) + " |")
     click.echo("|---|" + "---|" * len(cols))
     for name, v in rows.items():
-        click.echo(f"| {name} | " + " | ".join(f"{x:.2f}" for x in v) + " |")
+        digits = 3 if task == "guided-upsample" else 2
+        click.echo(f"| {name} | " + " | ".join(f"{x:.{digits}f}" for x in v) + " |")

@@ -14,6 +14,7 @@ from pafu_cli import __version__, _runtime
 from pafu_cli.cli import _process
 from pafu_cli.cli.demosaick import demosaick_cmd
 from pafu_cli.cli.evaluate import evaluate_cmd
+from pafu_cli.cli.guided import guided_cmd
 from pafu_cli.cli.models import models_cmd
 from pafu_cli.cli.train import train_cmd
 from pafu_cli.cli.upscale import upscale_cmd
@@ -33,7 +34,8 @@ def _version_message() -> str:
 @click.option("-q", "--quiet", count=True, help="Fewer messages on stderr.")
 @click.pass_context
 def main(ctx, verbose, quiet):
-    """Content-adaptive linear filtering (PAFU): demosaick RAW files, upscale images.
+    """Content-adaptive filtering (PAFU, PAC): demosaick RAW files, upscale images,
+    upsample depth and flow maps guided by a photo.
 
     \b
     Exit status: 0 success, 1 runtime failure, 2 usage error.
@@ -42,7 +44,7 @@ def main(ctx, verbose, quiet):
     ctx.obj = {"verbose": verbose, "quiet": quiet}
 
 
-for _command in (models_cmd, demosaick_cmd, upscale_cmd, train_cmd, evaluate_cmd):
+for _command in (models_cmd, demosaick_cmd, upscale_cmd, guided_cmd, train_cmd, evaluate_cmd):
     main.add_command(_command)
 
 

@@ -63,11 +63,26 @@ class Failure(click.ClickException):
         self.exit_code = exit_code
 
 
-def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_map, ctx, check=None):
+def run_job(
+    job,
+    inputs,
+    output,
+    opts,
+    extensions,
+    default_ext,
+    jobs,
+    selection_map,
+    ctx,
+    check=None,
+    side=("selection_map", "_selection.png"),
+):
     """Wire inputs -> job -> outputs. A ``PafuError`` (or any unexpected failure)
     becomes one ``Error:`` line naming the file, exit 1; a bad ``PAFU_*`` setting
     exit 2, before any file is touched. ``check(opts)`` validates what all files
-    share (the model) once, first: a bad model is one line, not one per file."""
+    share (the model) once, first: a bad model is one line, not one per file.
+    ``default_ext`` None keeps each input's extension. In a batch, the side
+    output named by ``selection_map`` is a folder: option ``side[0]`` of each
+    file becomes ``<folder>/<input stem><side[1]>``."""
     from pafu_cli.errors import ConfigError, PafuError
     from pafu_cli.jobs import batch
     from pafu_cli.limits import check_environment
@@ -95,9 +110,7 @@ def run_job(job, inputs, output, opts, extensions, default_ext, jobs, selection_
             selection_map.mkdir(parents=True, exist_ok=True)
 
             def per_file(src, dst):
-                return dataclasses.replace(
-                    opts, selection_map=str(selection_map / f"{src.stem}_selection.png")
-                )
+                return dataclasses.replace(opts, **{side[0]: str(selection_map / f"{src.stem}{side[1]}")})
 
         report = batch.run(
             job, pairs, opts, overwrite=opts.overwrite, jobs=jobs, quiet=quiet, selection_for=per_file

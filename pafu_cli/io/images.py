@@ -181,21 +181,21 @@ def _read_other(path):
     return iio.imread(data, plugin="pillow")
 
 
-def check_output_target(path, overwrite: bool) -> str:
+def check_output_target(path, overwrite: bool, formats=None, use="use .png, .tif/.tiff or .jpg") -> str:
     """The output format of ``path`` after the checks that need neither the image nor
-    any writing: a known image extension, an existing folder, and no existing file
-    (unless ``overwrite``) or anything that is not a regular file under that name."""
+    any writing: a known extension (``formats``: extension -> format, default the
+    image formats; ``use`` says which in the error), an existing folder, and no
+    existing file (unless ``overwrite``) or anything that is not a regular file
+    under that name."""
     path = Path(path)
     ext = path.suffix.lower()
-    fmt = WRITE_FORMATS.get(ext)
+    fmt = (WRITE_FORMATS if formats is None else formats).get(ext)
     if fmt is None:
-        raise OutputError(
-            f"{path}: unknown output extension {ext or '(none)'!r}; use .png, .tif/.tiff or .jpg"
-        )
+        raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r}; {use}")
     if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give an image file name")
+        raise OutputError(f"{path}: is a folder; give a file name")
     if path.exists() and not path.is_file():
-        raise OutputError(f"{path}: not a regular file (a device, FIFO or socket); give an image file name")
+        raise OutputError(f"{path}: not a regular file (a device, FIFO or socket); give a file name")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: file exists; use --overwrite to replace it")
     folder = path.parent if str(path.parent) else Path(".")

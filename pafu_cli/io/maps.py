@@ -41,7 +41,7 @@ from pafu_cli.limits import check_pixels
 
 MAP_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".pfm", ".flo")
 
-_FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".pfm": "pfm", ".flo": "flo"}
+MAP_FORMATS = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".pfm": "pfm", ".flo": "flo"}
 _USE = "use .png, .tif/.tiff, .npy, .pfm or .flo"
 _FLO_MAGIC = b"PIEH"  # the float 202021.25, little-endian
 _PFM_HEAD_BYTES = 256
@@ -76,7 +76,7 @@ class MapInfo:
 
 def _format_of(path) -> str:
     ext = Path(path).suffix.lower()
-    fmt = _FORMATS.get(ext)
+    fmt = MAP_FORMATS.get(ext)
     if fmt is None:
         raise InputError(f"{path}: unknown map extension {ext or '(none)'!r}; {_USE}")
     return fmt
@@ -427,28 +427,11 @@ def read_map(path) -> tuple[np.ndarray, MapInfo]:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _check_map_target(path, overwrite: bool) -> str:
+def check_map_target(path, overwrite: bool) -> str:
     """The format of an output map ``path``, after the checks of
     :func:`pafu_cli.io.images.check_output_target` (known extension, no folder,
     no special file, no existing file unless ``overwrite``, an existing folder)."""
-    path = Path(path)
-    ext = path.suffix.lower()
-    fmt = _FORMATS.get(ext)
-    if fmt is None:
-        raise OutputError(f"{path}: unknown map extension {ext or '(none)'!r}; {_USE}")
-    if fmt in ("png", "tiff"):
-        check_output_target(path, overwrite)
-        return fmt
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a map file name")
-    if path.exists() and not path.is_file():
-        raise OutputError(f"{path}: not a regular file (a device, FIFO or socket); give a map file name")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: file exists; use --overwrite to replace it")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: output folder {folder} does not exist")
-    return fmt
+    return check_output_target(path, overwrite, MAP_FORMATS, _USE)
 
 
 def _to_integer(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -514,7 +497,7 @@ def write_map(path, values: np.ndarray, like: MapInfo | None = None, overwrite: 
     TypeError, ValueError
         ``values`` is not a non-empty (H, W) or (H, W, 1..4) array of real numbers.
     """
-    fmt = _check_map_target(path, overwrite)
+    fmt = check_map_target(path, overwrite)
     values = np.asarray(values)
     if values.dtype.kind not in "buif":
         raise TypeError(f"write_map needs real numbers, got {values.dtype}")

@@ -19,6 +19,9 @@ from pathlib import Path
 
 from pafu_cli.errors import InputError, OutputError, PafuError, one_line
 from pafu_cli.io.images import IMAGE_EXTENSIONS
+from pafu_cli.io.maps import MAP_EXTENSIONS
+
+OUTPUT_EXTENSIONS = tuple(sorted(set(IMAGE_EXTENSIONS) | set(MAP_EXTENSIONS)))
 
 log = logging.getLogger("pafu")
 
@@ -71,24 +74,31 @@ def expand_inputs(items, extensions) -> list:
     return unique
 
 
-def plan(inputs, output, default_ext: str, single_ok: bool = True):
+def plan(inputs, output, default_ext, single_ok: bool = True):
     """Pairs (input, output) for a run.
 
     One input file and an OUT that is not an existing folder: OUT is the file.
     Otherwise OUT is a folder (created if missing) and each output is named
     after its input (in the same subfolder as below the input folder) with
-    ``default_ext``, or OUT's extension if OUT is given as ``folder/*.tif``.
+    ``default_ext`` (None: the input's own), or OUT's extension if OUT is
+    given as ``folder/*.tif``.
     """
     output = Path(output)
     ext = default_ext
     if output.name.startswith("*.") and output.suffix:
         ext, output = output.suffix, output.parent
-    elif output.suffix.lower() in IMAGE_EXTENSIONS:  # an image name is a file, always
+    elif output.suffix.lower() in OUTPUT_EXTENSIONS:  # an image or map name is a file, always
         if len(inputs) == 1 and single_ok:
             return [(inputs[0][0], output)]
         raise InputError(
             f"{output}: names one image file, but {len(inputs)} inputs were given; "
             "give an output folder (or folder/*.tif to choose the format)"
+        )
+    elif output.suffix and not output.exists() and len(inputs) == 1 and single_ok:
+        # One input and a name like out.bmp: a file of an unknown format, not a new folder.
+        raise OutputError(
+            f"{output}: unknown output extension {output.suffix!r}; name a .png/.tif/.jpg file "
+            "(maps: also .npy/.pfm/.flo), or an existing folder"
         )
     elif output.exists() and not output.is_dir():
         if len(inputs) == 1 and single_ok and output.is_file():
@@ -113,7 +123,7 @@ def plan(inputs, output, default_ext: str, single_ok: bool = True):
     for f, rel in inputs:
         # Inputs that share a stem (photo.cr2, photo.dng) keep their suffix.
         base = f.stem if stems[output / rel.parent / f.stem] == 1 else f.name
-        dst = output / rel.parent / (base + ext)
+        dst = output / rel.parent / (base + (f.suffix if ext is None else ext))
         if dst in names:
             raise InputError(f"{f} and {names[dst]} would both be written to {dst}; process them separately")
         names[dst] = f

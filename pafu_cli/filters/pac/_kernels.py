@@ -265,61 +265,100 @@ sample features (h, w, Cg) float32, guide (H, W, Cg) of any dtype read times
 ``fscale`` (float32)."""
 
 
+@nb.njit(inline="always", **NJIT)
+def _window(rs, taps, spec, oy, ox, fo, shift, acc, accp):
+    """One output pixel's weighted sums (see :func:`resample`); returns (norm,
+    positive norm, whether a sample was missing). ``shift`` is subtracted from
+    every squared feature distance (0, or the window's minimum)."""
+    x, m, gq = rs.x, rs.mask, rs.g
+    nc = acc.shape[0]
+    cg = fo.shape[0]
+    acc[:] = 0.0
+    accp[:] = 0.0
+    norm = np.float32(0.0)
+    normp = np.float32(0.0)
+    holes = False
+    for a in range(taps.ny[oy]):
+        qy = taps.ry[oy, a]
+        wy = taps.ty[oy, a]
+        for b in range(taps.nx[ox]):
+            qx = taps.rx[ox, b]
+            wv = wy * taps.tx[ox, b]
+            if spec.masked:
+                mv = m[qy, qx]
+                if mv == 0.0:
+                    holes = True
+                    continue
+                wv *= mv
+            if spec.kind == GAUSSIAN:
+                d2 = np.float32(0.0)
+                for c in range(cg):
+                    diff = gq[qy, qx, c] - fo[c]
+                    d2 += diff * diff
+                wv *= np.float32(math.exp(np.float32(-0.5) * (d2 - shift)))
+            norm += wv
+            if nc == 1:
+                acc[0] += wv * x[qy, qx, 0]
+            else:
+                for c in range(nc):
+                    acc[c] += wv * x[qy, qx, c]
+            if spec.masked and wv > 0.0:
+                normp += wv
+                for c in range(nc):
+                    accp[c] += wv * x[qy, qx, c]
+    return norm, normp, holes
+
+
+@nb.njit(inline="always", **NJIT)
+def _min_dist2(rs, taps, spec, oy, ox, fo):
+    """The smallest squared feature distance to a valid sample of the window."""
+    best = np.float32(np.inf)
+    for a in range(taps.ny[oy]):
+        qy = taps.ry[oy, a]
+        for b in range(taps.nx[ox]):
+            qx = taps.rx[ox, b]
+            if spec.masked and rs.mask[qy, qx] == 0.0:
+                continue
+            d2 = np.float32(0.0)
+            for c in range(fo.shape[0]):
+                diff = rs.g[qy, qx, c] - fo[c]
+                d2 += diff * diff
+            best = min(best, d2)
+    return best
+
+
 @nb.njit(**NJIT_PARALLEL)
 def resample(rs, taps, spec, y, ymask):
     """Separable guided resampling into ``y`` (H, W, C), float32 arithmetic.
 
-    ``taps.ty``/``taps.tx`` hold the spatial weights a_y, a_x (float32). With a
-    mask, a window with a missing sample uses only the positive spatial weights
-    (renormalised), so that kernels with negative lobes (bicubic) stay bounded
-    next to holes; where every sample is missing, ``ymask`` is 0 and y is 0.
+    ``taps.ty``/``taps.tx`` hold the spatial weights a_y, a_x (float32). When the
+    guide's colour at an output pixel is far from every sample's, the range
+    weights would underflow (0 / 0): that window is recomputed with
+    exp(-(d^2 - min d^2) / 2), the same normalised weights without underflow
+    (the common factor cancels). With a mask, a window with a missing sample
+    uses only the positive weights (renormalised), so that kernels with
+    negative lobes (bicubic) stay bounded next to holes; where every sample is
+    missing, ``ymask`` is 0 and y is 0.
     """
-    x, m, gq, f = rs.x, rs.mask, rs.g, rs.f
+    f = rs.f
     ho, wo, nc = y.shape
     cg = f.shape[2]
     sa = rs.fscale
     gauss = spec.kind == GAUSSIAN
+    tiny = np.float32(1e-30)
     for oy in nb.prange(ho):
         acc = np.empty(nc, np.float32)
         accp = np.empty(nc, np.float32)
-        fo = np.empty(cg, np.float32)
+        fo = np.zeros(cg, np.float32)
         for ox in range(wo):
             if gauss:
                 for c in range(cg):
                     fo[c] = np.float32(f[oy, ox, c]) * sa
-            acc[:] = 0.0
-            accp[:] = 0.0
-            norm = np.float32(0.0)
-            normp = np.float32(0.0)
-            holes = False
-            for a in range(taps.ny[oy]):
-                qy = taps.ry[oy, a]
-                wy = taps.ty[oy, a]
-                for b in range(taps.nx[ox]):
-                    qx = taps.rx[ox, b]
-                    wv = wy * taps.tx[ox, b]
-                    if spec.masked:
-                        mv = m[qy, qx]
-                        if mv == 0.0:
-                            holes = True
-                            continue
-                        wv *= mv
-                    if gauss:
-                        d2 = np.float32(0.0)
-                        for c in range(cg):
-                            diff = gq[qy, qx, c] - fo[c]
-                            d2 += diff * diff
-                        wv *= np.float32(math.exp(np.float32(-0.5) * d2))
-                    norm += wv
-                    if nc == 1:
-                        acc[0] += wv * x[qy, qx, 0]
-                    else:
-                        for c in range(nc):
-                            acc[c] += wv * x[qy, qx, c]
-                    if spec.masked and wv > 0.0:
-                        normp += wv
-                        for c in range(nc):
-                            accp[c] += wv * x[qy, qx, c]
+            norm, normp, holes = _window(rs, taps, spec, oy, ox, fo, np.float32(0.0), acc, accp)
+            if gauss and (normp if holes else norm) < tiny:
+                shift = _min_dist2(rs, taps, spec, oy, ox, fo)
+                if shift < np.inf:
+                    norm, normp, holes = _window(rs, taps, spec, oy, ox, fo, shift, acc, accp)
             if holes:
                 norm = normp
                 for c in range(nc):
