@@ -9,10 +9,6 @@ from pafu_cli.filters.pac import resample
 
 METHODS = ("jbu", "bicubic", "bilinear")
 
-# JBU defaults, chosen on the synthetic RGB-D validation split (docs/guided.md).
-JBU_SIGMA_SPATIAL = 1.0
-JBU_SIGMA_RANGE = 0.08
-
 
 def _size(size, guide_shape):
     if size is None:
@@ -49,7 +45,9 @@ def guided_upsample(
         1 valid, 0 missing (in addition to NaN). Holes are filled from valid
         neighbours only; where none is in reach the output is NaN.
     sigma_spatial, sigma_range : float, optional
-        JBU bandwidths: low-resolution pixels, and guide units of full scale.
+        JBU bandwidths: low-resolution pixels, and guide units of full scale
+        (defaults: those of :func:`pafu_cli.pac.jbu`, chosen on synthetic
+        validation data, see docs/guided.md).
 
     Returns
     -------
@@ -89,14 +87,9 @@ def guided_upsample(
     if method == "jbu":
         if g.dtype.kind == "f":
             g = g.astype(np.float32, copy=False)
-        y = resample.jbu(
-            x,
-            g,
-            out_size,
-            sigma_spatial=JBU_SIGMA_SPATIAL if sigma_spatial is None else float(sigma_spatial),
-            sigma_range=JBU_SIGMA_RANGE if sigma_range is None else float(sigma_range),
-            mask=m,
-        )
+        given = (("sigma_spatial", sigma_spatial), ("sigma_range", sigma_range))
+        sigmas = {k: float(v) for k, v in given if v is not None}
+        y = resample.jbu(x, g, out_size, mask=m, **sigmas)
     else:
         y = resample.resize(x, out_size, method, mask=m)
     if holes:

@@ -101,3 +101,55 @@ def test_recorded_quality_is_reproduced(name, key):
         f"{name} {key}: {measured:.4f} dB measured, {recorded:.2f} dB recorded "
         f"({measured - recorded:+.4f} dB; tolerance {TOLERANCE_DB} dB)"
     )
+
+
+# Guided upsampling (``pafu evaluate guided-upsample``): every figure of
+# docs/guided.md's tables. bicubic and bilinear must give the published baselines
+# of ``shared/data/depth/SOURCES.md`` (P3 differs in the third decimal: pafu's
+# bicubic renormalises at the borders like Pillow, the baseline replicates edges);
+# jbu is pinned to its measured figures, so a change to its defaults or its kernel
+# shows here. Tolerance: 0.005 (levels, cm or px).
+GUIDED = {
+    # protocol: {set: {method: (x4, x8, x16) or (x2, x4, x8, x16)}}
+    "bicubic": {
+        "Middlebury30": {"bicubic": (2.281, 3.982, 6.374), "jbu": (2.320, 3.878, 6.117)},
+        "Lu6": {"bicubic": (2.418, 4.538, 7.373), "jbu": (2.970, 5.068, 7.783)},
+        "NYU3": {"bicubic": (3.415, 5.638, 9.362), "jbu": (3.342, 5.668, 9.376)},
+    },
+    "decimation": {"NYU3": {"bilinear": (4.355, 6.531, 10.972), "jbu": (3.522, 5.895, 10.371)}},
+    "park": {"ParkBarron": {"bicubic": (5.217, 5.579, 6.134, 7.223), "jbu": (3.817, 4.225, 4.843, 6.066)}},
+    "sintel": {"Sintel": {"bilinear": (0.563, 1.138, 2.174), "jbu": (0.587, 1.167, 2.184)}},
+}
+GUIDED_TOLERANCE = 0.005
+
+
+def _guided_params():
+    out = []
+    for protocol, sets in GUIDED.items():
+        for name, methods in sets.items():
+            for method in methods:
+                fast = protocol == "bicubic" and name == "Middlebury30"
+                marks = [] if fast else [pytest.mark.slow]
+                out.append(
+                    pytest.param(protocol, name, method, marks=marks, id=f"{protocol}-{name}-{method}")
+                )
+    return out
+
+
+@pytest.mark.parametrize(("protocol", "set_name", "method"), _guided_params())
+def test_guided_upsampling_figures_are_reproduced(protocol, set_name, method):
+    from pafu_cli.evaluation import depth
+    from pafu_cli.guided import guided_upsample
+
+    root = shared_path("data", "depth")
+    shared_path("data", "depth", set_name)
+
+    def run(lowres, guide, out_shape):
+        return guided_upsample(lowres, guide, out_shape, method=method)
+
+    result = depth.evaluate(run, root, protocol, [set_name])
+    measured = result["sets"][set_name]["mean"]
+    want = GUIDED[protocol][set_name][method]
+    assert np.allclose(measured, want, atol=GUIDED_TOLERANCE + 1e-9, rtol=0), (
+        f"{method} on {set_name} ({protocol}): measured {np.round(measured, 3).tolist()}, want {list(want)}"
+    )

@@ -40,7 +40,7 @@ def render():
     px, py = ray[..., 0] * t, ray[..., 1] * t
     stripes = (np.floor(px / 180) % 2 == 0)[..., None]
     wall = np.where(stripes, [0.75, 0.72, 0.62], [0.55, 0.60, 0.70])
-    wall = np.where(((np.hypot(px - 700, py + 600) < 260))[..., None], [0.85, 0.3, 0.2], wall)
+    wall = np.where((np.hypot(px - 700, py + 600) < 260)[..., None], [0.85, 0.3, 0.2], wall)
     hit(t, wall, np.array([0, 0, -1.0]))
     # Floor y = 700 mm (camera above it): a checkerboard, slanted in depth.
     with np.errstate(divide="ignore", invalid="ignore"):

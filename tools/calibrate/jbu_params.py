@@ -50,21 +50,39 @@ def settings(spatial, ranges, radius3_from):
     return out
 
 
+def _degrade(pair, s):
+    """(low-res map, mask or None, guide, target) of one validation pair at scale s.
+    Clean pairs: the P1 protocol (Pillow bicubic shrink). Noisy pairs (guide, noisy,
+    clean, valid): a low-resolution sensor, every s-th noisy sample (the centre of
+    its footprint) with its holes, scored against the clean map."""
+    from pafu_cli.training.depth_data import degrade_bicubic
+
+    if len(pair) == 2:
+        guide, depth = pair
+        lr, hr = degrade_bicubic(depth, s)
+        return lr, None, np.ascontiguousarray(guide[: hr.shape[0], : hr.shape[1]]), hr
+    guide, noisy, clean, valid = pair
+    h, w = clean.shape[0] - clean.shape[0] % s, clean.shape[1] - clean.shape[1] % s
+    c = (s - 1) // 2
+    lr = np.ascontiguousarray(noisy[c:h:s, c:w:s])
+    mask = valid[c:h:s, c:w:s].astype(np.float32)
+    return lr, mask, np.ascontiguousarray(guide[:h, :w]), clean[:h, :w]
+
+
 def measure(pairs, scales, grid):
     """Per scale: the bicubic per-picture RMSE (n,) and the JBU ones (len(grid), n)."""
     from pafu_cli import pac
-    from pafu_cli.training.depth_data import degrade_bicubic
 
     bicubic = {s: np.zeros(len(pairs)) for s in scales}
     jbu = {s: np.zeros((len(grid), len(pairs))) for s in scales}
-    for i, (guide, depth) in enumerate(pairs):
+    for i, pair in enumerate(pairs):
         for s in scales:
-            lr, hr = degrade_bicubic(depth, s)
-            g = np.ascontiguousarray(guide[: hr.shape[0], : hr.shape[1]])
-            bicubic[s][i] = rmse(pac.resize(lr, hr.shape, "bicubic"), hr)
+            lr, mask, g, hr = _degrade(pair, s)
+            out = pac.resize(lr, hr.shape, "bicubic", mask=mask)
+            bicubic[s][i] = rmse(out if mask is None else out[0], hr)
             for j, (ss, radius, sr) in enumerate(grid):
-                out = pac.jbu(lr, g, sigma_spatial=ss, sigma_range=sr, radius=radius)
-                jbu[s][j, i] = rmse(out, hr)
+                out = pac.jbu(lr, g, sigma_spatial=ss, sigma_range=sr, radius=radius, mask=mask)
+                jbu[s][j, i] = rmse(out if mask is None else out[0], hr)
     return bicubic, jbu
 
 
@@ -136,8 +154,8 @@ def main():
         "--spatial",
         type=float,
         nargs="+",
-        default=[0.5, 0.75, 1.0, 1.5, 2.0],
-        help="sigma_spatial values, low-res pixels (default: 0.5 0.75 1 1.5 2)",
+        default=[0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0],
+        help="sigma_spatial values, low-res pixels (default: 0.25 0.35 0.5 0.75 1 1.5 2)",
     )
     ap.add_argument(
         "--range",
@@ -152,6 +170,12 @@ def main():
         default=1.5,
         help="also try radius 3 for sigma_spatial >= this (default: %(default)s)",
     )
+    ap.add_argument(
+        "--noisy",
+        action="store_true",
+        help="a noisy low-resolution sensor instead of P1: every s-th sample of the synthetic noisy map "
+        "(depth-dependent noise, quantisation, holes at edges), scored against the clean map",
+    )
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = ap.parse_args()
 
@@ -164,7 +188,8 @@ def main():
     current = tuple(float(defaults[k].default) for k in ("sigma_spatial", "radius", "sigma_range"))
     grid = settings(args.spatial, args.range, args.radius3_from)
     t0 = time.perf_counter()
-    pairs = validation_set(args.data, n=args.pictures, seed=args.seed, size=tuple(args.size))
+    size = tuple(args.size)
+    pairs = validation_set(args.data, n=args.pictures, seed=args.seed, size=size, noise=args.noisy)
     t1 = time.perf_counter()
     print(
         f"{len(pairs)} synthetic validation pairs of {args.size[0]} x {args.size[1]} in {t1 - t0:.1f} s; "

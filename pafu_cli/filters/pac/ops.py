@@ -304,13 +304,13 @@ def transposed_taps(n_in: int, n_out: int, k: int, stride: int, dilation: int, p
     ok = (num % stride == 0) & (q >= 0) & (q < n_in)
     n = ok.sum(axis=1)
     width = max(1, int(n.max()))
-    r = np.zeros((n_out, width), np.int64)
-    tt = np.zeros((n_out, width), np.int64)
-    for i in range(n_out):
-        sel = np.nonzero(ok[i])[0]
-        r[i, : len(sel)] = q[i, sel]
-        tt[i, : len(sel)] = sel
-    return r, tt, n.astype(np.int64)
+    order = np.argsort(~ok, axis=1, kind="stable")[:, :width]  # the valid taps first, in order
+    r = np.take_along_axis(np.broadcast_to(q, ok.shape), order, axis=1)
+    unused = np.arange(width)[None, :] >= n[:, None]
+    r[unused] = 0
+    tt = order.copy()
+    tt[unused] = 0
+    return np.ascontiguousarray(r, np.int64), np.ascontiguousarray(tt, np.int64), n.astype(np.int64)
 
 
 def block_mean(guide: np.ndarray, n_rows: int, n_cols: int, stride: int, offset: int) -> np.ndarray:
