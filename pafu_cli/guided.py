@@ -38,9 +38,10 @@ def guided_upsample(
         size is the default output size for every method.
     size : (rows, columns), optional
         Output size (default the guide's; the guide is resized to it when they differ).
-    method : {"jbu", "bicubic", "bilinear"}
-        Joint bilateral upsampling (a PAC with fixed weights), or the unguided
-        resamplers (bicubic equals Pillow's to float rounding).
+    method : {"jbu", "bicubic", "bilinear"}, a model name, path or PacModel
+        Joint bilateral upsampling (a PAC with fixed weights), the unguided
+        resamplers (bicubic equals Pillow's to float rounding), or a learned
+        guided upsampler (``pafu train --task guided_upsample``).
     mask : array (h, w), optional
         1 valid, 0 missing (in addition to NaN). Holes are filled from valid
         neighbours only; where none is in reach the output is NaN.
@@ -62,8 +63,11 @@ def guided_upsample(
     >>> guided_upsample(depth, photo).round(2)[0].tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0]
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    model = None
+    if not isinstance(method, str) or method not in METHODS:
+        from pafu_cli.models.registry import resolve_model
+
+        model = resolve_model(method, "guided_upsample")
     x = np.asarray(lowres)
     if x.dtype.kind not in "iuf" or x.ndim not in (2, 3) or x.size == 0:
         raise ValueError(
@@ -84,6 +88,13 @@ def guided_upsample(
     if holes:
         x = np.where(valid if x.ndim == 2 else valid[..., None], x, 0).astype(np.float32)
     m = valid.astype(np.float32) if holes else None
+    if model is not None:
+        from pafu_cli.filters.pac import engine
+
+        if g.dtype.kind == "f":
+            g = g.astype(np.float32, copy=False)
+        y = engine.run(model, x, g, out_size, valid=valid)
+        return y
     if method == "jbu":
         if g.dtype.kind == "f":
             g = g.astype(np.float32, copy=False)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from pafu_cli import guided_upsample
 from pafu_cli.cli.main import main
+from pafu_cli.errors import ModelError
 from pafu_cli.io.images import read_image, write_image
 from pafu_cli.io.maps import read_map, write_map
 
@@ -226,7 +227,7 @@ def test_api_nan_holes_and_methods():
         assert y.shape == (24, 32) and np.isfinite(y).all()
     all_holes = np.full((6, 8), np.nan)
     assert np.isnan(guided_upsample(all_holes, g)).all()
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ModelError, match="magic: no such shipped model"):
         guided_upsample(d, g, method="magic")
     with pytest.raises(ValueError, match="mask"):
         guided_upsample(d, g, mask=np.ones((3, 3)))

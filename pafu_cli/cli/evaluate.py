@@ -185,8 +185,8 @@ _TABLES = {
     "-m",
     "methods",
     multiple=True,
-    type=click.Choice(["jbu", "bicubic", "bilinear"]),
-    help="Guided-upsample methods (default all).",
+    metavar="jbu|bicubic|bilinear|MODEL",
+    help="Guided-upsample methods or models (repeatable; default jbu, bicubic, bilinear).",
 )
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Guided-upsample: all scores to FILE."

@@ -8,8 +8,6 @@ import click
 
 from pafu_cli.cli.options import Failure, jobs_opt, overwrite_opt, run_job
 
-METHODS = ("jbu", "bicubic", "bilinear")
-
 
 def _size(value):
     if value is None:
@@ -38,8 +36,9 @@ def _size(value):
     "-m",
     default="jbu",
     show_default=True,
-    type=click.Choice(METHODS),
-    help="jbu: joint bilateral upsampling (follows the guide's edges); bicubic, bilinear: unguided.",
+    metavar="jbu|bicubic|bilinear|MODEL",
+    help="jbu: joint bilateral upsampling (follows the guide's edges); bicubic, bilinear: unguided; "
+    "or a learned model (a shipped name or a .npz made by 'pafu train --task guided_upsample').",
 )
 @click.option(
     "--invalid",

@@ -24,8 +24,13 @@ def models_cmd():
         except ModelError as e:
             click.echo(f"{name}: unusable ({e})")
             continue
-        sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
         q = m.quality.get("test", {})
+        if m.family == "pac":
+            qtxt = ", ".join(f"{k} {v:.2f}" for k, v in q.items()) if q else "not measured"
+            scales = "/".join(f"x{s}" for s in m.scales)
+            click.echo(f"{name}: {m.task} {scales}, learned JBU with {m.feat} guide features; RMSE {qtxt}")
+            continue
+        sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
         qtxt = ", ".join(f"{k} {v:.2f} dB" for k, v in q.items()) if q else "not measured"
         blend = ", two blended per pixel" if m.mix == 2 else ""
         click.echo(

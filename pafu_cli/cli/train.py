@@ -26,7 +26,7 @@ def _factors(text: str) -> tuple:
 
 
 @click.command("train", short_help="Train a PAFU model (needs the [train] extra).")
-@click.option("--task", type=click.Choice(list(TASKS)), required=True)
+@click.option("--task", type=click.Choice([*TASKS, "guided_upsample"]), required=True)
 @click.option(
     "--scale",
     "-s",
@@ -234,6 +234,12 @@ def _factors(text: str) -> tuple:
     "trains selector and bank on the blend's loss).",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--minutes",
+    default=0.0,
+    show_default=True,
+    help="guided_upsample: stop after this many minutes (0: after --iters steps).",
+)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option(
     "--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present."
@@ -246,6 +252,9 @@ def train_cmd(**options):
       $ pafu train --task upscale -s 2 --data ../shared/data/T91 \\
             --data ../shared/data/BSD200 --out my_x2.npz --iters 3000
     """
+    if options["task"] == "guided_upsample":
+        return _train_guided(options)
+    options.pop("minutes")
     try:
         from pafu_cli.training.pafu.loop import TrainConfig, train
     except ImportError as e:
@@ -273,6 +282,54 @@ def train_cmd(**options):
         click.echo(f"wrote {summary['out']}: validation {summary['val']:.3f} dB", err=True)
     else:
         click.echo(f"validation {summary['val']:.3f} dB (nothing exported)", err=True)
+
+
+def _train_guided(options: dict) -> None:
+    """``pafu train --task guided_upsample``: a learned JBU (PAC family) for x2, x4,
+    x8 and x16 on synthetic RGB-D pairs made from the --data photographs."""
+    from pathlib import Path
+
+    try:
+        import torch
+
+        from pafu_cli.training.common import provenance
+        from pafu_cli.training.pac.guided import export, train
+    except ImportError as e:
+        raise click.ClickException(f"training needs PyTorch: pip install 'pafu[train]' ({e})") from None
+    from pafu_cli.models.format import save_model
+
+    if options["threads"]:
+        torch.set_num_threads(options["threads"])
+    out = Path(options["out"])
+    log = logging.getLogger("pafu.train")
+    log.setLevel(logging.INFO)
+    command = "pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
+    try:
+        net, history = train(
+            options["data"],
+            out,
+            iters=options["iters"],
+            batch=options["batch"],
+            patch=options["patch"] or 128,
+            seed=options["seed"],
+            minutes=options["minutes"] or None,
+            log=lambda msg: click.echo(msg, err=True),
+        )
+    except (ValueError, PafuError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    best = min(history, key=lambda h: h["score"])
+    summary = {f"val {k}": v for k, v in best.items() if k.startswith("x")}
+    training = {
+        "step": best["step"],
+        "seconds": history[-1]["seconds"],
+        "score_vs_jbu": round(best["score"], 4),
+    }
+    data_desc = "synthetic RGB-D (pafu_cli.training.depth_data) on the training split of " + ", ".join(
+        Path(d).name for d in options["data"]
+    )
+    model = export(net, out.stem, provenance(command, options["seed"], data_desc, summary, training))
+    save_model(model, out)
+    click.echo(f"wrote {out}: validation score {best['score']:.4f} (JBU = {len(summary)})", err=True)
 
 
 # Options whose two values go to two TrainConfig fields; every other option is

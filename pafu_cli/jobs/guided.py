@@ -80,10 +80,16 @@ def output_size(lr_shape, guide_shape, opts: GuidedOptions) -> tuple:
 
 
 def check_options(opts: GuidedOptions) -> None:
-    """What every file shares, checked before the first: the guide exists."""
+    """What every file shares, checked before the first: the guide exists, the
+    method is known or a loadable guided-upsampling model."""
+    from pafu_cli.guided import METHODS
+    from pafu_cli.models.registry import resolve_model
+
     g = Path(opts.guide)
     if not g.exists():
         raise InputError(f"{g}: no such guide file or folder")
+    if opts.method not in METHODS:
+        resolve_model(opts.method, "guided_upsample")
 
 
 def _check_preview(preview, dst, overwrite: bool) -> None:

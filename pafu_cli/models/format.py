@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pafu_cli.filters.pac import model as pac_model
 from pafu_cli.filters.pafu import model as pafu_model
 from pafu_cli.filters.pafu.model import fail, one_of, read_int, read_str
 from pafu_cli.limits import max_model_bytes
@@ -52,6 +53,7 @@ class Family:
 
 FAMILIES = {
     "pafu": Family(pafu_model.parse, pafu_model.to_arrays, pafu_model.TASKS, pafu_model.PafuModel),
+    "pac": Family(pac_model.parse, pac_model.to_arrays, pac_model.TASKS, pac_model.PacModel),
 }
 
 

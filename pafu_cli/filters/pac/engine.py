@@ -1,0 +1,189 @@
+"""The engine of learned guided upsamplers (:class:`~pafu_cli.filters.pac.model.PacModel`):
+NumPy for the low-resolution branch, Numba for the high-resolution part, in row bands.
+
+Per map channel: normalise by the valid samples' range; the low-resolution branch
+(three 3x3 convolutions as shifted matrix products, small) gives every sample its
+features, corrected value and confidence; then, one band of output rows at a time,
+the guide branch makes the high-resolution features of the band (one fused Numba
+pass: 3x3 convolution, ReLU, 1x1) and the resampling kernel of
+:mod:`pafu_cli.filters.pac._kernels` blends the samples. Memory: the inputs, the
+output, low-resolution arrays and one band of features. The computation is the
+network of :mod:`pafu_cli.training.pac.guided` (tested against it).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numba as nb
+import numpy as np
+
+from pafu_cli._numba import NJIT_PARALLEL
+from pafu_cli.filters.pac import _kernels as K
+from pafu_cli.filters.pac.resample import resize
+
+BAND_ROWS = 256
+
+GuideNet = namedtuple("GuideNet", ["top", "range_scale", "w1", "b1", "w2", "b2"])
+"""The guide branch: ``top`` 1/255 or 1/65535 (the guide's full scale), range scale
+(3,), 3x3 weights laid out (3, 3, 3, hidden), bias (hidden,), 1x1 weights (hidden,
+feat), bias (feat,); float32."""
+
+
+@nb.njit(**NJIT_PARALLEL)
+def guide_features(guide, r0, net, out):
+    """Features of guide rows r0 .. r0 + len(out): ``[g * r, w2 relu(w1 * g + b1) + b2]``
+    with g the guide in [0, 1] (8-bit or 16-bit input), zero padding at the image's
+    borders (not the band's)."""
+    h, w = guide.shape[0], guide.shape[1]
+    hidden = net.b1.shape[0]
+    feat = net.b2.shape[0]
+    top = net.top
+    for yy in nb.prange(out.shape[0]):
+        y = r0 + yy
+        hid = np.empty(hidden, np.float32)
+        for x in range(w):
+            for c in range(3):
+                out[yy, x, c] = np.float32(guide[y, x, c]) * top * net.range_scale[c]
+            hid[:] = net.b1
+            for ky in range(3):
+                sy = y + ky - 1
+                if sy < 0 or sy >= h:
+                    continue
+                for kx in range(3):
+                    sx = x + kx - 1
+                    if sx < 0 or sx >= w:
+                        continue
+                    for ci in range(3):
+                        v = np.float32(guide[sy, sx, ci]) * top
+                        for j in range(hidden):
+                            hid[j] += net.w1[ky, kx, ci, j] * v
+            for f in range(feat):
+                acc = net.b2[f]
+                for j in range(hidden):
+                    if hid[j] > 0:
+                        acc += net.w2[j, f] * hid[j]
+                out[yy, x, 3 + f] = acc
+
+
+def _conv3x3(x, w, b):
+    """Zero-padded 3x3 convolution of (h, w, cin) by PyTorch weights (cout, cin, 3, 3)."""
+    h, wd = x.shape[:2]
+    pad = np.zeros((h + 2, wd + 2, x.shape[2]), np.float32)
+    pad[1:-1, 1:-1] = x
+    out = np.broadcast_to(b, (h, wd, b.shape[0])).copy()
+    for ky in range(3):
+        for kx in range(3):
+            out += pad[ky : ky + h, kx : kx + wd] @ w[:, :, ky, kx].T
+    return out
+
+
+def _phase_taps(n_lr: int, s: int, table: np.ndarray):
+    """Per output index o (n_lr * s of them): the samples q = o // s + delta (delta
+    -2..2) with weight ``table[o % s, delta + 2]`` > 0 inside the map."""
+    o = np.arange(n_lr * s)
+    q = (o // s)[:, None] + np.arange(5)[None, :] - 2
+    a = table[o % s]
+    keep = (a > 0) & (q >= 0) & (q < n_lr)
+    n = keep.sum(axis=1)
+    cols = max(1, int(n.max()))
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :cols]
+    qq = np.take_along_axis(q, order, axis=1)
+    aa = np.take_along_axis(a, order, axis=1).astype(np.float32)
+    unused = np.arange(cols)[None, :] >= n[:, None]
+    qq[unused] = 0
+    aa[unused] = 0
+    return np.ascontiguousarray(qq, np.int64), np.ascontiguousarray(aa), n.astype(np.int64)
+
+
+def _guide_net(model, dtype) -> GuideNet:
+    return GuideNet(
+        np.float32(1.0 / np.iinfo(dtype).max),
+        np.ascontiguousarray(model.range_scale, np.float32),
+        np.ascontiguousarray(model.guide_w1.transpose(2, 3, 1, 0), np.float32),
+        np.ascontiguousarray(model.guide_b1, np.float32),
+        np.ascontiguousarray(model.guide_w2[:, :, 0, 0].T, np.float32),
+        np.ascontiguousarray(model.guide_b2, np.float32),
+    )
+
+
+def _low_res_branch(model, lrn, valid, gmean):
+    """(features (h, w, 3 + feat), values (h, w, 1), weights (h, w)) of the samples."""
+    x = np.concatenate([lrn[..., None], valid[..., None], gmean], axis=2).astype(np.float32)
+    for w, b in zip(model.lr_weights, model.lr_biases):
+        x = np.maximum(_conv3x3(x, w, b), 0)
+    out = x @ model.head_w[:, :, 0, 0].T + model.head_b
+    feat = model.feat
+    g = out[..., : 3 + feat].copy()
+    g[..., :3] += gmean * model.range_scale
+    d = (lrn + out[..., 3 + feat])[..., None]
+    c = np.exp(np.clip(out[..., 4 + feat], -10, 10)) * valid
+    return np.ascontiguousarray(g, np.float32), np.ascontiguousarray(d, np.float32), c.astype(np.float32)
+
+
+def upsample_channel(model, lr, valid, guide, s: int) -> np.ndarray:
+    """One map channel (h, w) with validity (h, w) to (s h, s w); ``guide`` is
+    uint8/uint16 (s h, s w, 3). Holes stay NaN where no valid sample is in reach."""
+    h, w = lr.shape
+    v = lr[valid > 0]
+    if v.size == 0:
+        return np.full((h * s, w * s), np.nan, np.float32)
+    lo, hi = float(v.min()), float(v.max())
+    if hi == lo:  # a flat map: nothing to upsample (and no unit to normalise by)
+        return np.full((h * s, w * s), lo, np.float32)
+    span = hi - lo
+    lrn = np.where(valid > 0, (lr - lo) / span, 0).astype(np.float32)
+    top = 255.0 if guide.dtype == np.uint8 else 65535.0
+    gmean = resize(guide, (h, w), "box") / np.float32(top)
+    g, d, c = _low_res_branch(model, lrn, valid.astype(np.float32), gmean)
+    ry, ay, ny = _phase_taps(h, s, model.spatial[s])
+    rx, ax, nx = _phase_taps(w, s, model.spatial[s])
+    net = _guide_net(model, guide.dtype)
+    spec = K.KernelSpec(K.GAUSSIAN, False, 0.0, 0.0, True, True)
+    y = np.empty((h * s, w * s, 1), np.float32)
+    ymask = np.empty((h * s, w * s), np.float32)
+    feats = np.empty((min(BAND_ROWS, h * s), w * s, 3 + model.feat), np.float32)
+    for r0 in range(0, h * s, BAND_ROWS):
+        r1 = min(r0 + BAND_ROWS, h * s)
+        band = feats[: r1 - r0]
+        guide_features(guide, r0, net, band)
+        taps = K.Taps(ry[r0:r1], ay[r0:r1], ny[r0:r1], rx, ax, nx)
+        K.resample(K.Resample(d, c, g, band, np.float32(1.0)), taps, spec, y[r0:r1], ymask[r0:r1])
+    out = y[:, :, 0] * np.float32(span) + np.float32(lo)
+    out[ymask == 0] = np.nan
+    return out
+
+
+def pick_scale(model, ratio: float) -> int:
+    """The model's scale for an upscale ``ratio``: the smallest one at least as large
+    (the output is then resized down), else its largest."""
+    above = [s for s in sorted(model.scales) if s >= ratio - 1e-9]
+    return above[0] if above else max(model.scales)
+
+
+def run(model, lowres, guide, size, valid=None) -> np.ndarray:
+    """Upsample ``lowres`` (h, w) or (h, w, C) (channels one by one, sharing the
+    guide's features) to ``size`` guided by ``guide`` (uint8/uint16 (H, W, 3)).
+    When ``size`` is not an exact model scale of the map, the model runs at the
+    nearest scale above and its result is resized (bicubic)."""
+    x = lowres if lowres.ndim == 3 else lowres[..., None]
+    h, w = x.shape[:2]
+    valid = np.ones((h, w), np.float32) if valid is None else np.asarray(valid, np.float32)
+    ratio = max(size[0] / h, size[1] / w)
+    s = pick_scale(model, ratio)
+    g = guide if guide.ndim == 3 else np.repeat(guide[..., None], 3, axis=2)
+    if g.dtype.kind == "f":
+        g = (np.clip(g, 0, 1) * 65535 + 0.5).astype(np.uint16)
+    if g.shape[:2] != (h * s, w * s):
+        top = np.iinfo(g.dtype).max
+        g = (np.clip(resize(g, (h * s, w * s), "bilinear"), 0, top) + 0.5).astype(g.dtype)
+    g = np.ascontiguousarray(g[:, :, :3])
+    outs = []
+    for ch in range(x.shape[2]):
+        y = upsample_channel(model, np.asarray(x[:, :, ch], np.float32), valid, g, s)
+        if y.shape != tuple(size):
+            holes = np.isnan(y)
+            y, ym = resize(np.where(holes, 0, y), size, "bicubic", mask=(~holes).astype(np.float32))
+            y[ym == 0] = np.nan
+        outs.append(y)
+    return outs[0] if lowres.ndim == 2 else np.stack(outs, axis=2)
