@@ -54,21 +54,29 @@ def conv2d(
     for oy in range(ho):
         for ox in range(wo):
             fi = f[oy * stride - p + c * dilation, ox * stride - p + c * dilation]
-            norm = 0.0
-            for ty in range(k):
-                for tx in range(k):
-                    jy, jx = oy * stride - p + ty * dilation, ox * stride - p + tx * dilation
-                    if not (0 <= jy < h and 0 <= jx < wd) or m[jy, jx] == 0:
-                        continue
-                    kv = k_value(fi, f[jy, jx], kernel, asymmetric, alpha, lam) * m[jy, jx]
-                    norm += kv
-                    for co in range(cout):
-                        grp = co // cout_g
-                        for ci in range(cin_g):
-                            y[oy, ox, co] += kv * w[co, ci, ty, tx] * x[jy, jx, grp * cin_g + ci]
+            taps = [
+                (ty, tx, oy * stride - p + ty * dilation, ox * stride - p + tx * dilation)
+                for ty in range(k)
+                for tx in range(k)
+            ]
+            taps = [
+                (ty, tx, jy, jx) for ty, tx, jy, jx in taps if 0 <= jy < h and 0 <= jx < wd and m[jy, jx] != 0
+            ]
+            kv = {t: k_value(fi, f[t[2], t[3]], kernel, asymmetric, alpha, lam) * m[t[2], t[3]] for t in taps}
+            if normalize and kernel == "gaussian" and taps and sum(kv.values()) == 0:
+                # every weight underflowed: the limit of the normalised weights
+                d2 = {t: float(np.sum((f[t[2], t[3]] - fi) ** 2)) for t in taps}
+                low = min(d2.values())
+                kv = {t: np.exp(-0.5 * (d2[t] - low)) * m[t[2], t[3]] for t in taps}
+            norm = sum(kv.values())
+            for (ty, tx, jy, jx), kk in kv.items():
+                for co in range(cout):
+                    grp = co // cout_g
+                    for ci in range(cin_g):
+                        y[oy, ox, co] += kk * w[co, ci, ty, tx] * x[jy, jx, grp * cin_g + ci]
             if normalize:
                 y[oy, ox] = y[oy, ox] / norm if norm > 0 else 0.0
-            ymask[oy, ox] = norm > 0
+            ymask[oy, ox] = len(taps) > 0
             if b is not None:
                 y[oy, ox] += b
     return y, ymask
@@ -118,6 +126,7 @@ def conv_transpose2d(
     y = np.zeros((ho, wo, cout))
     ymask = np.zeros((ho, wo))
     norm = np.zeros((ho, wo))
+    seen = np.zeros((ho, wo), bool)
     for qy in range(h):
         for qx in range(wd):
             if m[qy, qx] == 0:
@@ -129,13 +138,14 @@ def conv_transpose2d(
                         continue
                     kv = k_value(f[oy, ox], g[qy, qx], kernel, asymmetric, alpha, lam) * m[qy, qx]
                     norm[oy, ox] += kv
+                    seen[oy, ox] = True
                     for ci in range(cin):
                         grp = ci // cin_g
                         for co in range(cout_g):
                             y[oy, ox, grp * cout_g + co] += kv * w[ci, co, ty, tx] * x[qy, qx, ci]
     if normalize:
         y = np.where(norm[..., None] > 0, y / np.where(norm > 0, norm, 1)[..., None], 0.0)
-    ymask[:] = norm > 0
+    ymask[:] = seen
     if b is not None:
         y = y + b
     return y, ymask

@@ -450,3 +450,22 @@ def test_results_are_the_same_bits_for_one_and_two_threads(tmp_path):
 def test_bad_arguments_are_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_windows_whose_weights_underflow_keep_their_samples():
+    """Features so far apart that every exp(-d^2 / 2) underflows: the normalised
+    window still averages its valid samples (the limit of the weights), and the
+    output mask says the window held samples."""
+    x = np.array([[1.0, 2.0, 3.0]], np.float32)
+    guide = np.array([[60.0, 0.0, 60.0]], np.float32)
+    mask = np.array([[1.0, 0.0, 1.0]], np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    y, out_mask = pac.pac_conv2d(x, guide, w, normalize=True, mask=mask)
+    np.testing.assert_allclose(y[0, :, 0], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(out_mask, [[1, 1, 1]])
+    want, want_mask = R.conv2d(x[:, :, None], guide[:, :, None], w, normalize=True, mask=mask)
+    np.testing.assert_allclose(y, want, atol=1e-6)
+    # The adjoint stays the transpose of this very map.
+    g = np.array([[[0.5], [-1.0], [2.0]]], np.float32)
+    xt = pac.pac_conv2d_adjoint(g, guide, w, normalize=True, mask=mask)
+    assert abs(float((y * g).sum()) - float((x[:, :, None] * xt).sum())) < 1e-5

@@ -88,86 +88,102 @@ def _accumulate(acc, kv, xv, w, ty, tx, ci_local, co0, cout_g):
         acc[co0 + co] += w[ty, tx, ci_local, co0 + co] * kv * xv
 
 
-@nb.njit(**NJIT_PARALLEL)
-def forward(conv, geo, spec, y, ymask):
-    """PAC forward into ``y`` (Ho, Wo, Cout) and, when masked, ``ymask`` (Ho, Wo)."""
+@nb.njit(inline="always", **NJIT)
+def _forward_window(conv, geo, spec, oy, ox, shift, acc):
+    """One output's window: adds sum_t K m W x into ``acc`` (K of d^2 - ``shift``);
+    returns (sum K m, whether a valid sample was in it, the smallest d^2)."""
     x, f, m, w = conv.x, conv.f, conv.mask, conv.w
     h, wd, cin = x.shape
-    ho, wo, cout = y.shape
+    cout = acc.shape[0]
     k, s, d, p, groups = geo.k, geo.stride, geo.dilation, geo.padding, geo.groups
     cin_g = cin // groups
     cout_g = cout // groups
     c = (k - 1) // 2
+    cy = oy * s - p + c * d
+    cx = ox * s - p + c * d
+    norm = 0.0
+    seen = False
+    d2min = np.inf
+    for ty in range(k):
+        jy = oy * s - p + ty * d
+        if jy < 0 or jy >= h:
+            continue
+        for tx in range(k):
+            jx = ox * s - p + tx * d
+            if jx < 0 or jx >= wd:
+                continue
+            mv = 1.0
+            if spec.masked:
+                mv = np.float64(m[jy, jx])
+                if mv == 0.0:
+                    continue
+            seen = True
+            d2 = _dist2(f, cy, cx, 1.0, f, jy, jx, spec.asym)
+            d2min = min(d2min, d2)
+            kv = _k_of(d2 - shift, spec) * mv
+            norm += kv
+            if acc.shape[0] == 0:
+                continue
+            if conv.depthwise:
+                for ch in range(cout):
+                    acc[ch] += kv * x[jy, jx, ch]
+            else:
+                for g in range(groups):
+                    for ci in range(cin_g):
+                        _accumulate(acc, kv, x[jy, jx, g * cin_g + ci], w, ty, tx, ci, g * cout_g, cout_g)
+    return norm, seen, d2min
+
+
+@nb.njit(inline="always", **NJIT)
+def _underflow(spec, norm, seen):
+    """A normalised Gaussian window whose weights all underflowed (features far
+    apart): it is recomputed relative to its nearest feature (the same
+    normalised weights, exp(-(d^2 - min d^2) / 2))."""
+    return spec.normalize and spec.kind == GAUSSIAN and seen and norm == 0.0
+
+
+@nb.njit(**NJIT_PARALLEL)
+def forward(conv, geo, spec, y, ymask):
+    """PAC forward into ``y`` (Ho, Wo, Cout) and, when masked, ``ymask`` (Ho, Wo):
+    1 where the window held a valid sample."""
+    ho, wo, cout = y.shape
     for oy in nb.prange(ho):
         acc = np.empty(cout, np.float64)
         for ox in range(wo):
             acc[:] = 0.0
-            norm = 0.0
-            cy = oy * s - p + c * d
-            cx = ox * s - p + c * d
-            for ty in range(k):
-                jy = oy * s - p + ty * d
-                if jy < 0 or jy >= h:
-                    continue
-                for tx in range(k):
-                    jx = ox * s - p + tx * d
-                    if jx < 0 or jx >= wd:
-                        continue
-                    mv = 1.0
-                    if spec.masked:
-                        mv = np.float64(m[jy, jx])
-                        if mv == 0.0:
-                            continue
-                    kv = _k_of(_dist2(f, cy, cx, 1.0, f, jy, jx, spec.asym), spec) * mv
-                    norm += kv
-                    if conv.depthwise:
-                        for ch in range(cout):
-                            acc[ch] += kv * x[jy, jx, ch]
-                    else:
-                        for g in range(groups):
-                            for ci in range(cin_g):
-                                _accumulate(
-                                    acc, kv, x[jy, jx, g * cin_g + ci], w, ty, tx, ci, g * cout_g, cout_g
-                                )
+            norm, seen, d2min = _forward_window(conv, geo, spec, oy, ox, 0.0, acc)
+            if _underflow(spec, norm, seen):
+                acc[:] = 0.0
+                norm, seen, d2min = _forward_window(conv, geo, spec, oy, ox, d2min, acc)
             scale = 1.0
             if spec.normalize:
                 scale = 1.0 / norm if norm > 0.0 else 0.0
             for co in range(cout):
                 y[oy, ox, co] = acc[co] * scale + conv.bias[co]
             if spec.masked:
-                ymask[oy, ox] = 1.0 if norm > 0.0 else 0.0
+                ymask[oy, ox] = 1.0 if seen else 0.0
 
 
 @nb.njit(**NJIT_PARALLEL)
 def window_norms(conv, geo, spec, ho, wo):
-    """sum_t K m over each output's window (the forward's normaliser), (ho, wo) float64."""
-    f, m = conv.f, conv.mask
-    h, wd = f.shape[0], f.shape[1]
-    k, s, d, p = geo.k, geo.stride, geo.dilation, geo.padding
-    c = (k - 1) // 2
-    out = np.zeros((ho, wo), np.float64)
+    """The forward's normaliser sum_t K m of each output's window and the shift its
+    K was computed with (0, or the window's smallest d^2 after an underflow):
+    two (ho, wo) float64 arrays."""
+    norms = np.zeros((ho, wo), np.float64)
+    shifts = np.zeros((ho, wo), np.float64)
+    none = np.empty(0, np.float64)
     for oy in nb.prange(ho):
         for ox in range(wo):
-            cy = oy * s - p + c * d
-            cx = ox * s - p + c * d
-            norm = 0.0
-            for ty in range(k):
-                jy = oy * s - p + ty * d
-                if jy < 0 or jy >= h:
-                    continue
-                for tx in range(k):
-                    jx = ox * s - p + tx * d
-                    if jx < 0 or jx >= wd:
-                        continue
-                    mv = np.float64(m[jy, jx]) if spec.masked else 1.0
-                    if mv != 0.0:
-                        norm += _k_of(_dist2(f, cy, cx, 1.0, f, jy, jx, spec.asym), spec) * mv
-            out[oy, ox] = norm
-    return out
+            norm, seen, d2min = _forward_window(conv, geo, spec, oy, ox, 0.0, none)
+            if _underflow(spec, norm, seen):
+                shifts[oy, ox] = d2min
+                norm, seen, d2min = _forward_window(conv, geo, spec, oy, ox, shifts[oy, ox], none)
+            norms[oy, ox] = norm
+    return norms, shifts
 
 
 @nb.njit(**NJIT_PARALLEL)
-def adjoint(conv, geo, spec, g, norms, xt):
+def adjoint(conv, geo, spec, g, norms, shifts, xt):
     """The adjoint of the forward (bias left out): ``g`` (Ho, Wo, Cout) -> ``xt``
     (H, W, Cin), gathered per input pixel (no scatter, no race): input j receives
     from every output i whose window holds j at tap t (s i = j + p - d t)."""
@@ -194,10 +210,8 @@ def adjoint(conv, geo, spec, g, norms, xt):
                         if nx < 0 or nx % s != 0 or nx // s >= wo:
                             continue
                         ox = nx // s
-                        kv = _k_of(
-                            _dist2(f, oy * s - p + c * d, ox * s - p + c * d, 1.0, f, jy, jx, spec.asym), spec
-                        )
-                        kv *= mv
+                        d2 = _dist2(f, oy * s - p + c * d, ox * s - p + c * d, 1.0, f, jy, jx, spec.asym)
+                        kv = _k_of(d2 - shifts[oy, ox], spec) * mv
                         if spec.normalize:
                             nv = norms[oy, ox]
                             kv = kv / nv if nv > 0.0 else 0.0
@@ -215,48 +229,65 @@ def adjoint(conv, geo, spec, g, norms, xt):
                 xt[jy, jx, ch] = acc[ch]
 
 
-@nb.njit(**NJIT_PARALLEL)
-def transposed(tr, taps, spec, groups, y, ymask):
-    """Transposed PAC into ``y`` (H, W, Cout), one phase table per output row and column."""
+@nb.njit(inline="always", **NJIT)
+def _transposed_window(tr, taps, spec, groups, oy, ox, shift, acc):
+    """One output of the transposed form: adds sum K m W^T x into ``acc``; returns
+    (sum K m, whether a valid sample contributed, the smallest d^2)."""
     x, m, gq, f, w = tr.x, tr.mask, tr.g, tr.f, tr.w
-    ho, wo, cout = y.shape
+    cout = acc.shape[0]
     cin = x.shape[2]
     cin_g = cin // groups
     cout_g = cout // groups
+    norm = 0.0
+    seen = False
+    d2min = np.inf
+    for a in range(taps.ny[oy]):
+        qy = taps.ry[oy, a]
+        ty = taps.ty[oy, a]
+        for b in range(taps.nx[ox]):
+            qx = taps.rx[ox, b]
+            tx = taps.tx[ox, b]
+            mv = 1.0
+            if spec.masked:
+                mv = np.float64(m[qy, qx])
+                if mv == 0.0:
+                    continue
+            seen = True
+            d2 = _dist2(f, oy, ox, tr.fscale, gq, qy, qx, spec.asym)
+            d2min = min(d2min, d2)
+            kv = _k_of(d2 - shift, spec) * mv
+            norm += kv
+            if tr.depthwise:
+                for ch in range(cout):
+                    acc[ch] += kv * x[qy, qx, ch]
+            else:
+                for gr in range(groups):
+                    for ci in range(cin_g):
+                        xv = x[qy, qx, gr * cin_g + ci]
+                        for co in range(cout_g):
+                            acc[gr * cout_g + co] += w[ty, tx, gr * cin_g + ci, co] * kv * xv
+    return norm, seen, d2min
+
+
+@nb.njit(**NJIT_PARALLEL)
+def transposed(tr, taps, spec, groups, y, ymask):
+    """Transposed PAC into ``y`` (H, W, Cout), one phase table per output row and column."""
+    ho, wo, cout = y.shape
     for oy in nb.prange(ho):
         acc = np.empty(cout, np.float64)
         for ox in range(wo):
             acc[:] = 0.0
-            norm = 0.0
-            for a in range(taps.ny[oy]):
-                qy = taps.ry[oy, a]
-                ty = taps.ty[oy, a]
-                for b in range(taps.nx[ox]):
-                    qx = taps.rx[ox, b]
-                    tx = taps.tx[ox, b]
-                    mv = 1.0
-                    if spec.masked:
-                        mv = np.float64(m[qy, qx])
-                        if mv == 0.0:
-                            continue
-                    kv = _k_of(_dist2(f, oy, ox, tr.fscale, gq, qy, qx, spec.asym), spec) * mv
-                    norm += kv
-                    if tr.depthwise:
-                        for ch in range(cout):
-                            acc[ch] += kv * x[qy, qx, ch]
-                    else:
-                        for gr in range(groups):
-                            for ci in range(cin_g):
-                                xv = x[qy, qx, gr * cin_g + ci]
-                                for co in range(cout_g):
-                                    acc[gr * cout_g + co] += w[ty, tx, gr * cin_g + ci, co] * kv * xv
+            norm, seen, d2min = _transposed_window(tr, taps, spec, groups, oy, ox, 0.0, acc)
+            if _underflow(spec, norm, seen):
+                acc[:] = 0.0
+                norm, seen, d2min = _transposed_window(tr, taps, spec, groups, oy, ox, d2min, acc)
             scale = 1.0
             if spec.normalize:
                 scale = 1.0 / norm if norm > 0.0 else 0.0
             for co in range(cout):
                 y[oy, ox, co] = acc[co] * scale + tr.bias[co]
             if spec.masked:
-                ymask[oy, ox] = 1.0 if norm > 0.0 else 0.0
+                ymask[oy, ox] = 1.0 if seen else 0.0
 
 
 Resample = namedtuple("Resample", ["x", "mask", "g", "f", "fscale"])

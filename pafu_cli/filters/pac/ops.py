@@ -158,10 +158,13 @@ def pac_conv2d(
     inv_alpha=0.0,
     inv_lambda=-1.0,
 ):
-    """Pixel-adaptive convolution: ``y_i = b + sum_j K(f_i, f_j) W[p_i - p_j] x_j``.
+    """Pixel-adaptive convolution: ``y_i = b + sum_t K(f_i, f_j) W[t] x_j`` with
+    ``j = stride i - padding + dilation t`` (a correlation, as ``conv2d``).
 
     One K per output pixel and tap, shared by all channels; f_i is the guide at
-    the window's centre. Taps outside the image contribute nothing.
+    the window's centre. Taps outside the image contribute nothing. A normalised
+    Gaussian window whose weights all underflow (features very far apart) is
+    computed relative to its nearest feature, the limit of the normalised weights.
 
     Parameters
     ----------
@@ -187,8 +190,8 @@ def pac_conv2d(
     Returns
     -------
     y : float32 (Ho, Wo, Cout), with Ho = (H + 2 p - d (k - 1) - 1) // s + 1;
-    and ``out_mask`` float32 (Ho, Wo) (1 where the window held a valid sample)
-    when ``mask`` is given.
+    and ``out_mask`` float32 (Ho, Wo) (1 where the window held a valid sample,
+    whatever K) when ``mask`` is given.
 
     Examples
     --------
@@ -287,9 +290,12 @@ def pac_conv2d_adjoint(
         raise ValueError(f"y: expected shape {(ho, wo, cout)} (the output of pac_conv2d), got {g.shape}")
     spec = _spec(kernel, asymmetric, inv_alpha, inv_lambda, normalize, masked)
     conv = K.Conv(dummy, f, m, wt, np.zeros(cout, np.float32), 0)
-    norms = K.window_norms(conv, geo, spec, ho, wo) if normalize else np.ones((1, 1))
+    if normalize:
+        norms, shifts = K.window_norms(conv, geo, spec, ho, wo)
+    else:
+        norms, shifts = np.ones((1, 1)), np.zeros((ho, wo))
     xt = np.empty(f.shape[:2] + (cin,), np.float32)
-    K.adjoint(conv, geo, spec, g, norms, xt)
+    K.adjoint(conv, geo, spec, g, norms, shifts, xt)
     return xt
 
 
