@@ -106,3 +106,22 @@ def test_bad_model_files_are_refused(tmp_path, change, message):
     with pytest.raises(ModelError, match=message) as e:
         load_model(p)
     assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("s", [4, 16])
+def test_engine_matches_the_torch_network_with_slopes(s):
+    torch.manual_seed(s)
+    net = GuidedJbuNet(slopes=True)
+    with torch.no_grad():
+        for p in (net.g2.weight, net.head.weight, net.head.bias):
+            p.normal_(0, 0.3)
+    model = export(net, "planes", {})
+    assert model.slopes
+    rng = np.random.default_rng(s)
+    h, w = 6, 8
+    lr = rng.uniform(20, 200, (h, w)).astype(np.float32)
+    valid = (rng.random((h, w)) > 0.2).astype(np.float32)
+    guide = rng.integers(0, 256, (h * s, w * s, 3)).astype(np.uint8)
+    np.testing.assert_allclose(
+        engine.run(model, lr, guide, (h * s, w * s), valid), _torch_run(net, lr, valid, guide, s), atol=2e-3
+    )

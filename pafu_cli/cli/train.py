@@ -240,6 +240,12 @@ def _factors(text: str) -> tuple:
     show_default=True,
     help="guided_upsample: stop after this many minutes (0: after --iters steps).",
 )
+@click.option(
+    "--slopes/--no-slopes",
+    default=False,
+    show_default=True,
+    help="guided_upsample: each low-res sample carries a slope (a plane instead of a constant).",
+)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option(
     "--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present."
@@ -255,6 +261,7 @@ def train_cmd(**options):
     if options["task"] == "guided_upsample":
         return _train_guided(options)
     options.pop("minutes")
+    options.pop("slopes")
     try:
         from pafu_cli.training.pafu.loop import TrainConfig, train
     except ImportError as e:
@@ -313,6 +320,7 @@ def _train_guided(options: dict) -> None:
             patch=options["patch"] or 128,
             seed=options["seed"],
             minutes=options["minutes"] or None,
+            slopes=options["slopes"],
             log=lambda msg: click.echo(msg, err=True),
         )
     except (ValueError, PafuError, FileNotFoundError) as e:

@@ -290,10 +290,13 @@ def transposed(tr, taps, spec, groups, y, ymask):
                 ymask[oy, ox] = 1.0 if seen else 0.0
 
 
-Resample = namedtuple("Resample", ["x", "mask", "g", "f", "fscale"])
+Resample = namedtuple("Resample", ["x", "mask", "g", "f", "fscale", "planes", "slope", "dy", "dx"])
 """A guided resampling: low-res map (h, w, C) float32 and mask (h, w) float32,
 sample features (h, w, Cg) float32, guide (H, W, Cg) of any dtype read times
-``fscale`` (float32)."""
+``fscale`` (float32). With ``planes`` True each sample q stands for the plane
+``x_q + slope_q . (u - q)``: ``slope`` (h, w, 2 C) float32 (y then x per channel),
+``dy``/``dx`` the offsets u - q of each row / column tap (shaped as the taps'
+weights); otherwise they are unused (any float32 arrays)."""
 
 
 @nb.njit(inline="always", **NJIT)
@@ -328,6 +331,17 @@ def _window(rs, taps, spec, oy, ox, fo, shift, acc, accp):
                     d2 += diff * diff
                 wv *= np.float32(math.exp(np.float32(-0.5) * (d2 - shift)))
             norm += wv
+            if rs.planes:
+                dyv = rs.dy[oy, a]
+                dxv = rs.dx[ox, b]
+                for c in range(nc):
+                    v = x[qy, qx, c] + rs.slope[qy, qx, 2 * c] * dyv + rs.slope[qy, qx, 2 * c + 1] * dxv
+                    acc[c] += wv * v
+                    if spec.masked and wv > 0.0:
+                        accp[c] += wv * v
+                if spec.masked and wv > 0.0:
+                    normp += wv
+                continue
             if nc == 1:
                 acc[0] += wv * x[qy, qx, 0]
             else:

@@ -80,7 +80,8 @@ def _conv3x3(x, w, b):
 
 def _phase_taps(n_lr: int, s: int, table: np.ndarray):
     """Per output index o (n_lr * s of them): the samples q = o // s + delta (delta
-    -2..2) with weight ``table[o % s, delta + 2]`` > 0 inside the map."""
+    -2..2) with weight ``table[o % s, delta + 2]`` > 0 inside the map, and the
+    offsets u - q of the output's centre u = (o + 0.5) / s - 0.5 from them."""
     o = np.arange(n_lr * s)
     q = (o // s)[:, None] + np.arange(5)[None, :] - 2
     a = table[o % s]
@@ -93,7 +94,14 @@ def _phase_taps(n_lr: int, s: int, table: np.ndarray):
     unused = np.arange(cols)[None, :] >= n[:, None]
     qq[unused] = 0
     aa[unused] = 0
-    return np.ascontiguousarray(qq, np.int64), np.ascontiguousarray(aa), n.astype(np.int64)
+    off = ((o + 0.5) / s - 0.5)[:, None] - qq
+    off[unused] = 0
+    return (
+        np.ascontiguousarray(qq, np.int64),
+        np.ascontiguousarray(aa),
+        n.astype(np.int64),
+        np.ascontiguousarray(off, np.float32),
+    )
 
 
 def _guide_net(model, dtype) -> GuideNet:
@@ -108,7 +116,8 @@ def _guide_net(model, dtype) -> GuideNet:
 
 
 def _low_res_branch(model, lrn, valid, gmean):
-    """(features (h, w, 3 + feat), values (h, w, 1), weights (h, w)) of the samples."""
+    """(features (h, w, 3 + feat), values (h, w, 1), weights (h, w), slopes (h, w, 2)
+    or None) of the samples."""
     x = np.concatenate([lrn[..., None], valid[..., None], gmean], axis=2).astype(np.float32)
     for w, b in zip(model.lr_weights, model.lr_biases):
         x = np.maximum(_conv3x3(x, w, b), 0)
@@ -118,7 +127,9 @@ def _low_res_branch(model, lrn, valid, gmean):
     g[..., :3] += gmean * model.range_scale
     d = (lrn + out[..., 3 + feat])[..., None]
     c = np.exp(np.clip(out[..., 4 + feat], -10, 10)) * valid
-    return np.ascontiguousarray(g, np.float32), np.ascontiguousarray(d, np.float32), c.astype(np.float32)
+    slopes = np.ascontiguousarray(out[..., 5 + feat : 7 + feat], np.float32) if model.slopes else None
+    g, d = np.ascontiguousarray(g, np.float32), np.ascontiguousarray(d, np.float32)
+    return g, d, c.astype(np.float32), slopes
 
 
 def upsample_channel(model, lr, valid, guide, s: int) -> np.ndarray:
@@ -135,9 +146,12 @@ def upsample_channel(model, lr, valid, guide, s: int) -> np.ndarray:
     lrn = np.where(valid > 0, (lr - lo) / span, 0).astype(np.float32)
     top = 255.0 if guide.dtype == np.uint8 else 65535.0
     gmean = resize(guide, (h, w), "box") / np.float32(top)
-    g, d, c = _low_res_branch(model, lrn, valid.astype(np.float32), gmean)
-    ry, ay, ny = _phase_taps(h, s, model.spatial[s])
-    rx, ax, nx = _phase_taps(w, s, model.spatial[s])
+    g, d, c, slopes = _low_res_branch(model, lrn, valid.astype(np.float32), gmean)
+    ry, ay, ny, dy = _phase_taps(h, s, model.spatial[s])
+    rx, ax, nx, dx = _phase_taps(w, s, model.spatial[s])
+    planes = slopes is not None
+    if not planes:
+        slopes = np.zeros((1, 1, 2), np.float32)
     net = _guide_net(model, guide.dtype)
     spec = K.KernelSpec(K.GAUSSIAN, False, 0.0, 0.0, True, True)
     y = np.empty((h * s, w * s, 1), np.float32)
@@ -148,7 +162,8 @@ def upsample_channel(model, lr, valid, guide, s: int) -> np.ndarray:
         band = feats[: r1 - r0]
         guide_features(guide, r0, net, band)
         taps = K.Taps(ry[r0:r1], ay[r0:r1], ny[r0:r1], rx, ax, nx)
-        K.resample(K.Resample(d, c, g, band, np.float32(1.0)), taps, spec, y[r0:r1], ymask[r0:r1])
+        rs = K.Resample(d, c, g, band, np.float32(1.0), planes, slopes, dy[r0:r1], dx)
+        K.resample(rs, taps, spec, y[r0:r1], ymask[r0:r1])
     out = y[:, :, 0] * np.float32(span) + np.float32(lo)
     out[ymask == 0] = np.nan
     return out

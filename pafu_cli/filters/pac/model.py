@@ -11,7 +11,7 @@ Keys (after the envelope of :mod:`pafu_cli.models.format`; float32 unless said):
 | ``guide_w1``, ``guide_b1`` | (hidden, 3, 3, 3), (hidden,) | guide branch, 3x3, ReLU |
 | ``guide_w2``, ``guide_b2`` | (feat, hidden, 1, 1), (feat,) | guide branch, 1x1 |
 | ``lr_w{i}``, ``lr_b{i}`` | (width, cin, 3, 3), (width,) | low-res branch, i = 0, 1, 2, ReLU |
-| ``head_w``, ``head_b`` | (3 + feat + 2, width, 1, 1), (3 + feat + 2,) | features, value, log confidence |
+| ``head_w``, ``head_b`` | (3 + feat + 2 [+ 2], width, 1, 1), (rows,) | features, value, confidence [, slope] |
 | ``spatial_x{s}`` | (s, 5) | spatial weights per output phase and sample offset -2..2 (>= 0) |
 | ``name``, ``description``, ``provenance_*`` | str | as for ``pafu`` models |
 
@@ -70,6 +70,11 @@ class PacModel:
     @property
     def feat(self) -> int:
         return self.guide_w2.shape[0]
+
+    @property
+    def slopes(self) -> bool:
+        """Whether each sample carries a slope (the head's last two outputs)."""
+        return self.head_w.shape[0] == 3 + self.feat + 4
 
     @property
     def scale(self) -> int:
@@ -138,9 +143,10 @@ def parse(f, path) -> PacModel:
         lw.append(w)
         lb.append(b)
     hw = read_floats(f, "head_w", path, 4)
-    _shape(path, "head_w", hw, (3 + feat + 2, prev, 1, 1))
+    rows = hw.shape[0] if hw.shape[0] in (3 + feat + 2, 3 + feat + 4) else 3 + feat + 2
+    _shape(path, "head_w", hw, (rows, prev, 1, 1))
     hb = read_floats(f, "head_b", path, 1)
-    _shape(path, "head_b", hb, (3 + feat + 2,))
+    _shape(path, "head_b", hb, (rows,))
     spatial = {}
     for s in scales:
         key = f"spatial_x{s}"

@@ -102,7 +102,9 @@ def _run(x, mask, size, taps, kind, g=None, f=None, fscale=1.0):
     spec = K.KernelSpec(kind, False, 0.0, 0.0, True, masked)
     y = np.empty((size[0], size[1], x3.shape[2]), np.float32)
     ymask = np.empty(size if masked else (1, 1), np.float32)
-    K.resample(K.Resample(x3, m, g, f, np.float32(fscale)), taps, spec, y, ymask)
+    none = np.zeros((1, 1, 1), np.float32)
+    rs = K.Resample(x3, m, g, f, np.float32(fscale), False, none, none[0], none[0])
+    K.resample(rs, taps, spec, y, ymask)
     if x.ndim == 2:
         y = y[:, :, 0]
     return y, (ymask if masked else None)

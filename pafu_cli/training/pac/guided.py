@@ -55,9 +55,11 @@ def jbu_spatial(s: int, sigma: float = 0.5) -> np.ndarray:
     return a * np.where(t < 0, shrink_l, np.where(t > 0, shrink_r, 1.0))
 
 
-def learned_jbu(f, g, d, c, s: int, ay, ax):
+def learned_jbu(f, g, d, c, s: int, ay, ax, slopes=None):
     """The output stage. f (N, Cf, H, W) with H = s h; g (N, Cf, h, w); d, c (N, 1, h, w)
-    (c: confidence times validity, 0 = missing); ay, ax (s, 5) spatial weights.
+    (c: confidence times validity, 0 = missing); ay, ax (s, 5) spatial weights;
+    ``slopes`` (N, 2, h, w), optional: each sample then stands for the plane
+    d_q + slope_q . (u - q) (u: the output pixel's centre in low-res pixels).
     Returns (N, 1, H, W). Samples outside the map do not count (zero padding of c)."""
     n, cf, h, w = g.shape
     gw = F.unfold(g, TAPS, padding=TAPS // 2).view(n, cf, TAPS * TAPS, h, w)
@@ -75,7 +77,19 @@ def learned_jbu(f, g, d, c, s: int, ay, ax):
     shift = torch.where(live, d2, torch.full_like(d2, math.inf)).amin(dim=3, keepdim=True)
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift)).detach()
     k = torch.exp(-0.5 * (d2 - shift)) * weight
-    num = (k * dw[:, None, None]).sum(dim=3)
+    value = dw[:, None, None]
+    if slopes is not None:
+        off = -torch.tensor(phase_offsets(s), dtype=f.dtype)  # (s, 5): u - q per phase and tap
+        oy = off[:, :, None].expand(s, TAPS, TAPS).reshape(s, TAPS * TAPS)
+        ox = off[:, None, :].expand(s, TAPS, TAPS).reshape(s, TAPS * TAPS)
+        sy = F.unfold(slopes[:, :1], TAPS, padding=TAPS // 2).view(n, TAPS * TAPS, h, w)
+        sx = F.unfold(slopes[:, 1:], TAPS, padding=TAPS // 2).view(n, TAPS * TAPS, h, w)
+        value = (
+            value
+            + sy[:, None, None] * oy[None, :, None, :, None, None]
+            + sx[:, None, None] * ox[None, None, :, :, None, None]
+        )
+    num = (k * value).sum(dim=3)
     den = k.sum(dim=3)
     y = num / den.clamp_min(1e-12)
     return y.permute(0, 3, 1, 4, 2).reshape(n, 1, h * s, w * s)
@@ -85,9 +99,18 @@ class GuidedJbuNet(nn.Module):
     """The learned JBU (module docstring). ``scales``: the factors it holds spatial
     weights for."""
 
-    def __init__(self, scales=(4, 8, 16), feat: int = 4, hidden: int = 8, width: int = 24, sigma_range=0.2):
+    def __init__(
+        self,
+        scales=(4, 8, 16),
+        feat: int = 4,
+        hidden: int = 8,
+        width: int = 24,
+        sigma_range=0.2,
+        slopes=False,
+    ):
         super().__init__()
         self.scales = tuple(scales)
+        self.slopes = bool(slopes)
         self.feat, self.hidden, self.width = feat, hidden, width
         self.range_scale = nn.Parameter(torch.full((3,), 1.0 / sigma_range))
         self.g1 = nn.Conv2d(3, hidden, 3, padding=1)
@@ -98,7 +121,8 @@ class GuidedJbuNet(nn.Module):
         self.l1 = nn.Conv2d(cin, width, 3, padding=1)
         self.l2 = nn.Conv2d(width, width, 3, padding=1)
         self.l3 = nn.Conv2d(width, width, 3, padding=1)
-        self.head = nn.Conv2d(width, 3 + feat + 2, 1)  # g residual (3 + feat), d residual, log confidence
+        # g residual (3 + feat), d residual, log confidence[, slopes y and x]
+        self.head = nn.Conv2d(width, 3 + feat + 2 + 2 * self.slopes, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.spatial = nn.ParameterDict()
@@ -131,9 +155,10 @@ class GuidedJbuNet(nn.Module):
         )
         g = base + out[:, : 3 + self.feat]
         d = lr + out[:, 3 + self.feat : 4 + self.feat]
-        c = torch.exp(out[:, 4 + self.feat :].clamp(-10, 10)) * valid
+        c = torch.exp(out[:, 4 + self.feat : 5 + self.feat].clamp(-10, 10)) * valid
         ay = ax = self.spatial_weights(s)
-        return learned_jbu(f, g, d, c, s, ay, ax)
+        slopes = out[:, 5 + self.feat : 7 + self.feat] if self.slopes else None
+        return learned_jbu(f, g, d, c, s, ay, ax, slopes)
 
 
 # ---------------------------------------------------------------------------
@@ -258,6 +283,7 @@ def train(
     folders,
     out: Path,
     *,
+    slopes=False,
     scales=(4, 8, 16),
     iters=20000,
     batch=16,
@@ -277,7 +303,7 @@ def train(
     rng = np.random.default_rng(seed)
     data = DepthPatches(folders, rng, scales, patch, log=log)
     val = validation_set(folders, n=12, seed=1, noise=True)
-    net = GuidedJbuNet(scales)
+    net = GuidedJbuNet(scales, slopes=slopes)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     base = validate(net, val, scales)
     log("untrained (= JBU): " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()))
