@@ -11,7 +11,7 @@ Keys (after the envelope of :mod:`pafu_cli.models.format`; float32 unless said):
 | ``guide_w1``, ``guide_b1`` | (hidden, 3, 3, 3), (hidden,) | guide branch, 3x3, ReLU |
 | ``guide_w2``, ``guide_b2`` | (feat, hidden, 1, 1), (feat,) | guide branch, 1x1 |
 | ``lr_w{i}``, ``lr_b{i}`` | (width, cin, 3, 3), (width,) | low-res branch, i = 0, 1, 2, ReLU |
-| ``head_w``, ``head_b`` | (3 + feat + 2 [+ 2], width, 1, 1), (rows,) | features, value, confidence [, slope] |
+| ``head_w``, ``head_b`` | (3 + feat + 2 [+ 2], width, 1, 1), (rows,) | features, value, confidence[, slope] |
 | ``spatial_x{s}`` | (s, 5) | spatial weights per output phase and sample offset -2..2 (>= 0) |
 | ``name``, ``description``, ``provenance_*`` | str | as for ``pafu`` models |
 
