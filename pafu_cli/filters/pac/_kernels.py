@@ -307,6 +307,9 @@ def _window(rs, taps, spec, oy, ox, fo, shift, acc, accp):
     x, m, gq = rs.x, rs.mask, rs.g
     nc = acc.shape[0]
     cg = fo.shape[0]
+    # Only the unguided kernels (bicubic) have negative weights; the positive-only
+    # sums used next to holes are needed for them alone.
+    negative = spec.masked and spec.kind == ONE
     acc[:] = 0.0
     accp[:] = 0.0
     norm = np.float32(0.0)
@@ -337,9 +340,9 @@ def _window(rs, taps, spec, oy, ox, fo, shift, acc, accp):
                 for c in range(nc):
                     v = x[qy, qx, c] + rs.slope[qy, qx, 2 * c] * dyv + rs.slope[qy, qx, 2 * c + 1] * dxv
                     acc[c] += wv * v
-                    if spec.masked and wv > 0.0:
+                    if negative and wv > 0.0:
                         accp[c] += wv * v
-                if spec.masked and wv > 0.0:
+                if negative and wv > 0.0:
                     normp += wv
                 continue
             if nc == 1:
@@ -347,10 +350,14 @@ def _window(rs, taps, spec, oy, ox, fo, shift, acc, accp):
             else:
                 for c in range(nc):
                     acc[c] += wv * x[qy, qx, c]
-            if spec.masked and wv > 0.0:
+            if negative and wv > 0.0:
                 normp += wv
                 for c in range(nc):
                     accp[c] += wv * x[qy, qx, c]
+    if not negative:  # every weight >= 0: the positive sums are the sums
+        normp = norm
+        for c in range(nc):
+            accp[c] = acc[c]
     return norm, normp, holes
 
 

@@ -34,36 +34,48 @@ feat), bias (feat,); float32."""
 def guide_features(guide, r0, net, out):
     """Features of guide rows r0 .. r0 + len(out): ``[g * r, w2 relu(w1 * g + b1) + b2]``
     with g the guide in [0, 1] (8-bit or 16-bit input), zero padding at the image's
-    borders (not the band's)."""
+    borders (not the band's). Planar inside a row (channel, column), so that the
+    loops over columns vectorise."""
     h, w = guide.shape[0], guide.shape[1]
     hidden = net.b1.shape[0]
     feat = net.b2.shape[0]
     top = net.top
     for yy in nb.prange(out.shape[0]):
         y = r0 + yy
-        hid = np.empty(hidden, np.float32)
-        for x in range(w):
-            for c in range(3):
-                out[yy, x, c] = np.float32(guide[y, x, c]) * top * net.range_scale[c]
-            hid[:] = net.b1
-            for ky in range(3):
-                sy = y + ky - 1
-                if sy < 0 or sy >= h:
-                    continue
-                for kx in range(3):
-                    sx = x + kx - 1
-                    if sx < 0 or sx >= w:
-                        continue
-                    for ci in range(3):
-                        v = np.float32(guide[sy, sx, ci]) * top
-                        for j in range(hidden):
-                            hid[j] += net.w1[ky, kx, ci, j] * v
-            for f in range(feat):
-                acc = net.b2[f]
-                for j in range(hidden):
-                    if hid[j] > 0:
-                        acc += net.w2[j, f] * hid[j]
-                out[yy, x, 3 + f] = acc
+        hid = np.empty((hidden, w), np.float32)
+        src = np.zeros((3, w + 2), np.float32)  # one guide row, planar, zero-padded by a column
+        acc = np.empty(w, np.float32)
+        for j in range(hidden):
+            hid[j, :] = net.b1[j]
+        for ky in range(3):
+            sy = y + ky - 1
+            if sy < 0 or sy >= h:
+                continue
+            for ci in range(3):
+                for x in range(w):
+                    src[ci, x + 1] = np.float32(guide[sy, x, ci]) * top
+            for kx in range(3):
+                for ci in range(3):
+                    for j in range(hidden):
+                        wv = net.w1[ky, kx, ci, j]
+                        for x in range(w):
+                            hid[j, x] += wv * src[ci, x + kx]
+            if ky == 1:
+                for ci in range(3):
+                    r = net.range_scale[ci]
+                    for x in range(w):
+                        out[yy, x, ci] = src[ci, x + 1] * r
+        for j in range(hidden):
+            for x in range(w):
+                hid[j, x] = max(hid[j, x], np.float32(0.0))
+        for f in range(feat):
+            acc[:] = net.b2[f]
+            for j in range(hidden):
+                wv = net.w2[j, f]
+                for x in range(w):
+                    acc[x] += wv * hid[j, x]
+            for x in range(w):
+                out[yy, x, 3 + f] = acc[x]
 
 
 def _conv3x3(x, w, b):
