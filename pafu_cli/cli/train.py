@@ -260,8 +260,8 @@ def train_cmd(**options):
     """
     if options["task"] == "guided_upsample":
         return _train_guided(options)
-    options.pop("minutes")
-    options.pop("slopes")
+    for name in GUIDED_ONLY:
+        options.pop(name)
     try:
         from pafu_cli.training.pafu.loop import TrainConfig, train
     except ImportError as e:
@@ -338,6 +338,10 @@ def _train_guided(options: dict) -> None:
     model = export(net, out.stem, provenance(command, options["seed"], data_desc, summary, training))
     save_model(model, out)
     click.echo(f"wrote {out}: validation score {best['score']:.4f} (JBU = {len(summary)})", err=True)
+
+
+# Options of --task guided_upsample alone (not TrainConfig fields).
+GUIDED_ONLY = ("minutes", "slopes")
 
 
 # Options whose two values go to two TrainConfig fields; every other option is
