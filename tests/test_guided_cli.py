@@ -231,3 +231,38 @@ def test_api_nan_holes_and_methods():
         guided_upsample(d, g, method="magic")
     with pytest.raises(ValueError, match="mask"):
         guided_upsample(d, g, mask=np.ones((3, 3)))
+
+
+def test_evaluate_record_writes_the_means_into_shipped_guided_models(tmp_path, monkeypatch):
+    """``pafu evaluate guided-upsample -m NAME --record`` stores each mean, RMSE to
+    0.001, as "<set> x<s>" in the named shipped model; it refuses methods that are
+    no shipped guided model and protocols whose keys nobody reads, writing nothing."""
+    import dataclasses
+
+    from conftest import shared_path
+
+    from pafu_cli.models import list_models, load_model, models_dir, registry, save_model
+
+    shipped = [n for n in list_models() if load_model(models_dir() / f"{n}.npz").task == "guided_upsample"]
+    if not shipped:
+        pytest.skip("no shipped guided_upsample model")
+    data = shared_path("data", "depth")
+    shared_path("data", "depth", "Middlebury30")
+    m = load_model(models_dir() / f"{shipped[0]}.npz")
+    save_model(dataclasses.replace(m, provenance=dict(m.provenance, quality="{}")), tmp_path / "gu.npz")
+    monkeypatch.setattr(registry, "models_dir", lambda: tmp_path)
+    before = (tmp_path / "gu.npz").read_bytes()
+    for args, message in (
+        (["-m", "jbu"], "shipped guided_upsample models only"),
+        ([], "no --method"),
+        (["-m", "gu", "--protocol", "decimation"], "bicubic and park protocols only"),
+    ):
+        r = cli("evaluate", "guided-upsample", "--data", data, "--set", "NYU3", "-s", "16", *args, "--record")
+        assert r.exit_code == 1 and message in r.output, r.output
+    assert (tmp_path / "gu.npz").read_bytes() == before
+    args = ["--set", "Middlebury30", "-s", "8", "-m", "gu", "--record"]
+    r = cli("evaluate", "guided-upsample", "--data", data, *args)
+    assert r.exit_code == 0, r.output
+    shown = float(r.output.strip().splitlines()[-1].split("|")[2])  # the table's 3 decimals
+    again = load_model(tmp_path / "gu.npz")
+    assert again.family == "pac" and again.quality == {"test": {"Middlebury30 x8": shown}}

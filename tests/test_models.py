@@ -222,6 +222,17 @@ def test_shipped_models_load_and_are_defaults():
         assert m.quality.get("test"), f"{m.name} has no measured test PSNR recorded"
 
 
+def test_every_shipped_model_resolves_for_its_task_and_records_its_training():
+    """Each file in models/, of any family, loads by its name for its own task and
+    scale, and records the command, seed and data it was trained with."""
+    for name in list_models():
+        m = load_model(models_dir() / f"{name}.npz")
+        again = resolve_model(name, m.task, m.scale)
+        assert (again.family, again.task, again.path) == (m.family, m.task, m.path), name
+        assert m.provenance["command"].startswith("pafu train"), name
+        assert m.provenance["seed"] is not None and m.provenance["data"], name
+
+
 def _equal_models(a, b):
     for f in dataclasses.fields(PafuModel):
         x, y = getattr(a, f.name), getattr(b, f.name)
@@ -245,9 +256,16 @@ def test_version_1_files_load_as_pafu(model_file, tmp_path):
     v1 = _rewrite(model_file, tmp_path, format_version=np.int64(1), family=None)
     old, new = load_model(v1), load_model(model_file)
     _equal_models(old, dataclasses.replace(new, path=old.path))
-    for name in list_models():  # every shipped model is a version-1 file
+    pafu = 0
+    for name in list_models():  # every shipped pafu model is a version-1 file
         a = _arrays(models_dir() / f"{name}.npz")
-        assert int(a["format_version"]) == 1 and "family" not in a
+        family = load_model(models_dir() / f"{name}.npz").family
+        if family == "pafu":
+            assert int(a["format_version"]) == 1 and "family" not in a, name
+            pafu += 1
+        else:  # other families came with version 2, which names them
+            assert int(a["format_version"]) == 2 and str(a["family"]) == family, name
+    assert pafu, "no shipped pafu model: version-1 files are no longer exercised"
     again = tmp_path / "again.npz"  # and saving one writes version 2, arrays unchanged
     shipped = load_model(models_dir() / "demosaick.npz")
     save_model(shipped, again)

@@ -11,6 +11,12 @@ the cheap ones (about 10 s): demosaick models on McMaster at the recorded noise
 level nearest to their own, upscale models on Set5 without the ensemble; the
 other figures (Kodak24, other noise levels, Set14, the x8 ensemble: about 100 s
 on 2 cores) are marked slow.
+
+Guided upsamplers (task ``guided_upsample``, ``pac`` family; ``pafu evaluate
+guided-upsample -m NAME --record``) record RMSE rounded to 0.001 (8-bit levels,
+NYU3 in cm, ``pafu_cli.evaluation.depth``) as ``"<set> x<s>"``: Middlebury30, Lu6
+and NYU3 under protocol ``bicubic``, ParkBarron under ``park``. Tolerance 0.005;
+the default run measures Middlebury30 x8 (about 2 s), the others are slow.
 """
 
 import re
@@ -20,17 +26,35 @@ import pytest
 from conftest import shared_missing, shared_path
 
 import pafu_cli
-from pafu_cli.evaluation import protocols
+from pafu_cli.evaluation import depth, protocols
 from pafu_cli.models import list_models, models_dir
 
 TOLERANCE_DB = 0.02
 
 DEMOSAICK_KEY = re.compile(r"^(?P<set>[A-Za-z0-9_]+) b10(?: sigma(?P<sigma>\d+(?:\.\d+)?))?$")
 UPSCALE_KEY = re.compile(r"^(?P<set>[A-Za-z0-9_]+)(?P<ens> ens)?$")
+GUIDED_KEY = re.compile(r"^(?P<set>[A-Za-z0-9_]+) x(?P<scale>\d+)$")
 REQUIRED_SETS = {"demosaick": ("Kodak24", "McMaster"), "upscale": ("Set5", "Set14")}
 
 
-DEFAULT_SETS = {"demosaick": "McMaster", "upscale": "Set5"}
+DEFAULT_SETS = {"demosaick": "McMaster", "upscale": "Set5", "guided_upsample": "Middlebury30"}
+
+
+# Guided upsampling: the protocol each recorded set is measured with, the scale the
+# default run measures, and the tolerance (levels or cm).
+GUIDED_PROTOCOLS = {
+    **{name: "bicubic" for name in depth.sets_for("bicubic")},
+    **{name: "park" for name in depth.sets_for("park")},
+}
+GUIDED_DEFAULT_SCALE = 8
+GUIDED_MODEL_TOLERANCE = 0.005
+
+
+def _required(task):
+    """The keys every shipped model of ``task`` must record."""
+    if task == "guided_upsample":
+        return {f"{n} x{s}" for n, p in GUIDED_PROTOCOLS.items() for s in depth.SCALES[p]}
+    return {f"{s} b10" if task == "demosaick" else s for s in REQUIRED_SETS[task]}
 
 
 def _shipped():
@@ -38,7 +62,8 @@ def _shipped():
     out = {}
     for name in list_models():
         m = pafu_cli.load_model(models_dir() / f"{name}.npz")
-        out[name] = (m.task, m.scale, m.noise_sigma * 255, dict(m.quality.get("test", {})))
+        sigma = getattr(m, "noise_sigma", 0.0) * 255  # pac models are noise-free
+        out[name] = (m.task, m.scale, sigma, dict(m.quality.get("test", {})))
     return out
 
 
@@ -46,7 +71,13 @@ SHIPPED = _shipped()
 
 
 def _parse(task, key):
-    """(set, sigma or ensemble) of a recorded key, or None if not understood."""
+    """(set, sigma or ensemble or scale) of a recorded key, or None if not understood."""
+    if task == "guided_upsample":
+        g = GUIDED_KEY.match(key)
+        if not g or g["set"] not in GUIDED_PROTOCOLS:
+            return None
+        scale = int(g["scale"])
+        return (g["set"], scale) if scale in depth.SCALES[GUIDED_PROTOCOLS[g["set"]]] else None
     if task == "demosaick":
         g = DEMOSAICK_KEY.match(key)
         return g and (g["set"], float(g["sigma"] or 0))
@@ -57,6 +88,8 @@ def _parse(task, key):
 def _default_key(task, sigma, test):
     """The one figure of a model that the default (not slow) run measures."""
     keys = [k for k in test if _parse(task, k) and _parse(task, k)[0] == DEFAULT_SETS[task]]
+    if task == "guided_upsample":
+        return next((k for k in keys if _parse(task, k)[1] == GUIDED_DEFAULT_SCALE), None)
     if task == "upscale":
         keys = [k for k in keys if not _parse(task, k)[1]]
     return min(keys, key=lambda k: abs(_parse(task, k)[1] - sigma), default=None)
@@ -79,8 +112,22 @@ def test_every_shipped_model_records_its_test_quality():
         assert _default_key(task, sigma, test), f"{name}: nothing recorded on {DEFAULT_SETS[task]}"
         unknown = [k for k in test if not _parse(task, k)]
         assert not unknown, f"{name}: recorded test keys not understood: {unknown}"
-        want = {f"{s} b10" if task == "demosaick" else s for s in REQUIRED_SETS[task]}
+        want = _required(task)
         assert want <= set(test), f"{name}: no recorded test quality for {sorted(want - set(test))}"
+
+
+def _guided_measure(name, test_set, scale):
+    """The mean RMSE of a shipped guided upsampler on one set at one scale, with the
+    set's protocol (GUIDED_PROTOCOLS)."""
+    root = shared_path("data", "depth")
+    shared_path("data", "depth", test_set)
+    path = str(models_dir() / f"{name}.npz")
+
+    def run(lowres, guide, out_shape):
+        return pafu_cli.guided_upsample(lowres, guide, out_shape, method=path)
+
+    result = depth.evaluate(run, root, GUIDED_PROTOCOLS[test_set], [test_set], [scale])
+    return result["sets"][test_set]["mean"][0], result["sets"][test_set]["unit"]
 
 
 @pytest.mark.parametrize(("name", "key"), _params())
@@ -88,6 +135,13 @@ def test_recorded_quality_is_reproduced(name, key):
     task, scale, _, test = SHIPPED[name]
     recorded = test[key]
     test_set, arg = _parse(task, key)
+    if task == "guided_upsample":
+        measured, unit = _guided_measure(name, test_set, arg)
+        assert abs(measured - recorded) <= GUIDED_MODEL_TOLERANCE + 1e-9, (
+            f"{name} {key}: RMSE {measured:.4f} {unit} measured, {recorded:.3f} recorded "
+            f"({measured - recorded:+.4f}; tolerance {GUIDED_MODEL_TOLERANCE})"
+        )
+        return
     folder = shared_path("data", test_set)
     if not any(folder.glob("*.png")):
         shared_missing(f"{folder} holds no PNG image")
@@ -138,7 +192,6 @@ def _guided_params():
 
 @pytest.mark.parametrize(("protocol", "set_name", "method"), _guided_params())
 def test_guided_upsampling_figures_are_reproduced(protocol, set_name, method):
-    from pafu_cli.evaluation import depth
     from pafu_cli.guided import guided_upsample
 
     root = shared_path("data", "depth")

@@ -1,5 +1,6 @@
-"""Generate models/README.md, a table of the shipped models, from the provenance
-stored in each ``.npz``; or print one model's whole training chain.
+"""Generate models/README.md, a table of the shipped models per family (``pafu``
+kernel banks; ``pac`` guided upsamplers), from the provenance stored in each
+``.npz``; or print one model's whole training chain.
 
 Each model file records the command that wrote it, and, for a warm start
 (``pafu train --init-from``), the command of the model it started from, and so
@@ -20,6 +21,7 @@ import re
 import sys
 from pathlib import Path
 
+from pafu_cli.cli.models import guided_quality
 from pafu_cli.errors import ModelError
 from pafu_cli.filters.pafu.model import load_model
 
@@ -34,7 +36,11 @@ on T91 + BSD200, every 10th image held out for validation (the split rule is in
 [docs/training.md](../docs/training.md)). Test figures are the `pafu evaluate`
 protocols of [docs/results.md](../docs/results.md), recorded with `--record`:
 Y-PSNR (dB) for upscaling (`ens`: x8 self-ensemble), CPSNR b10 (dB) for
-demosaicking (`s5`, `s10`: Gaussian noise of sigma 5 and 10 on 0..255).
+demosaicking (`s5`, `s10`: Gaussian noise of sigma 5 and 10 on 0..255). The
+guided upsamplers learn from synthetic RGB-D pairs made from the same photographs,
+and are tested with `pafu evaluate guided-upsample` ([docs/guided.md](../docs/guided.md)):
+RMSE on Middlebury30, Lu6 (8-bit levels) and NYU3 (cm) with the DCTNet bicubic
+protocol, and on the noisy Park-Barron set (levels).
 
 Most models are the end of a chain of warm starts (`--init-from`): the table shows
 the last command of the chain and how many commands it has. Print the whole chain,
@@ -96,26 +102,73 @@ def model_paths(folder: Path) -> list:
     return sorted(folder.glob("*.npz"))
 
 
+def _network_cell(m) -> str:
+    """A pac model's network: guide branch, low-res branch, what each sample carries."""
+    lr = " -> ".join(str(w.shape[0]) for w in m.lr_weights)
+    planes = "; a plane per sample" if m.slopes else ""
+    return (
+        f"guide 3x3 {m.guide_w1.shape[0]} -> 1x1 {m.feat} features; "
+        f"low-res {len(m.lr_weights)} x 3x3 ({lr}){planes}"
+    )
+
+
+def _provenance_cells(m) -> str:
+    p = m.provenance
+    n_chain = len(chain(m.quality)) + 1
+    return f"`{p.get('command', '')}` | {n_chain} | {p.get('seed', '')} | {_data_cell(p.get('data', ''))}"
+
+
+def _pafu_row(name: str, m) -> str:
+    sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
+    return (
+        f"| `{name}` | {_task_cell(m)} | {m.n_kernels} | {sizes} | {_selector_cell(m)} "
+        f"| {_quality_cell(m.quality.get('test', {}))} | {_provenance_cells(m)} |"
+    )
+
+
+def _pac_row(name: str, m) -> str:
+    scales = "/".join(f"x{s}" for s in m.scales)
+    return (
+        f"| `{name}` | {m.task} {scales} | {_network_cell(m)} | {guided_quality(m.quality.get('test', {}))} "
+        f"| {_provenance_cells(m)} |"
+    )
+
+
+PROVENANCE_HEAD = "training command (last of the chain) | commands in chain | seed | data |"
+
+
+# family -> (section title or "" (the first table), table head, row maker)
+TABLES = {
+    "pafu": (
+        "",
+        "| model | task | kernels | kernel sizes | selector layers | test quality (dB) | " + PROVENANCE_HEAD,
+        _pafu_row,
+    ),
+    "pac": (
+        "## Guided upsamplers\n\nLearned joint bilateral upsamplers (the `pac` family, "
+        "[docs/pac.md](../docs/pac.md)): `pafu guided-upsample -m NAME`.",
+        "| model | task | network | test RMSE | " + PROVENANCE_HEAD,
+        _pac_row,
+    ),
+}
+
+
 def render(folder: Path) -> str:
-    """The text of models/README.md for the models in ``folder``."""
-    rows = [
-        "| model | task | kernels | kernel sizes | selector layers | test quality (dB) "
-        "| training command (last of the chain) | commands in chain | seed | data |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    notes = []
-    for path in model_paths(folder):
-        m = load_model(path)
-        p = m.provenance
-        sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
-        n_chain = len(chain(m.quality)) + 1
-        rows.append(
-            f"| `{path.stem}` | {_task_cell(m)} | {m.n_kernels} | {sizes} | {_selector_cell(m)} "
-            f"| {_quality_cell(m.quality.get('test', {}))} | `{p.get('command', '')}` | {n_chain} "
-            f"| {p.get('seed', '')} | {_data_cell(p.get('data', ''))} |"
-        )
-        notes.append(f"- `{path.stem}`: {m.description}")
-    body = "\n".join(rows) + "\n\nDescriptions stored in the files:\n\n" + "\n".join(notes)
+    """The text of models/README.md for the models in ``folder``: a table per
+    family (pafu first), then the descriptions stored in the files."""
+    models = [(path.stem, load_model(path)) for path in model_paths(folder)]
+    unknown = sorted({m.family for _, m in models} - set(TABLES))
+    if unknown:
+        raise SystemExit(f"no table for the model family {', '.join(unknown)}: add one to TABLES")
+    parts = []
+    for family, (title, head, row) in TABLES.items():
+        mine = [(name, m) for name, m in models if m.family == family]
+        if not mine:
+            continue
+        rows = [head, "|" + "---|" * head.count(" | ") + "---|"] + [row(name, m) for name, m in mine]
+        parts.append((title + "\n\n" if title else "") + "\n".join(rows))
+    notes = [f"- `{name}`: {m.description or '(none stored)'}" for name, m in models]
+    body = "\n\n".join(parts) + "\n\nDescriptions stored in the files:\n\n" + "\n".join(notes)
     return HEAD + "\n" + body + "\n"
 
 

@@ -11,9 +11,10 @@ models are put where an installed package has them (``pafu_cli/shipped_models``
 in the copy), and a pytest plugin prints which ``pafu_cli`` and which model folder
 each run used: a run that did not use the copy's is refused.
 
-Model mutations rewrite the ``.npz`` arrays directly (every format keeps the
-``bank``, ``kernel_sizes``, ``selector_layers`` and ``selector_w{i}``/``selector_b{i}``
-keys); metric mutations edit ``pafu_cli/evaluation`` in the copy.
+Model mutations rewrite the ``.npz`` arrays of the ``pafu`` family's files directly
+(every format version keeps the ``bank``, ``kernel_sizes``, ``selector_layers`` and
+``selector_w{i}``/``selector_b{i}`` keys; other families' files, without a ``bank``,
+are left as they are); metric mutations edit ``pafu_cli/evaluation`` in the copy.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def pytest_terminal_summary(terminalreporter):
 def _rewrite(path: Path, change) -> None:
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
+    if "bank" not in arrays:  # not a pafu kernel bank (a pac guided upsampler): no mutation applies
+        return
     change(arrays)
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)

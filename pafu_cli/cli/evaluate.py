@@ -12,15 +12,16 @@ from pafu_cli.errors import PafuError
 from pafu_cli.filters.pafu.model import TASKS
 
 
-def _record(model_name: str, key: str, value: float) -> None:
-    """Store a measured figure in a shipped model's provenance (``test`` section)."""
+def _record(model_name: str, key: str, value: float, digits: int = 2) -> None:
+    """Store a measured figure, rounded to ``digits`` decimals, in a shipped model's
+    provenance (``test`` section); any family."""
     from pafu_cli.models.format import load_model, save_model
     from pafu_cli.models.registry import models_dir
 
     path = models_dir() / f"{model_name}.npz"
     m = load_model(path)
     q = m.quality
-    q.setdefault("test", {})[key] = round(float(value), 2)
+    q.setdefault("test", {})[key] = round(float(value), digits)
     prov = dict(m.provenance, quality=json.dumps(q))
     save_model(m.__class__(**{**m.__dict__, "provenance": prov}), path)
 
@@ -90,13 +91,39 @@ def _demosaick_table(root: Path, sets, model, record: bool, sigmas, denoise, col
     return cols, {label: vals}
 
 
+# Protocols whose means ``--record`` stores, as "<set> x<s>" (RMSE, 3 decimals); the
+# others would give keys that clash (NYU3 under "decimation") or that no test reads.
+GUIDED_RECORDED = ("bicubic", "park")
+
+
+def _shipped_guided_models(methods) -> None:
+    """Refuse ``--record`` unless every method is a shipped guided_upsample model."""
+    from pafu_cli.models.format import load_model
+    from pafu_cli.models.registry import list_models, models_dir
+
+    shipped = [n for n in list_models() if load_model(models_dir() / f"{n}.npz").task == "guided_upsample"]
+    bad = [m for m in methods if m not in shipped]
+    if bad or not methods:
+        raise PafuError(
+            f"--record stores figures in shipped guided_upsample models only; give each with --method "
+            f"(shipped: {', '.join(shipped) or 'none'}; not: {', '.join(bad) or 'no --method'})"
+        )
+
+
 def _guided_table(root: Path, sets, model, record: bool, scales, protocol, methods, json_path):
-    """Columns and rows (label -> means) of a guided-upsampling table, one protocol."""
+    """Columns and rows (label -> means) of a guided-upsampling table, one protocol.
+    With ``record``, each method (a shipped model) gets its means as "<set> x<s>"."""
     from pafu_cli.evaluation import depth as ev
     from pafu_cli.guided import METHODS, guided_upsample
 
-    if model is not None or record:
-        raise PafuError("guided-upsample takes --method (jbu, bicubic, bilinear), not --model or --record")
+    if model is not None:
+        raise PafuError("guided-upsample takes --method (jbu, bicubic, bilinear or a model), not --model")
+    if record:
+        if protocol not in GUIDED_RECORDED:
+            raise PafuError(
+                f"--record stores the {' and '.join(GUIDED_RECORDED)} protocols only, not {protocol}"
+            )
+        _shipped_guided_models(methods)
     methods = methods or METHODS
     sets = sets or ev.sets_for(protocol)
     scales = scales or ev.SCALES[protocol]
@@ -120,6 +147,11 @@ def _guided_table(root: Path, sets, model, record: bool, scales, protocol, metho
             rows[m].append(r["geomean"])
     if protocol == "park":
         cols.append("geo-mean of all")
+    if record:
+        for m, r in results.items():
+            for n in sets:
+                for k, v in zip(scales, r["sets"][n]["mean"]):
+                    _record(m, f"{n} x{k}", v, digits=3)
     return cols, rows
 
 
@@ -191,7 +223,12 @@ _TABLES = {
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Guided-upsample: all scores to FILE."
 )
-@click.option("--record", is_flag=True, help="Write the means into the shipped default model's provenance.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Write the means into the shipped default model's provenance (guided-upsample: into "
+    "each --method's, every one a shipped model; protocols bicubic and park).",
+)
 def evaluate_cmd(task, data_dir, sets, scales, model, record, **given):
     """Print a markdown table of mean PSNR (guided-upsample: RMSE or EPE) per test set.
 
@@ -202,6 +239,7 @@ def evaluate_cmd(task, data_dir, sets, scales, model, record, **given):
       $ pafu evaluate demosaick --data ../shared/data --denoise on --sigma 0 --sigma 5
       $ pafu evaluate demosaick --data ../shared/data --denoise auto --colours auto
       $ pafu evaluate guided-upsample --data ../shared/data/depth --protocol bicubic
+      $ pafu evaluate guided-upsample --data ../shared/data/depth -m guided_upsample --record
     """
     if task == "upscale" and any(k > 4 for k in scales):
         raise click.BadParameter("upscale factors are 2, 3 or 4", param_hint="--scale")

@@ -2,7 +2,38 @@
 
 from __future__ import annotations
 
+import re
+
 import click
+
+_GUIDED_KEY = re.compile(r"(?P<set>\S+) x(?P<scale>\d+)")
+
+
+def guided_quality(test: dict) -> str:
+    """A guided upsampler's recorded test RMSE (``pafu evaluate guided-upsample
+    --record``: keys "<set> x<s>"), one group per set with its unit:
+    ``Middlebury30 x4/x8 2.105/3.355 levels, NYU3 x4 3.791 cm``."""
+    from pafu_cli.evaluation.depth import unit
+
+    if not test:
+        return "not measured"
+    groups, other = {}, []
+    for key, value in test.items():
+        g = _GUIDED_KEY.fullmatch(key)
+        try:
+            u = unit(g["set"]) if g else None
+        except ValueError:
+            u = None
+        if u is None:
+            other.append(f"{key} {value:.3f}")
+            continue
+        groups.setdefault((g["set"], u), []).append((int(g["scale"]), value))
+    parts = []
+    for (name, u), figures in groups.items():
+        figures.sort()
+        scales = "/".join(f"x{s}" for s, _ in figures)
+        parts.append(f"{name} {scales} " + "/".join(f"{v:.3f}" for _, v in figures) + f" {u}")
+    return ", ".join(parts + other)
 
 
 @click.command("models", short_help="List the shipped models.")
@@ -26,9 +57,12 @@ def models_cmd():
             continue
         q = m.quality.get("test", {})
         if m.family == "pac":
-            qtxt = ", ".join(f"{k} {v:.2f}" for k, v in q.items()) if q else "not measured"
             scales = "/".join(f"x{s}" for s in m.scales)
-            click.echo(f"{name}: {m.task} {scales}, learned JBU with {m.feat} guide features; RMSE {qtxt}")
+            planes = ", a plane per sample" if m.slopes else ""
+            click.echo(
+                f"{name}: {m.task} {scales}, learned JBU with {m.feat} guide features{planes}; "
+                f"RMSE {guided_quality(q)}"
+            )
             continue
         sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
         qtxt = ", ".join(f"{k} {v:.2f} dB" for k, v in q.items()) if q else "not measured"

@@ -56,6 +56,7 @@ __all__ = [
     "sets_for",
     "sk_resize_bilinear_aa",
     "torch_bilinear",
+    "unit",
 ]
 
 Method = Callable[[np.ndarray, np.ndarray, tuple], np.ndarray]
@@ -78,6 +79,13 @@ def sets_for(protocol: str) -> tuple[str, ...]:
     """The data sets (folder names under ``shared/data/depth``) of a protocol."""
     _check_protocol(protocol)
     return _SETS[protocol]
+
+
+def unit(set_name: str) -> str:
+    """The unit of a set's scores: ``"levels"`` (8-bit), ``"cm"`` (NYU3) or ``"px EPE"`` (Sintel)."""
+    if set_name not in _UNITS:
+        raise ValueError(f"unknown set {set_name!r} ({', '.join(_UNITS)})")
+    return _UNITS[set_name]
 
 
 def _check_protocol(protocol):
