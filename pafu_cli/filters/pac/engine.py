@@ -22,7 +22,7 @@ from pafu_cli._numba import NJIT_PARALLEL
 from pafu_cli.filters.pac import _kernels as K
 from pafu_cli.filters.pac.resample import resize
 
-BAND_ROWS = 256
+BAND_ROWS = 128
 
 GuideNet = namedtuple("GuideNet", ["top", "range_scale", "w1", "b1", "w2", "b2"])
 """The guide branch: ``top`` 1/255 or 1/65535 (the guide's full scale), range scale
@@ -166,18 +166,22 @@ def upsample_channel(model, lr, valid, guide, s: int) -> np.ndarray:
         slopes = np.zeros((1, 1, 2), np.float32)
     net = _guide_net(model, guide.dtype)
     spec = K.KernelSpec(K.GAUSSIAN, False, 0.0, 0.0, True, True)
-    y = np.empty((h * s, w * s, 1), np.float32)
-    ymask = np.empty((h * s, w * s), np.float32)
-    feats = np.empty((min(BAND_ROWS, h * s), w * s, 3 + model.feat), np.float32)
+    out = np.empty((h * s, w * s), np.float32)
+    rows = min(BAND_ROWS, h * s)
+    feats = np.empty((rows, w * s, 3 + model.feat), np.float32)
+    yb = np.empty((rows, w * s, 1), np.float32)
+    mb = np.empty((rows, w * s), np.float32)
     for r0 in range(0, h * s, BAND_ROWS):
         r1 = min(r0 + BAND_ROWS, h * s)
-        band = feats[: r1 - r0]
-        guide_features(guide, r0, net, band)
+        n = r1 - r0
+        guide_features(guide, r0, net, feats[:n])
         taps = K.Taps(ry[r0:r1], ay[r0:r1], ny[r0:r1], rx, ax, nx)
-        rs = K.Resample(d, c, g, band, np.float32(1.0), planes, slopes, dy[r0:r1], dx)
-        K.resample(rs, taps, spec, y[r0:r1], ymask[r0:r1])
-    out = y[:, :, 0] * np.float32(span) + np.float32(lo)
-    out[ymask == 0] = np.nan
+        rs = K.Resample(d, c, g, feats[:n], np.float32(1.0), planes, slopes, dy[r0:r1], dx)
+        K.resample(rs, taps, spec, yb[:n], mb[:n])
+        band = out[r0:r1]
+        np.multiply(yb[:n, :, 0], np.float32(span), out=band)
+        band += np.float32(lo)
+        band[mb[:n] == 0] = np.nan
     return out
 
 
