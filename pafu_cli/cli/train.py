@@ -246,6 +246,20 @@ def _factors(text: str) -> tuple:
     show_default=True,
     help="guided_upsample: each low-res sample carries a slope (a plane instead of a constant).",
 )
+@click.option(
+    "--pool",
+    default=240,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="guided_upsample: synthetic RGB-D pairs made before training.",
+)
+@click.option(
+    "--degradations",
+    default="bicubic,noisy",
+    show_default=True,
+    help="guided_upsample: low-res inputs to train on, comma-separated: bicubic (P1 shrink), "
+    "decimated (clean samples), noisy (a noisy sensor with holes).",
+)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option(
     "--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present."
@@ -321,6 +335,8 @@ def _train_guided(options: dict) -> None:
             seed=options["seed"],
             minutes=options["minutes"] or None,
             slopes=options["slopes"],
+            pool=options["pool"],
+            degradations=tuple(d.strip() for d in options["degradations"].split(",") if d.strip()),
             log=lambda msg: click.echo(msg, err=True),
         )
     except (ValueError, PafuError, FileNotFoundError) as e:
@@ -341,7 +357,7 @@ def _train_guided(options: dict) -> None:
 
 
 # Options of --task guided_upsample alone (not TrainConfig fields).
-GUIDED_ONLY = ("minutes", "slopes")
+GUIDED_ONLY = ("minutes", "slopes", "pool", "degradations")
 
 
 # Options whose two values go to two TrainConfig fields; every other option is

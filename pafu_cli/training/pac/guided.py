@@ -165,22 +165,36 @@ class GuidedJbuNet(nn.Module):
 # Data
 
 
+ALL_DEGRADATIONS = ("bicubic", "decimated", "noisy")
+DEGRADATIONS = ("bicubic", "noisy")  # those of the shipped model
+
+
 class DepthPatches:
     """Training batches from a pool of synthetic RGB-D pairs made on the training
     split of the photographs (never the validation tenth, never a test set).
 
-    Each item: a random crop, a random scale of ``scales``, and one of two
-    degradations: clean (the P1 protocol's Pillow bicubic shrink) or a noisy
-    low-resolution sensor (every s-th sample of the noisy map, with its holes).
-    The map is normalised by the low-res valid samples' min and max.
+    Each item: a random crop, a random scale of ``scales``, and one of the
+    ``degradations``, equally likely: ``bicubic`` (the P1 protocol's Pillow bicubic
+    shrink of the clean map), ``decimated`` (every s-th sample of the clean map: a
+    noise-free low-resolution sensor) or ``noisy`` (every s-th sample of the noisy
+    map, with its holes). The map is normalised by the low-res valid samples' min
+    and max.
     """
 
-    def __init__(self, folders, rng, scales=(4, 8, 16), patch=128, pool=240, noisy_share=0.5, log=print):
+    def __init__(
+        self, folders, rng, scales=(4, 8, 16), patch=128, pool=240, degradations=DEGRADATIONS, log=print
+    ):
         from pafu_cli.training.data import list_images, read_rgb8, split_files
         from pafu_cli.training.depth_data import synth_rgbd
 
         train, _ = split_files(list_images(folders))
-        self.rng, self.scales, self.patch, self.noisy_share = rng, tuple(scales), patch, noisy_share
+        self.rng, self.scales, self.patch = rng, tuple(scales), patch
+        unknown = sorted(set(degradations) - set(ALL_DEGRADATIONS))
+        if unknown or not degradations:
+            raise ValueError(
+                f"degradations must be among {', '.join(ALL_DEGRADATIONS)}, got {unknown or 'none'}"
+            )
+        self.degradations = tuple(degradations)
         t0 = time.perf_counter()
         self.pool = []
         order = rng.permutation(len(train))
@@ -202,10 +216,14 @@ class DepthPatches:
         x0 = self.rng.integers(0, guide.shape[1] - p + 1)
         g = guide[y0 : y0 + p, x0 : x0 + p]
         hr = clean[y0 : y0 + p, x0 : x0 + p]
-        if self.rng.random() < self.noisy_share:
-            c = (s - 1) // 2
+        kind = self.degradations[self.rng.integers(len(self.degradations))]
+        c = (s - 1) // 2
+        if kind == "noisy":
             lr = noisy[y0 + c : y0 + p : s, x0 + c : x0 + p : s]
             m = valid[y0 + c : y0 + p : s, x0 + c : x0 + p : s].astype(np.float32)
+        elif kind == "decimated":
+            lr = np.ascontiguousarray(hr[c::s, c::s])
+            m = np.ones_like(lr)
         else:
             lr = pillow_bicubic(np.ascontiguousarray(hr), p // s, p // s)
             m = np.ones_like(lr)
@@ -284,6 +302,8 @@ def train(
     out: Path,
     *,
     slopes=False,
+    pool=240,
+    degradations=DEGRADATIONS,
     scales=(4, 8, 16),
     iters=20000,
     batch=16,
@@ -301,7 +321,7 @@ def train(
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    data = DepthPatches(folders, rng, scales, patch, log=log)
+    data = DepthPatches(folders, rng, scales, patch, pool, degradations, log=log)
     val = validation_set(folders, n=12, seed=1, noise=True)
     net = GuidedJbuNet(scales, slopes=slopes)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
