@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pafu_cli.filters.pafu.model import PROVENANCE_KEYS, fail, read_floats, read_int, read_str
+from pafu_cli.filters.pafu.model import fail, provenance_arrays, read_floats, read_provenance, read_str
 
 FAMILY = "pac"
 
@@ -157,8 +157,7 @@ def parse(f, path) -> PacModel:
         if (a < 0).any():
             fail(path, f"key '{key}' holds negative weights")
         spatial[s] = a
-    prov = {k[len("provenance_") :]: read_str(f, k, path) if k in keys else "" for k in PROVENANCE_KEYS}
-    prov["seed"] = read_int(f, "provenance_seed", path) if "provenance_seed" in keys else None
+    prov = read_provenance(f, path)
     return PacModel(
         task=task,
         scales=scales,
@@ -199,9 +198,5 @@ def to_arrays(model: PacModel) -> dict:
         arrays[f"lr_b{i}"] = np.asarray(b, np.float32)
     for s, a in model.spatial.items():
         arrays[f"spatial_x{s}"] = np.asarray(a, np.float32)
-    prov = model.provenance or {}
-    for key in PROVENANCE_KEYS:
-        arrays[key] = np.array(str(prov.get(key[len("provenance_") :], "") or ""))
-    if prov.get("seed") is not None:
-        arrays["provenance_seed"] = np.int64(prov["seed"])
+    arrays.update(provenance_arrays(model.provenance))
     return arrays

@@ -230,6 +230,23 @@ def read_floats(f, key, path, ndim) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+def read_provenance(f, path) -> dict:
+    """A model's provenance from its ``provenance_*`` keys (any family)."""
+    keys = set(f.files)
+    prov = {k[len("provenance_") :]: read_str(f, k, path) if k in keys else "" for k in PROVENANCE_KEYS}
+    prov["seed"] = read_int(f, "provenance_seed", path) if "provenance_seed" in keys else None
+    return prov
+
+
+def provenance_arrays(prov) -> dict:
+    """The ``provenance_*`` keys of a provenance dict (any family)."""
+    prov = prov or {}
+    arrays = {k: np.array(str(prov.get(k[len("provenance_") :], "") or "")) for k in PROVENANCE_KEYS}
+    if prov.get("seed") is not None:
+        arrays["provenance_seed"] = np.int64(prov["seed"])
+    return arrays
+
+
 REQUIRED_KEYS = (
     "task",
     "scale",
@@ -278,10 +295,7 @@ def parse(f, path) -> PafuModel:
     if mean.shape != (ci,) or scl.shape != (ci,):
         fail(path, f"selector_input_mean/scale must have shape ({ci},)")
 
-    prov = {}
-    for key in PROVENANCE_KEYS:
-        prov[key[len("provenance_") :]] = read_str(f, key, path) if key in keys else ""
-    prov["seed"] = read_int(f, "provenance_seed", path) if "provenance_seed" in keys else None
+    prov = read_provenance(f, path)
     noise_sigma = 0.0
     if "noise_sigma" in keys:
         a = f["noise_sigma"]
@@ -377,11 +391,7 @@ def to_arrays(model: PafuModel) -> dict:
     for i, (w, b) in enumerate(zip(model.selector_weights, model.selector_biases)):
         arrays[f"selector_w{i}"] = np.asarray(w, np.float32)
         arrays[f"selector_b{i}"] = np.asarray(b, np.float32)
-    prov = model.provenance or {}
-    for key in PROVENANCE_KEYS:
-        arrays[key] = np.array(str(prov.get(key[len("provenance_") :], "") or ""))
-    if prov.get("seed") is not None:
-        arrays["provenance_seed"] = np.int64(prov["seed"])
+    arrays.update(provenance_arrays(model.provenance))
     if model.noise_sigma:
         arrays["noise_sigma"] = np.float64(model.noise_sigma)
     if model.mix != 1:
