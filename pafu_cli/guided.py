@@ -88,16 +88,13 @@ def guided_upsample(
     if holes:
         x = np.where(valid if x.ndim == 2 else valid[..., None], x, 0).astype(np.float32)
     m = valid.astype(np.float32) if holes else None
+    if g.dtype.kind == "f":
+        g = g.astype(np.float32, copy=False)
     if model is not None:
         from pafu_cli.filters.pac import engine
 
-        if g.dtype.kind == "f":
-            g = g.astype(np.float32, copy=False)
-        y = engine.run(model, x, g, out_size, valid=valid)
-        return y
+        return engine.run(model, x, g, out_size, valid=valid)
     if method == "jbu":
-        if g.dtype.kind == "f":
-            g = g.astype(np.float32, copy=False)
         given = (("sigma_spatial", sigma_spatial), ("sigma_range", sigma_range))
         sigmas = {k: float(v) for k, v in given if v is not None}
         y = resample.jbu(x, g, out_size, mask=m, **sigmas)

@@ -20,6 +20,7 @@ import numpy as np
 
 from pafu_cli._numba import NJIT_PARALLEL
 from pafu_cli.filters.pac import _kernels as K
+from pafu_cli.filters.pac.ops import compact_taps
 from pafu_cli.filters.pac.resample import resize
 
 BAND_ROWS = 128
@@ -97,23 +98,10 @@ def _phase_taps(n_lr: int, s: int, table: np.ndarray):
     o = np.arange(n_lr * s)
     q = (o // s)[:, None] + np.arange(5)[None, :] - 2
     a = table[o % s]
-    keep = (a > 0) & (q >= 0) & (q < n_lr)
-    n = keep.sum(axis=1)
-    cols = max(1, int(n.max()))
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :cols]
-    qq = np.take_along_axis(q, order, axis=1)
-    aa = np.take_along_axis(a, order, axis=1).astype(np.float32)
-    unused = np.arange(cols)[None, :] >= n[:, None]
-    qq[unused] = 0
-    aa[unused] = 0
+    n, (qq, aa) = compact_taps((a > 0) & (q >= 0) & (q < n_lr), q, a)
     off = ((o + 0.5) / s - 0.5)[:, None] - qq
-    off[unused] = 0
-    return (
-        np.ascontiguousarray(qq, np.int64),
-        np.ascontiguousarray(aa),
-        n.astype(np.int64),
-        np.ascontiguousarray(off, np.float32),
-    )
+    off[np.arange(qq.shape[1])[None, :] >= n[:, None]] = 0
+    return qq.astype(np.int64), aa.astype(np.float32), n, np.ascontiguousarray(off, np.float32)
 
 
 def _guide_net(model, dtype) -> GuideNet:

@@ -308,15 +308,25 @@ def transposed_taps(n_in: int, n_out: int, k: int, stride: int, dilation: int, p
     num = o + padding - t * dilation
     q = num // stride
     ok = (num % stride == 0) & (q >= 0) & (q < n_in)
-    n = ok.sum(axis=1)
-    width = max(1, int(n.max()))
-    order = np.argsort(~ok, axis=1, kind="stable")[:, :width]  # the valid taps first, in order
-    r = np.take_along_axis(np.broadcast_to(q, ok.shape), order, axis=1)
-    unused = np.arange(width)[None, :] >= n[:, None]
-    r[unused] = 0
-    tt = order.copy()
-    tt[unused] = 0
-    return np.ascontiguousarray(r, np.int64), np.ascontiguousarray(tt, np.int64), n.astype(np.int64)
+    n, (r, tt) = compact_taps(ok, q, t)
+    return r.astype(np.int64), tt.astype(np.int64), n
+
+
+def compact_taps(keep, *arrays):
+    """Tap tables from candidate taps: per row, the entries of each array (broadcast
+    to ``keep``'s shape (rows, candidates)) where ``keep`` is True, moved to the
+    front in their order, the rest set to 0. Returns (count per row int64, the
+    compacted arrays, C-contiguous, at least one column)."""
+    n = keep.sum(axis=1)
+    cols = max(1, int(n.max()))
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :cols]
+    unused = np.arange(cols)[None, :] >= n[:, None]
+    out = []
+    for a in arrays:
+        c = np.take_along_axis(np.broadcast_to(a, keep.shape), order, axis=1).copy()
+        c[unused] = 0
+        out.append(np.ascontiguousarray(c))
+    return n.astype(np.int64), out
 
 
 def block_mean(guide: np.ndarray, n_rows: int, n_cols: int, stride: int, offset: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from pafu_cli.filters.pac import _kernels as K
+from pafu_cli.filters.pac.ops import compact_taps
 
 
 def _keys(t):
@@ -69,14 +70,8 @@ def axis_taps(n_in: int, n_out: int, weight, radius: float, linear: bool = False
             shrink_right = np.where(right > left, left / right, 1.0)
         a = a * np.where(t < 0, shrink_left, np.where(t > 0, shrink_right, 1.0))
     a = np.where((q >= 0) & (q < n_in), a, 0.0)
-    keep = a != 0
-    n = keep.sum(axis=1)
-    cols = max(1, int(n.max()))
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :cols]  # the kept taps first, in order
-    qq = np.take_along_axis(q, order, axis=1)
-    aa = np.take_along_axis(a, order, axis=1).astype(np.float32)
-    qq[np.arange(cols)[None, :] >= n[:, None]] = 0
-    return np.ascontiguousarray(qq, np.int64), np.ascontiguousarray(aa), n.astype(np.int64)
+    n, (qq, aa) = compact_taps(a != 0, q, a)
+    return qq.astype(np.int64), aa.astype(np.float32), n
 
 
 def _taps(shape_in, shape_out, weight, radius, linear=False):
