@@ -108,15 +108,16 @@ def test_bad_model_files_are_refused(tmp_path, change, message):
     assert str(p) in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("s", [4, 16])
-def test_engine_matches_the_torch_network_with_slopes(s):
+@pytest.mark.parametrize("s, widths", [(4, (8, 4, 24)), (16, (8, 4, 24)), (8, (12, 6, 48)), (4, (3, 1, 5))])
+def test_engine_matches_the_torch_network_with_slopes(s, widths):
     torch.manual_seed(s)
-    net = GuidedJbuNet(slopes=True)
+    hidden, feat, width = widths
+    net = GuidedJbuNet(slopes=True, hidden=hidden, feat=feat, width=width)
     with torch.no_grad():
         for p in (net.g2.weight, net.head.weight, net.head.bias):
             p.normal_(0, 0.3)
     model = export(net, "planes", {})
-    assert model.slopes
+    assert model.slopes and (model.feat, model.guide_b1.shape[0]) == (feat, hidden)
     rng = np.random.default_rng(s)
     h, w = 6, 8
     lr = rng.uniform(20, 200, (h, w)).astype(np.float32)

@@ -862,3 +862,28 @@ def test_every_train_option_is_a_config_field(tmp_path, monkeypatch):
     assert r.exit_code == 0 and (configs[-1].scale, configs[-1].noise_sigma_min) == (3, 0.01)
     r = CliRunner().invoke(main, args + ["--task", "upscale", "-s", "1"])
     assert r.exit_code == 2 and "upscale needs 2, 3 or 4" in r.output and len(configs) == 2
+
+
+def test_guided_train_command_passes_widths_and_refuses_bad_ones(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pafu_cli.cli.main import main
+    from pafu_cli.training.pac import guided
+
+    seen = {}
+
+    def fake_train(folders, out, **kw):
+        seen.update(kw)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(guided, "train", fake_train)
+    args = ["train", "--task", "guided_upsample", "--data", str(tmp_path), "--out", str(tmp_path / "g.npz")]
+    r = CliRunner().invoke(main, args + ["--widths", "12,6,48", "--pool", "7"])
+    assert r.exit_code == 1 and "stopped by the test" in r.output
+    assert seen["widths"] == (12, 6, 48) and seen["pool"] == 7
+    r = CliRunner().invoke(main, args)
+    assert seen["widths"] == (8, 4, 24)
+    for bad in ("12,6", "0,4,24", "a,b,c"):
+        r = CliRunner().invoke(main, args + ["--widths", bad])
+        assert r.exit_code == 2 and "--widths" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "g.npz").exists()

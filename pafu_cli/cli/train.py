@@ -260,6 +260,13 @@ def _factors(text: str) -> tuple:
     help="guided_upsample: low-res inputs to train on, comma-separated: bicubic (P1 shrink), "
     "decimated (clean samples), noisy (a noisy sensor with holes).",
 )
+@click.option(
+    "--widths",
+    default="8,4,24",
+    show_default=True,
+    help="guided_upsample: channels of the guide branch's hidden layer, of its learned "
+    "features and of the low-res branch, comma-separated.",
+)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option(
     "--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present."
@@ -322,6 +329,12 @@ def _train_guided(options: dict) -> None:
     if options["threads"]:
         torch.set_num_threads(options["threads"])
     out = Path(options["out"])
+    try:
+        hidden, feat, width = (int(v) for v in options["widths"].split(","))
+        if min(hidden, feat, width) < 1:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter("three positive integers: HIDDEN,FEAT,WIDTH", param_hint="--widths") from None
     log = logging.getLogger("pafu.train")
     log.setLevel(logging.INFO)
     command = "pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
@@ -337,6 +350,7 @@ def _train_guided(options: dict) -> None:
             slopes=options["slopes"],
             pool=options["pool"],
             degradations=tuple(d.strip() for d in options["degradations"].split(",") if d.strip()),
+            widths=(hidden, feat, width),
             log=lambda msg: click.echo(msg, err=True),
         )
     except (ValueError, PafuError, FileNotFoundError) as e:
@@ -357,7 +371,7 @@ def _train_guided(options: dict) -> None:
 
 
 # Options of --task guided_upsample alone (not TrainConfig fields).
-GUIDED_ONLY = ("minutes", "slopes", "pool", "degradations")
+GUIDED_ONLY = ("minutes", "slopes", "pool", "degradations", "widths")
 
 
 # Options whose two values go to two TrainConfig fields; every other option is

@@ -304,6 +304,7 @@ def train(
     slopes=False,
     pool=240,
     degradations=DEGRADATIONS,
+    widths=(8, 4, 24),
     scales=(4, 8, 16),
     iters=20000,
     batch=16,
@@ -316,14 +317,16 @@ def train(
 ):
     """Train a GuidedJbuNet; keep the checkpoint with the best validation score
     (sum over scales and degradations of RMSE relative to the untrained model,
-    which is JBU). Returns (net, history)."""
+    which is JBU). ``widths``: (hidden, feat, width) of :class:`GuidedJbuNet`.
+    Returns (net, history)."""
     from pafu_cli.training.depth_data import validation_set
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     data = DepthPatches(folders, rng, scales, patch, pool, degradations, log=log)
     val = validation_set(folders, n=12, seed=1, noise=True)
-    net = GuidedJbuNet(scales, slopes=slopes)
+    hidden, feat, width = widths
+    net = GuidedJbuNet(scales, feat=feat, hidden=hidden, width=width, slopes=slopes)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     base = validate(net, val, scales)
     log("untrained (= JBU): " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()))
