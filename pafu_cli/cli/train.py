@@ -334,7 +334,9 @@ def _train_guided(options: dict) -> None:
         if min(hidden, feat, width) < 1:
             raise ValueError
     except ValueError:
-        raise click.BadParameter("three positive integers: HIDDEN,FEAT,WIDTH", param_hint="--widths") from None
+        raise click.BadParameter(
+            "three positive integers: HIDDEN,FEAT,WIDTH", param_hint="--widths"
+        ) from None
     log = logging.getLogger("pafu.train")
     log.setLevel(logging.INFO)
     command = "pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
