@@ -16,6 +16,7 @@ from pafu_cli.cli.options import (
     model_opt,
     overwrite_opt,
     run_job,
+    scheduler_opt,
     selection_opt,
 )
 from pafu_cli.models.choice import COLOUR_CHOICES
@@ -87,6 +88,7 @@ from pafu_cli.models.choice import COLOUR_CHOICES
 @selection_opt
 @overwrite_opt
 @jobs_opt
+@scheduler_opt
 @click.pass_context
 def demosaick_cmd(ctx, inputs, output, **options):
     """Demosaick camera RAW files into PNG/TIFF pictures, with a PAFU model inside
@@ -104,11 +106,12 @@ def demosaick_cmd(ctx, inputs, output, **options):
       $ pafu -v demosaick --linear --model bilinear photo.dng photo.tif
       $ pafu demosaick --pattern RGGB mosaic16.png rgb16.png
       $ pafu demosaick -j 2 raw_folder/ out_folder/
+      $ pafu demosaick --scheduler local:2 raw_folder/ out_folder/
     """
     from pafu_cli.jobs.demosaick import DemosaickOptions, check_options, demosaick_file
 
     o = dict(options)
-    jobs, linear = o.pop("jobs"), o.pop("linear")
+    jobs, linear, scheduler = o.pop("jobs"), o.pop("linear"), o.pop("scheduler")
     if linear:
         o["gamma"], o["auto_bright"] = "linear", False
         o["bits"] = o["bits"] or "16"
@@ -141,6 +144,7 @@ def demosaick_cmd(ctx, inputs, output, **options):
         selection_map,
         ctx,
         check=check_options,
+        scheduler=scheduler,
     )
 
 

@@ -6,7 +6,7 @@ import re
 
 import click
 
-from pafu_cli.cli.options import Failure, jobs_opt, overwrite_opt, run_job
+from pafu_cli.cli.options import Failure, jobs_opt, overwrite_opt, run_job, scheduler_opt
 
 
 def _size(value):
@@ -65,6 +65,7 @@ def _size(value):
 )
 @overwrite_opt
 @jobs_opt
+@scheduler_opt
 @click.pass_context
 def guided_cmd(ctx, lowres, guide, output, **o):
     """Upsample a low-resolution map LOWRES (depth, disparity, optical flow, ...)
@@ -117,4 +118,5 @@ def guided_cmd(ctx, lowres, guide, output, **o):
         ctx,
         check=check_options,
         side=("preview", "_preview.png"),
+        scheduler=o["scheduler"],
     )

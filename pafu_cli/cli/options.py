@@ -3,6 +3,7 @@ file job and turns a ``PafuError`` into one ``Error:`` line (exit 1)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -46,6 +47,16 @@ jobs_opt = click.option(
 )
 
 
+scheduler_opt = click.option(
+    "--scheduler",
+    envvar="PAFU_SCHEDULER",
+    default=None,
+    metavar="ADDRESS",
+    help="Send the files to a Dask cluster: its scheduler's address (tcp://host:8786), or "
+    "local:N to start N worker processes here (needs pafu[dask]; env PAFU_SCHEDULER).",
+)
+
+
 selection_opt = click.option(
     "--selection-map",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -75,6 +86,8 @@ def run_job(
     ctx,
     check=None,
     side=("selection_map", "_selection.png"),
+    *,
+    scheduler=None,
 ):
     """Wire inputs -> job -> outputs. A ``PafuError`` (or any unexpected failure)
     becomes one ``Error:`` line naming the file, exit 1; a bad ``PAFU_*`` setting
@@ -82,7 +95,9 @@ def run_job(
     share (the model) once, first: a bad model is one line, not one per file.
     ``default_ext`` None keeps each input's extension. In a batch, the side
     output named by ``selection_map`` is a folder: option ``side[0]`` of each
-    file becomes ``<folder>/<input stem><side[1]>``."""
+    file becomes ``<folder>/<input stem><side[1]>``. ``scheduler``: run the
+    files on a Dask cluster (:mod:`pafu_cli.dask.cluster`), a single one too;
+    it is reached (or the local cluster started) before any output folder is made."""
     from pafu_cli.errors import ConfigError, PafuError
     from pafu_cli.jobs import batch
     from pafu_cli.limits import check_environment
@@ -90,31 +105,51 @@ def run_job(
     quiet = ctx.find_root().obj.get("quiet", 0) > 0
     try:
         check_environment()
+        if scheduler:
+            from pafu_cli.dask.cluster import check_address, distributed_module
+
+            scheduler = check_address(scheduler)
+            distributed_module()  # installed?
     except ConfigError as e:
         raise Failure(str(e), exit_code=2) from None
     try:
         if check is not None:
             check(opts)
         files = batch.expand_inputs(inputs, extensions)
-        pairs = batch.plan(files, output, default_ext)
-        single = (
-            len(inputs) == 1 and len(pairs) == 1 and Path(inputs[0]).is_file() and pairs[0][1] == Path(output)
-        )
-        if single:
-            error = batch.run_one(job, pairs[0][0], pairs[0][1], opts)
-            if error:
-                raise Failure(error)
-            return
-        per_file = None
-        if selection_map is not None:
-            selection_map.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            if scheduler:
+                from pafu_cli.dask.cluster import Connection
 
-            def per_file(src, dst):
-                return dataclasses.replace(opts, **{side[0]: str(selection_map / f"{src.stem}{side[1]}")})
+                scheduler = stack.enter_context(Connection(scheduler))
+            pairs = batch.plan(files, output, default_ext)
+            single = (
+                len(inputs) == 1
+                and len(pairs) == 1
+                and Path(inputs[0]).is_file()
+                and pairs[0][1] == Path(output)
+            )
+            if single and not scheduler:
+                error = batch.run_one(job, pairs[0][0], pairs[0][1], opts)
+                if error:
+                    raise Failure(error)
+                return
+            per_file = None
+            if selection_map is not None and not single:
+                selection_map.mkdir(parents=True, exist_ok=True)
 
-        report = batch.run(
-            job, pairs, opts, overwrite=opts.overwrite, jobs=jobs, quiet=quiet, selection_for=per_file
-        )
+                def per_file(src, dst):
+                    return dataclasses.replace(opts, **{side[0]: str(selection_map / f"{src.stem}{side[1]}")})
+
+            report = batch.run(
+                job,
+                pairs,
+                opts,
+                overwrite=opts.overwrite,
+                jobs=jobs,
+                quiet=quiet,
+                selection_for=per_file,
+                scheduler=scheduler,
+            )
     except PafuError as e:
         raise Failure(str(e)) from None
     except OSError as e:

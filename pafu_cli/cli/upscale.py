@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from pafu_cli.cli.options import bits_opt, jobs_opt, model_opt, overwrite_opt, run_job, selection_opt
+from pafu_cli.cli.options import (
+    bits_opt,
+    jobs_opt,
+    model_opt,
+    overwrite_opt,
+    run_job,
+    scheduler_opt,
+    selection_opt,
+)
 
 
 @click.command("upscale", short_help="Upscale images by 2, 3 or 4.")
@@ -21,8 +29,9 @@ from pafu_cli.cli.options import bits_opt, jobs_opt, model_opt, overwrite_opt, r
 @selection_opt
 @overwrite_opt
 @jobs_opt
+@scheduler_opt
 @click.pass_context
-def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map, overwrite, jobs):
+def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map, overwrite, jobs, scheduler):
     """Upscale PNG/TIFF/JPEG images (8 or 16 bits, grey or RGB; alpha is
     upscaled bilinearly).
 
@@ -31,6 +40,7 @@ def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map
       $ pafu upscale -s 2 photo.png photo_x2.png
       $ pafu upscale -s 4 --ensemble --selection-map sel.png in.tif out.tif
       $ pafu upscale -s 3 -j 2 'frames/*.png' frames_x3/
+      $ pafu upscale -s 2 --scheduler tcp://10.0.0.5:8786 /shared/frames /shared/frames_x2
     """
     from pafu_cli.jobs.upscale import UpscaleOptions, check_options, upscale_file
 
@@ -53,6 +63,7 @@ def upscale_cmd(ctx, scale, inputs, output, model, ensemble, bits, selection_map
         selection_map,
         ctx,
         check=check_options,
+        scheduler=scheduler,
     )
 
 

@@ -255,6 +255,26 @@ def remove_stale_temp_files(folder) -> list:
     return removed
 
 
+def remove_temp_files_of(path) -> list:
+    """Remove the temporary files of output ``path`` that any process left (for
+    a caller that knows no process is writing ``path`` any more, such as a
+    cluster batch whose task for it has ended, wherever its worker ran); returns
+    their paths."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.pafu\d+-[^.]+\.part{re.escape(path.suffix)}$")
+    removed = []
+    try:
+        names = os.listdir(path.parent if str(path.parent) else ".")
+    except OSError:
+        return removed
+    for name in names:
+        if pattern.match(name):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)
+                removed.append(path.parent / name)
+    return removed
+
+
 def _publish(tmp: str, path: Path, overwrite: bool) -> None:
     """Give the finished temporary file its final name. Without ``overwrite`` this
     is a hard link, which fails if the name exists (so two processes writing the

@@ -168,12 +168,22 @@ def run_one(job, src, dst, opts):
 
 
 def run(
-    job, pairs, opts, *, overwrite: bool, jobs: int = 1, quiet: bool = False, selection_for=None
+    job,
+    pairs,
+    opts,
+    *,
+    overwrite: bool,
+    jobs: int = 1,
+    quiet: bool = False,
+    selection_for=None,
+    scheduler=None,
 ) -> Report:
     """Run ``job(src, dst, opts)`` on every pair with a tqdm bar on stderr.
 
     ``selection_for(src, dst)`` gives per-file options (e.g. the selection map
-    path) or None to use ``opts`` as is.
+    path) or None to use ``opts`` as is. ``scheduler``: an open
+    :class:`pafu_cli.dask.cluster.Connection` to run the files on; ``jobs`` is
+    then unused.
     """
     from tqdm import tqdm
 
@@ -187,7 +197,11 @@ def run(
             todo.append((src, dst, selection_for(src, dst) if selection_for else opts))
     bar = tqdm(total=len(todo), unit="file", disable=True if quiet else None, leave=False)
     try:
-        if jobs <= 1 or len(todo) <= 1:
+        if scheduler and todo:
+            from pafu_cli.dask.cluster import run_batch
+
+            run_batch(job, todo, scheduler, lambda s, d, e: _record(report, s, d, e), bar)
+        elif jobs <= 1 or len(todo) <= 1:
             for src, dst, o in todo:
                 bar.set_postfix_str(src.name, refresh=False)
                 _record(report, src, dst, run_one(job, src, dst, o))

@@ -3,6 +3,8 @@ for a task (analytic banks included)."""
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 from pafu_cli.errors import ModelError
@@ -66,10 +68,32 @@ def resolve_model(model, task: str, scale: int = 1):
                 known = ", ".join(list_models()) or "none installed"
                 raise ModelError(f"{model}: no such shipped model (shipped: {known}); give a .npz path")
             p = candidate
-        m = load_model(p)
+        m = _load(p)
     where = m.path or m.name
     if m.task != task:
         raise ModelError(f"{where}: this is a {m.task} model, {task} needs a {task} model")
     if FAMILIES[m.family].tasks[m.task].scaled and m.scale != scale:
         raise ModelError(f"{where}: this model {m.task}s x{m.scale}, x{scale} was asked for")
     return m
+
+
+@functools.lru_cache(maxsize=32)
+def _load_file(path: str, key) -> object:
+    return load_model(path)
+
+
+def _load(path: Path):
+    """:func:`load_model`, once per process and file version: a batch worker (a
+    ``-j`` process, a Dask worker) reads each model file once, not once per input
+    file. The key is the absolute path, modification time and size, so a file
+    replaced on disk is read again; errors are not remembered."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return load_model(path)  # its one-line error
+    return _load_file(str(path), (os.path.abspath(path), st.st_mtime_ns, st.st_size))
+
+
+def model_loads() -> int:
+    """Model files read by this process so far (through :func:`resolve_model`)."""
+    return _load_file.cache_info().misses

@@ -132,14 +132,16 @@ def _low_res_branch(model, lrn, valid, gmean):
     return g, d, c.astype(np.float32), slopes
 
 
-def upsample_channel(model, lr, valid, guide, s: int) -> np.ndarray:
+def upsample_channel(model, lr, valid, guide, s: int, norm=None) -> np.ndarray:
     """One map channel (h, w) with validity (h, w) to (s h, s w); ``guide`` is
-    uint8/uint16 (s h, s w, 3). Holes stay NaN where no valid sample is in reach."""
+    uint8/uint16 (s h, s w, 3). Holes stay NaN where no valid sample is in reach.
+    The network sees the map scaled to [0, 1] by its valid samples' range, or by
+    ``norm`` = (lo, hi) when given (a part of a larger map: the whole map's range)."""
     h, w = lr.shape
     v = lr[valid > 0]
-    if v.size == 0:
+    if v.size == 0 and norm is None:
         return np.full((h * s, w * s), np.nan, np.float32)
-    lo, hi = float(v.min()), float(v.max())
+    lo, hi = (float(v.min()), float(v.max())) if norm is None else (float(norm[0]), float(norm[1]))
     if hi == lo:  # a flat map: nothing to upsample (and no unit to normalise by)
         return np.full((h * s, w * s), lo, np.float32)
     span = hi - lo
@@ -180,11 +182,12 @@ def pick_scale(model, ratio: float) -> int:
     return above[0] if above else max(model.scales)
 
 
-def run(model, lowres, guide, size, valid=None) -> np.ndarray:
+def run(model, lowres, guide, size, valid=None, norm=None) -> np.ndarray:
     """Upsample ``lowres`` (h, w) or (h, w, C) (channels one by one, sharing the
     guide's features) to ``size`` guided by ``guide`` (uint8/uint16 (H, W, 3)).
     When ``size`` is not an exact model scale of the map, the model runs at the
-    nearest scale above and its result is resized (bicubic)."""
+    nearest scale above and its result is resized (bicubic). ``norm``: one
+    (lo, hi) per channel (see :func:`upsample_channel`)."""
     x = lowres if lowres.ndim == 3 else lowres[..., None]
     h, w = x.shape[:2]
     valid = np.ones((h, w), np.float32) if valid is None else np.asarray(valid, np.float32)
@@ -199,7 +202,9 @@ def run(model, lowres, guide, size, valid=None) -> np.ndarray:
     g = np.ascontiguousarray(g[:, :, :3])
     outs = []
     for ch in range(x.shape[2]):
-        y = upsample_channel(model, np.asarray(x[:, :, ch], np.float32), valid, g, s)
+        y = upsample_channel(
+            model, np.asarray(x[:, :, ch], np.float32), valid, g, s, None if norm is None else norm[ch]
+        )
         if y.shape != tuple(size):
             holes = np.isnan(y)
             y, ym = resize(np.where(holes, 0, y), size, "bicubic", mask=(~holes).astype(np.float32))
