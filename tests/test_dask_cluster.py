@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from pafu_cli.cli.main import main
-from pafu_cli.io.images import read_image, write_image
+from pafu_cli.io.images import write_image
 
 distributed = pytest.importorskip("distributed")
 
