@@ -167,3 +167,83 @@ def test_quantise_rounds_like_written_files():
 def test_bad_arguments_are_refused(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_two_filters_in_one_graph_keep_their_own_keys():
+    x = da.from_array(np.random.default_rng(2).random((60, 80, 3)).astype(np.float32), chunks=30)
+    a, b = pdask.upscale(x, 2), pdask.upscale(x * 0.5, 2)
+    got_a, got_b = dask.compute(a, b)
+    _equal(got_a, pafu_cli.upscale(x.compute(), 2))
+    _equal(got_b, pafu_cli.upscale(x.compute() * 0.5, 2))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    import tifffile
+
+    from pafu_cli.io.images import write_image
+
+    d = tmp_path_factory.mktemp("chunks")
+    rng = np.random.default_rng(4)
+    write_image(d / "rgb8.png", rng.integers(0, 256, (150, 210, 3), dtype=np.uint8))
+    write_image(d / "rgba16.png", rng.integers(0, 65536, (150, 210, 4), dtype=np.uint16))
+    write_image(d / "grey.png", rng.integers(0, 256, (150, 211), dtype=np.uint8))
+    big = rng.integers(0, 256, (300, 410, 3), dtype=np.uint8)
+    tifffile.imwrite(d / "strips.tif", big, rowsperstrip=32, compression="zlib", photometric="rgb")
+    tifffile.imwrite(d / "tiles.tif", big[:, :, 0], tile=(64, 64))
+    tifffile.imwrite(d / "float.tif", rng.random((100, 130, 3)).astype(np.float32), photometric="rgb")
+    return d
+
+
+@pytest.mark.parametrize(
+    "name", ["rgb8.png", "rgba16.png", "grey.png", "strips.tif", "tiles.tif", "float.tif"]
+)
+def test_upscale_chunks_option_writes_the_same_pixels(images, tmp_path, name):
+    from click.testing import CliRunner
+
+    from pafu_cli.cli.main import main
+    from pafu_cli.io.images import read_image
+
+    src, ext = images / name, name.rsplit(".", 1)[1]
+    for s in (2, 3):
+        a, b = tmp_path / f"a{s}.{ext}", tmp_path / f"b{s}.{ext}"
+        assert CliRunner().invoke(main, ["upscale", "-s", str(s), str(src), str(a)]).exit_code == 0
+        r = CliRunner().invoke(main, ["upscale", "-s", str(s), "--chunks", "64", str(src), str(b)])
+        assert r.exit_code == 0, r.output
+        _equal(read_image(b), read_image(a))
+        if ext == "tif":
+            assert a.read_bytes() == b.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_upscale_chunks_reads_a_tiff_past_the_pixel_limit(images, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pafu_cli.cli.main import main
+
+    monkeypatch.setenv("PAFU_MAX_PIXELS", "50000")  # the 300 x 410 TIFF declares 123 000
+    whole = CliRunner().invoke(
+        main, ["upscale", "-s", "2", str(images / "strips.tif"), str(tmp_path / "a.tif")]
+    )
+    assert whole.exit_code == 1 and "PAFU_MAX_PIXELS" in whole.output
+    parts = ["upscale", "-s", "2", "--chunks", "128", str(images / "strips.tif"), str(tmp_path / "b.tif")]
+    assert CliRunner().invoke(main, parts).exit_code == 0
+    monkeypatch.setenv("PAFU_MAX_PIXELS", "20000")  # PNG is decoded whole: the limit applies
+    png = ["upscale", "-s", "2", "--chunks", "128", str(images / "rgb8.png"), str(tmp_path / "c.png")]
+    r = CliRunner().invoke(main, png)
+    assert r.exit_code == 1 and "PAFU_MAX_PIXELS" in r.output and not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message", [(["--ensemble"], "--chunks works without"), (["--chunks", "8"], "64")]
+)
+def test_upscale_chunks_refuses_what_it_cannot_do(images, tmp_path, extra, message):
+    from click.testing import CliRunner
+
+    from pafu_cli.cli.main import main
+
+    args = ["upscale", "-s", "2", *extra, str(images / "rgb8.png"), str(tmp_path / "o.png")]
+    if "--chunks" not in extra:
+        args[3:3] = ["--chunks", "64"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and message in r.output and not (tmp_path / "o.png").exists()

@@ -185,7 +185,7 @@ def upscale(arr, scale: int, model=None, *, chunks=None, threads: int = 1):
         threads,
         dtype=np.float32,
         chunks=out_chunks,
-        name="pafu-upscale",
+        token="pafu-upscale",
     )
 
 
@@ -216,7 +216,7 @@ def demosaick(cfa, pattern: str = "RGGB", model=None, *, chunks=None, threads: i
         dtype=np.float32,
         chunks=x.chunks + ((3,),),
         new_axis=2,
-        name="pafu-demosaick",
+        token="pafu-demosaick",
     )
 
 
@@ -331,6 +331,6 @@ def guided_upsample(lowres, guide, *, method="jbu", mask=None, chunks=None, thre
         threads,
         dtype=np.float32,
         chunks=out_chunks,
-        name="pafu-guided-upsample",
+        token="pafu-guided-upsample",
     )
     return y if x.ndim == 3 else y[..., 0]

@@ -60,13 +60,14 @@ def _read_bytes(path) -> bytes:
         return fh.read()
 
 
-def _tiff_header(tif, path) -> tuple:
-    """Shape of the first series of an open TIFF, after the checks its header allows."""
+def _tiff_header(tif, path, limit: bool = True) -> tuple:
+    """Shape of the first series of an open TIFF, after the checks its header allows
+    (the pixel limit unless ``limit`` is False: for a file read in parts)."""
     page = tif.pages[0]
     if int(page.photometric) == 5:  # SEPARATED: CMYK or other inks
         raise InputError(f"{path}: CMYK TIFF; pafu reads RGB or grey images: convert it to RGB first")
     shape = tuple(int(s) for s in tif.series[0].shape)
-    if len(shape) >= 2:
+    if len(shape) >= 2 and limit:
         h, w = (shape[-3], shape[-2]) if len(shape) >= 3 and shape[-1] <= 4 else shape[-2:]
         check_pixels(path, h, w)
     return shape
@@ -110,6 +111,52 @@ def image_shape(path) -> tuple:
         raise
     except Exception as e:  # backends raise OSError, ValueError, SyntaxError, ...
         raise _unreadable(path, e) from None
+
+
+@contextlib.contextmanager
+def open_image_lazy(path):
+    """A context giving the image as a dask array, read when its chunks are: a
+    TIFF chunk by chunk as stored (strips or tiles, through tifffile's zarr view;
+    never whole in memory, so the pixel limit does not apply; the file stays open
+    until the context ends), PNG and JPEG decoded whole by :func:`read_image`
+    (they cannot be read in parts). Needs ``pafu[dask]``."""
+    import dask.array as da
+
+    path = str(path)
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        yield da.from_array(read_image(path), chunks=-1)
+        return
+    check_input_file(path)
+    store = None
+    try:
+        import tifffile
+        import zarr
+
+        with tifffile.TiffFile(path) as tif:
+            shape = _tiff_header(tif, path, limit=False)
+            dtype = tif.series[0].dtype
+        if len(shape) not in (2, 3) or (len(shape) == 3 and not 1 <= shape[2] <= 4):
+            raise InputError(f"{path}: unsupported image layout {shape}; expected (H, W) or (H, W, 1..4)")
+        if dtype not in (np.uint8, np.uint16) and dtype.kind != "f":
+            raise InputError(
+                f"{path}: unsupported sample type {dtype}; use 8- or 16-bit integers or 32-bit float"
+            )
+        store = tifffile.imread(path, aszarr=True)
+        arr = da.from_zarr(zarr.open(store, mode="r"))
+        if dtype.kind == "f":
+            arr = arr.astype(np.float32)
+    except PafuError:
+        if store is not None:
+            store.close()
+        raise
+    except Exception as e:  # backends raise OSError, ValueError, KeyError, ...
+        if store is not None:
+            store.close()
+        raise _unreadable(path, e) from None
+    try:
+        yield arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+    finally:
+        store.close()
 
 
 def read_image(path) -> np.ndarray:

@@ -41,6 +41,7 @@ class UpscaleOptions:
     bits: int | None = None
     selection_map: str | None = None
     overwrite: bool = False
+    chunks: int | None = None  # input pixels per chunk side: process with Dask, chunk by chunk
 
 
 _DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]
@@ -119,6 +120,8 @@ def check_options(opts: UpscaleOptions) -> None:
 def upscale_file(src, dst, opts: UpscaleOptions) -> None:
     """``pafu upscale`` for one file."""
     check_targets(dst, opts.selection_map, opts.overwrite)
+    if opts.chunks:
+        return _upscale_chunked(src, dst, opts)
     shape = image_shape(src)
     if len(shape) >= 2:
         n_in = shape[0] * shape[1]
@@ -174,3 +177,43 @@ def upscale_file(src, dst, opts: UpscaleOptions) -> None:
             pictures(),
             overwrite=opts.overwrite,
         )
+
+
+def _upscale_chunked(src, dst, opts: UpscaleOptions) -> None:
+    """``pafu upscale --chunks N``: the input read chunk by chunk (a TIFF never whole,
+    see :func:`pafu_cli.io.images.open_image_lazy`), upscaled by
+    :func:`pafu_cli.dask.upscale` on this machine's threads, and written one row
+    of chunks at a time: memory holds a row of output chunks, not the image.
+    The pixels equal those of the streamed path (TIFF files are byte-identical;
+    PNG's compressed stream depends on the row blocks)."""
+    from pafu_cli.io.images import open_image_lazy
+
+    model = resolve_model(opts.model, "upscale", opts.scale)
+    with open_image_lazy(src) as img:
+        _write_upscaled_chunks(img, dst, model, opts)
+
+
+def _write_upscaled_chunks(img, dst, model, opts: UpscaleOptions) -> None:
+    import dask.array as da
+
+    from pafu_cli.dask import arrays as dk
+
+    s = opts.scale
+    colour, alpha = (img[..., :-1], img[..., -1]) if img.ndim == 3 and img.shape[2] in (2, 4) else (img, None)
+    if colour.ndim == 3 and colour.shape[2] == 1:
+        colour = colour[..., 0]
+    # Integer chunks are divided by their dtype's maximum, as the whole image is.
+    y = dk.upscale(colour, s, model, chunks=opts.chunks)
+    if alpha is not None:
+        a = dk.upscale(alpha, s, resolve_model("bilinear", "upscale", s), chunks=opts.chunks)
+        y = da.concatenate([y if y.ndim == 3 else y[..., None], a.rechunk(y.chunks[:2])[..., None]], axis=2)
+    bits = opts.bits or (8 if img.dtype == np.uint8 else 16)
+    if Path(dst).suffix.lower() in (".jpg", ".jpeg") and opts.bits is None:
+        bits = 8
+    q = dk.quantise(y, bits)
+
+    def blocks():
+        for i in range(q.numblocks[0]):
+            yield q.blocks[i].compute(scheduler="threads")  # on this machine, even inside a Dask worker
+
+    write_rows(dst, q.shape, q.dtype, blocks(), overwrite=opts.overwrite)
