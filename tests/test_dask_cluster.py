@@ -222,3 +222,27 @@ def test_options_naming_files_are_made_absolute(tmp_path, monkeypatch):
     assert _absolute(UpscaleOptions(scale=2, model="upscale_x2_fast")).model == "upscale_x2_fast"
     g = _absolute(GuidedOptions(guide="guides", method="jbu"))
     assert g.guide == str(tmp_path / "guides") and g.method == "jbu"
+
+
+def test_a_window_of_tasks_in_flight(tmp_path, cluster, monkeypatch):
+    """Files are submitted a window at a time (a huge batch is not a huge set of
+    futures); a window of 2 still processes every file."""
+    from pafu_cli.dask import cluster as cl
+
+    c, client = cluster
+    monkeypatch.setattr(cl, "IN_FLIGHT", 2)
+    seen = []
+    submit = distributed.Client.submit
+
+    def counting(self, *args, **kw):
+        seen.append(len(self.futures))
+        return submit(self, *args, **kw)
+
+    monkeypatch.setattr(distributed.Client, "submit", counting)
+    src = _images(tmp_path / "in", 7, shape=(40, 50), bad=False)
+    r = CliRunner().invoke(
+        main, ["upscale", "-s", "2", "--scheduler", c.scheduler_address, str(src), str(tmp_path / "o")]
+    )
+    assert r.exit_code == 0, r.output
+    assert len(seen) == 7 and max(seen) <= 3  # the window, and the finished one being recorded
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"im{i:02d}.png" for i in range(7)]

@@ -32,6 +32,9 @@ log = logging.getLogger("pafu")
 
 LOCAL = re.compile(r"^local(?::(\d+))?$")
 CONNECT_TIMEOUT = "10s"
+# Files submitted ahead of those finished: enough to keep thousands of workers busy,
+# few enough that the client and the scheduler hold a bounded number of tasks.
+IN_FLIGHT = 4096
 
 
 def distributed_module():
@@ -147,22 +150,33 @@ def run_batch(job, todo, conn: Connection, record, bar) -> None:
         log.warning("%s: the scheduler has no workers yet; waiting for some to join", conn.address)
     futures = {}
     token = uuid.uuid4().hex[:12]  # keys unique to this run on a shared cluster
-    try:
-        for src, dst, o in todo:
+    pending = iter(enumerate(todo))
+
+    def submit_next(queue) -> None:
+        for i, (src, dst, o) in pending:
             o = _absolute(o)
+            where = str(Path(src).absolute())
             fut = client.submit(
                 run_on_worker,
                 job,
-                str(Path(src).absolute()),
+                where,
                 str(Path(dst).absolute()),
                 o,
                 getattr(o, "overwrite", False),
                 pure=False,
-                key=f"pafu-{token}-{len(futures)}-{Path(src).name}",
+                key=f"pafu-{token}-{i}-{Path(src).name}",
             )
-            futures[fut] = (src, dst, o, str(Path(src).absolute()))
-        for fut in distributed.as_completed(futures):
-            src, dst, o, where = futures[fut]
+            futures[fut] = (src, dst, o, where)
+            queue.add(fut)
+            return
+
+    try:
+        queue = distributed.as_completed()
+        for _ in range(IN_FLIGHT):  # a window of tasks: a million files are not a million futures
+            submit_next(queue)
+        for fut in queue:
+            src, dst, o, where = futures.pop(fut)
+            submit_next(queue)
             try:
                 error = fut.result()
             except distributed.KilledWorker:
