@@ -246,3 +246,21 @@ def test_a_window_of_tasks_in_flight(tmp_path, cluster, monkeypatch):
     assert r.exit_code == 0, r.output
     assert len(seen) == 7 and max(seen) <= 3  # the window, and the finished one being recorded
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"im{i:02d}.png" for i in range(7)]
+
+
+def _numba_threads_in_a_task():
+    import numba
+
+    from pafu_cli.dask.cluster import run_on_worker
+
+    run_on_worker(lambda src, dst, opts: None, "in.png", "/nonexistent/out.png", None, True)
+    return numba.get_num_threads()
+
+
+def test_local_cluster_workers_split_the_cores():
+    from pafu_cli.dask.cluster import Connection
+
+    with Connection("local:2") as conn:
+        assert len(conn.client.scheduler_info()["workers"]) == 2
+        threads = conn.client.submit(_numba_threads_in_a_task, pure=False).result()
+    assert threads == max(1, (os.cpu_count() or 1) // 2)

@@ -35,6 +35,10 @@ CONNECT_TIMEOUT = "10s"
 # Files submitted ahead of those finished: enough to keep thousands of workers busy,
 # few enough that the client and the scheduler hold a bounded number of tasks.
 IN_FLIGHT = 4096
+# Numba threads of a local cluster's worker (set in the task: Numba may be imported in
+# the worker process before the nanny's environment is applied, so NUMBA_NUM_THREADS
+# would come too late).
+WORKER_THREADS = "PAFU_WORKER_THREADS"
 
 
 def distributed_module():
@@ -88,7 +92,7 @@ class Connection:
                     processes=True,
                     dashboard_address=None,
                     silence_logs=50,  # logging.CRITICAL: a restarted worker is not news
-                    env={"NUMBA_NUM_THREADS": threads, "OMP_WAIT_POLICY": "passive"},
+                    env={WORKER_THREADS: threads, "OMP_WAIT_POLICY": "passive"},
                 )
                 self.client = distributed.Client(self.cluster)
             else:
@@ -136,6 +140,11 @@ def run_on_worker(job, src, dst, opts, overwrite: bool):
 
     if not overwrite and Path(dst).exists():
         return None
+    threads = os.environ.get(WORKER_THREADS)
+    if threads:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     return run_one(job, src, dst, opts)
 
 
