@@ -44,16 +44,24 @@ def upscale(image, scale: int, model=None, return_selection: bool = False):
         raise TypeError(f"scale must be the integer 2, 3 or 4, got {scale!r} ({type(scale).__name__})")
     if scale not in SCALES:
         raise ValueError(f"scale {scale} is not supported; expected one of 2, 3, 4")
+    m = resolve_model(model, "upscale", scale)
+    out, idx = upscale_window(image, m)
+    return (out, idx) if return_selection else out
+
+
+def upscale_window(image, model, out_shape=None, offset=(0, 0)):
+    """:func:`upscale` with a checked ``model``, computing only the window of
+    ``out_shape`` (rows, columns) at ``offset`` (top, left) of the result (default:
+    all of it): the same pixels as the whole result's. Returns (out, idx)."""
     x = as_float(image)
     grey = x.ndim == 2
     if grey:
         x = np.repeat(x[..., None], 3, axis=2)
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {np.shape(image)}")
-    m = resolve_model(model, "upscale", scale)
     from pafu_cli.filters.pafu import engine
 
-    out, idx = engine.run(m, x)
+    out, idx = engine.run(model, x, out_shape, offset)
     if grey:
         out = out.mean(axis=2, dtype=np.float32)
-    return (out, idx) if return_selection else out
+    return out, idx

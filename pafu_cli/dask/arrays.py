@@ -115,11 +115,14 @@ def _set_threads(threads: int) -> None:
 
 
 def _upscale_block(x, model, scale, depth, threads, block_info=None):
-    from pafu_cli.superres import upscale
+    from pafu_cli.superres import upscale_window
 
     _set_threads(threads)
-    borders = _borders(block_info, depth)
-    return np.ascontiguousarray(_cut(upscale(x, scale, model=model), borders, scale))
+    t, b, left, r = borders = _borders(block_info, depth)
+    size = ((x.shape[0] - t - b) * scale, (x.shape[1] - left - r) * scale)
+    out, _ = upscale_window(x, model, size, (t * scale, left * scale))  # the border's outputs are not made
+    assert out.shape[:2] == size, (out.shape, size, borders)
+    return out
 
 
 def _demosaick_block(x, model, pattern, depth, threads, block_info=None):
