@@ -109,7 +109,7 @@ def main() -> None:
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # any free port: a second cluster must not clash on 8787
         silence_logs=logging.CRITICAL,
         env={"NUMBA_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n)), "OMP_WAIT_POLICY": "passive"},
     )

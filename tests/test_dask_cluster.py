@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ def cluster():
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # any free port: a second cluster must not clash on 8787
         silence_logs=logging.CRITICAL,
         env={"NUMBA_NUM_THREADS": "1"},
     )
@@ -260,7 +261,14 @@ def _numba_threads_in_a_task():
 def test_local_cluster_workers_split_the_cores():
     from pafu_cli.dask.cluster import Connection
 
-    with Connection("local:2") as conn:
+    # Dask's default HTTP port taken (another cluster, a dashboard): the local cluster must start quietly
+    busy = socket.socket()
+    try:
+        busy.bind(("", 8787))
+        busy.listen()
+    except OSError:
+        pass  # already taken by someone else: the same situation
+    with busy, Connection("local:2") as conn:
         assert len(conn.client.scheduler_info()["workers"]) == 2
         threads = conn.client.submit(_numba_threads_in_a_task, pure=False).result()
     assert threads == max(1, (os.cpu_count() or 1) // 2)

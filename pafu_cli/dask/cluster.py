@@ -90,7 +90,7 @@ class Connection:
                     n_workers=n,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # any free port: a second cluster must not clash on 8787
                     silence_logs=50,  # logging.CRITICAL: a restarted worker is not news
                     env={WORKER_THREADS: threads, "OMP_WAIT_POLICY": "passive"},
                 )
