@@ -107,9 +107,11 @@ def test_oversegment_follows_a_colour_edge():
 
 def test_noise_grows_with_depth_on_a_ramp():
     depth = np.tile(np.linspace(20, 240, 111, dtype=np.float32), (600, 1))
-    p = dd.DepthNoise(sigma_near=(0.5, 0.5), sigma_far=(4.0, 4.0), quant_far=(1.0, 1.0))
+    p = dd.DepthNoise(
+        sigma_near=(0.5, 0.5), sigma_far=(4.0, 4.0), quant_far=(1.0, 1.0), dropout_share=(0.0, 0.0)
+    )
     noisy, valid = dd.depth_noise(depth, np.random.default_rng(0), p)
-    assert valid.all()  # a ramp has no depth edges
+    assert valid.all()  # a ramp has no depth edges, and no dropouts were asked for
     assert noisy.dtype == np.float32 and np.array_equal(noisy, np.rint(noisy))
     std = (noisy - depth).std(axis=0)
     want = p.sigma(depth[0], 0.5, 4.0)
@@ -141,7 +143,7 @@ def test_holes_lie_on_the_far_side_of_depth_edges():
     depth = np.full((64, 96), 60.0, np.float32)
     depth[:, 40:] = 160.0
     depth[20:40, 10:25] = 200.0
-    p = dd.DepthNoise(hole_radius=(2, 2), hole_share=(1.0, 1.0))
+    p = dd.DepthNoise(hole_radius=(2, 2), hole_share=(1.0, 1.0), dropout_share=(0.0, 0.0))
     noisy, valid = dd.depth_noise(depth, np.random.default_rng(1), p)
     holes = ~valid
     assert holes.sum() > 0
@@ -156,8 +158,9 @@ def test_holes_lie_on_the_far_side_of_depth_edges():
     assert (depth[holes] > 60).all()  # never on the near surface
     assert holes[:, 40:42].all() and not holes[:, 42:].any()
     assert not holes[:, :40].any(axis=1)[:18].any() and not holes[:, :40].any(axis=1)[42:].any()
-    # the default sensor reading of a synthetic pair: holes only near depth edges
-    _, noisy, clean, valid = dd.synth_rgbd(_photo(), np.random.default_rng(2), noise=True)
+    # a synthetic pair's reading without dropouts: holes only near depth edges
+    p = dd.DepthNoise(dropout_share=(0.0, 0.0))
+    _, noisy, clean, valid = dd.synth_rgbd(_photo(), np.random.default_rng(2), noise=p)
     jumps = np.zeros(clean.shape, bool)
     dx, dy = np.abs(np.diff(clean, axis=1)) > 8, np.abs(np.diff(clean, axis=0)) > 8
     jumps[:, 1:] |= dx
@@ -166,6 +169,33 @@ def test_holes_lie_on_the_far_side_of_depth_edges():
     jumps[:-1] |= dy
     assert (~valid).any()
     assert dd._max_filter(jumps, 3)[~valid].all()
+
+
+def test_dropouts_fall_anywhere_in_blobs_of_the_drawn_share():
+    depth = np.tile(np.linspace(20, 240, 400, dtype=np.float32), (300, 1))  # no depth edges
+    p = dd.DepthNoise(dropout_share=(0.03, 0.03), dropout_radius=(4.0, 4.0))
+    noisy, valid = dd.depth_noise(depth, np.random.default_rng(5), p)
+    holes = ~valid
+    assert (noisy[holes] == 0).all() and (noisy[valid] > 0).all()
+    assert 0.03 <= holes.mean() < 0.045  # blobs until the share is reached (the last one overshoots)
+    rows, cols = np.nonzero(holes)
+    assert np.ptp(rows) > 150 and np.ptp(cols) > 200  # spread over the map, not along edges
+    assert not (holes & ~dd._max_filter(holes, 1)).any()
+    # blobs, not specks: most hole pixels have all 8 neighbours in holes too
+    inner = -dd._max_filter(-holes.astype(np.int8), 1) > 0
+    assert inner.sum() > 0.4 * holes.sum()
+    # the default reading of a synthetic pair has holes away from its depth edges too
+    off_edges = 0
+    for seed in range(4):
+        _, _, clean, valid = dd.synth_rgbd(_photo(), np.random.default_rng(seed), noise=True)
+        jumps = np.zeros(clean.shape, bool)
+        dx, dy = np.abs(np.diff(clean, axis=1)) > 8, np.abs(np.diff(clean, axis=0)) > 8
+        jumps[:, 1:] |= dx
+        jumps[:, :-1] |= dx
+        jumps[1:] |= dy
+        jumps[:-1] |= dy
+        off_edges += int((~valid & ~dd._max_filter(jumps, 3)).sum())
+    assert off_edges > 20
 
 
 def test_degrade_bicubic_shapes_and_constants():

@@ -4,6 +4,8 @@ round-trips and bad files are refused in one line."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -126,3 +128,27 @@ def test_engine_matches_the_torch_network_with_slopes(s, widths):
     np.testing.assert_allclose(
         engine.run(model, lr, guide, (h * s, w * s), valid), _torch_run(net, lr, valid, guide, s), atol=2e-3
     )
+
+
+@pytest.mark.parametrize("slopes", [False, True])
+def test_from_model_is_the_inverse_of_export(slopes):
+    """A warm start (``pafu train --init-from``) begins from the model's exact function."""
+    from pafu_cli.training.pac.guided import from_model
+
+    torch.manual_seed(3)
+    net = GuidedJbuNet(feat=2, hidden=5, width=7, slopes=slopes)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    model = export(net, "m", {})
+    back = from_model(model)
+    assert (back.feat, back.hidden, back.width, back.slopes) == (2, 5, 7, slopes)
+    rng = np.random.default_rng(4)
+    lr = rng.uniform(20, 200, (6, 7)).astype(np.float32)
+    valid = (rng.random((6, 7)) > 0.2).astype(np.float32)
+    guide = rng.integers(0, 256, (48, 56, 3)).astype(np.uint8)
+    np.testing.assert_allclose(
+        _torch_run(back, lr, valid, guide, 8), _torch_run(net, lr, valid, guide, 8), atol=1e-4
+    )
+    with pytest.raises(ValueError, match="not a guided_upsample"):
+        from_model(dataclasses.replace(model, task="upscale"))

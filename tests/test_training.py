@@ -887,3 +887,30 @@ def test_guided_train_command_passes_widths_and_refuses_bad_ones(tmp_path, monke
         r = CliRunner().invoke(main, args + ["--widths", bad])
         assert r.exit_code == 2 and "--widths" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "g.npz").exists()
+
+
+def test_guided_train_init_from_passes_the_model_and_refuses_others(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pafu_cli.cli.main import main
+    from pafu_cli.models import models_dir
+    from pafu_cli.training.pac import guided
+
+    seen = {}
+
+    def fake_train(folders, out, **kw):
+        seen.update(kw)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(guided, "train", fake_train)
+    args = ["train", "--task", "guided_upsample", "--data", str(tmp_path), "--out", str(tmp_path / "g.npz")]
+    start = models_dir() / "guided_upsample.npz"
+    r = CliRunner().invoke(main, args + ["--init-from", str(start)])
+    assert r.exit_code == 1 and "stopped by the test" in r.output
+    assert seen["init"].task == "guided_upsample" and seen["init"].scales == (4, 8, 16)
+    r = CliRunner().invoke(main, args + ["--init-from", str(models_dir() / "upscale_x2.npz")])
+    assert r.exit_code == 2 and "not a guided_upsample model" in r.output and "Traceback" not in r.output
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    r = CliRunner().invoke(main, args + ["--init-from", str(tmp_path / "junk.npz")])
+    assert r.exit_code == 1 and "junk.npz" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "g.npz").exists()

@@ -194,7 +194,8 @@ def _factors(text: str) -> tuple:
     callback=lambda ctx, param, path: path or "",
     help="Warm start: begin from this exported model (same task, scale and selector; --kernels "
     "may be a multiple of its kernels, --kernel-sizes larger) instead of the k-means start; "
-    "its chain of commands is recorded in the new model's provenance.",
+    "guided_upsample: its weights, widths and slopes. Its chain of commands is recorded in the "
+    "new model's provenance.",
 )
 @click.option(
     "--balance",
@@ -320,7 +321,7 @@ def _train_guided(options: dict) -> None:
     try:
         import torch
 
-        from pafu_cli.training.common import provenance
+        from pafu_cli.training.common import provenance, warm_start_record
         from pafu_cli.training.pac.guided import export, train
     except ImportError as e:
         raise click.ClickException(f"training needs PyTorch: pip install 'pafu[train]' ({e})") from None
@@ -340,6 +341,18 @@ def _train_guided(options: dict) -> None:
     log = logging.getLogger("pafu.train")
     log.setLevel(logging.INFO)
     command = "pafu train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
+    start = None
+    if options["init_from"]:
+        from pafu_cli.models.format import load_model
+
+        try:
+            start = load_model(options["init_from"])
+        except PafuError as e:
+            raise click.ClickException(str(e)) from None
+        if getattr(start, "task", None) != "guided_upsample":
+            raise click.BadParameter(
+                f"{options['init_from']}: not a guided_upsample model", param_hint="--init-from"
+            )
     try:
         net, history = train(
             options["data"],
@@ -353,6 +366,7 @@ def _train_guided(options: dict) -> None:
             pool=options["pool"],
             degradations=tuple(d.strip() for d in options["degradations"].split(",") if d.strip()),
             widths=(hidden, feat, width),
+            init=start,
             log=lambda msg: click.echo(msg, err=True),
         )
     except (ValueError, PafuError, FileNotFoundError) as e:
@@ -364,6 +378,8 @@ def _train_guided(options: dict) -> None:
         "seconds": history[-1]["seconds"],
         "score_vs_jbu": round(best["score"], 4),
     }
+    if start is not None:
+        training["init_from"] = warm_start_record(start, options["init_from"])
     data_desc = "synthetic RGB-D (pafu_cli.training.depth_data) on the training split of " + ", ".join(
         Path(d).name for d in options["data"]
     )

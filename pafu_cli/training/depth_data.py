@@ -20,7 +20,8 @@ cope with (``shared/PAC.md``, section 3):
 
 With ``noise``, a ToF-like sensor reading is made as well (:func:`depth_noise`):
 Gaussian noise whose standard deviation grows with depth, disparity quantisation
-(coarser steps far away), 8-bit rounding and holes on the far side of depth edges.
+(coarser steps far away), 8-bit rounding, holes on the far side of depth edges and
+dropouts anywhere (dark or glossy surfaces that return no signal).
 
 Units and convention: depth is float32 in 8-bit "levels" (0..255, the range of
 Middlebury's 8-bit disparity maps), read as depth, larger = farther. Guided
@@ -603,6 +604,12 @@ class DepthNoise:
         Holes reach this many pixels into the far side of a depth edge.
     hole_share : (float, float)
         Share of the depth edges, taken in 8 x 8 px blocks, that get holes.
+    dropout_share : (float, float)
+        Share of the map, drawn per map, lost to dropouts: elliptic blobs
+        anywhere, edges or not (surfaces that return no signal), so that a model
+        does not learn that every hole lies on the far side of an edge.
+    dropout_radius : (float, float)
+        Range of the blobs' radii, px, drawn log-uniformly.
     """
 
     sigma_near: tuple = (0.2, 1.0)
@@ -612,6 +619,8 @@ class DepthNoise:
     edge_jump: float = 8.0
     hole_radius: tuple = (1, 3)
     hole_share: tuple = (0.3, 1.0)
+    dropout_share: tuple = (0.0, 0.04)
+    dropout_radius: tuple = (2.0, 40.0)
 
     def sigma(self, depth, near: float, far: float):
         """Noise standard deviation (levels) at ``depth`` for drawn ``near``, ``far``."""
@@ -630,6 +639,25 @@ def _far_edges(depth: np.ndarray, jump: float) -> np.ndarray:
     return out
 
 
+def _dropouts(shape, rng: np.random.Generator, p: DepthNoise) -> np.ndarray:
+    """bool (H, W): elliptic blobs covering about a drawn share of the map."""
+    h, w = shape
+    out = np.zeros((h, w), bool)
+    target = rng.uniform(*p.dropout_share) * h * w
+    lo, hi = np.log(p.dropout_radius[0]), np.log(p.dropout_radius[1])
+    for _ in range(256):
+        if out.sum() >= target:
+            break
+        r = np.exp(rng.uniform(lo, hi))
+        ry, rx = r * rng.uniform(0.5, 1.5, 2)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        y0, y1 = int(max(cy - ry, 0)), int(min(cy + ry + 1, h))
+        x0, x1 = int(max(cx - rx, 0)), int(min(cx + rx + 1, w))
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] |= ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 <= 1
+    return out
+
+
 def depth_noise(
     clean: np.ndarray, rng: np.random.Generator, params: DepthNoise | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -639,7 +667,8 @@ def depth_noise(
     (growing with depth), quantisation uniform in disparity, rounding to integer
     levels in [0, 255], and holes: pixels up to ``hole_radius`` px into the far
     side of a depth edge (where occlusion hides the surface from the emitter),
-    along a random share of the edges. Holes read 0.
+    along a random share of the edges, and dropouts anywhere (``dropout_share``).
+    Holes read 0.
 
     Parameters
     ----------
@@ -671,6 +700,7 @@ def depth_noise(
     seeds = _far_edges(d, p.edge_jump) & np.repeat(np.repeat(blocks, 8, 0), 8, 1)[:h, :w]
     near_side = -_max_filter(-d, radius)  # local minimum: the near side of a nearby edge
     holes = _max_filter(seeds, radius) & (d > near_side + p.edge_jump / 2)
+    holes |= _dropouts(d.shape, rng, p)
     noisy[holes] = 0
     return noisy.astype(np.float32), ~holes
 

@@ -305,6 +305,7 @@ def train(
     pool=240,
     degradations=DEGRADATIONS,
     widths=(8, 4, 24),
+    init=None,
     scales=(4, 8, 16),
     iters=20000,
     batch=16,
@@ -317,8 +318,9 @@ def train(
 ):
     """Train a GuidedJbuNet; keep the checkpoint with the best validation score
     (sum over scales and degradations of RMSE relative to the untrained model,
-    which is JBU). ``widths``: (hidden, feat, width) of :class:`GuidedJbuNet`.
-    Returns (net, history)."""
+    which is JBU). ``widths``: (hidden, feat, width) of :class:`GuidedJbuNet`;
+    ``init``: an exported model to start from instead (its widths, slopes and
+    scales win). Returns (net, history)."""
     from pafu_cli.training.depth_data import validation_set
 
     torch.manual_seed(seed)
@@ -326,9 +328,19 @@ def train(
     data = DepthPatches(folders, rng, scales, patch, pool, degradations, log=log)
     val = validation_set(folders, n=12, seed=1, noise=True)
     hidden, feat, width = widths
-    net = GuidedJbuNet(scales, feat=feat, hidden=hidden, width=width, slopes=slopes)
+    if init is None:
+        net = GuidedJbuNet(scales, feat=feat, hidden=hidden, width=width, slopes=slopes)
+        base = validate(net, val, scales)  # the untrained model is JBU
+    else:
+        net = from_model(init)
+        scales = net.scales
+        base = validate(GuidedJbuNet(scales), val, scales)
+        start = validate(net, val, scales)
+        log(
+            f"start: score {sum(start[k] / base[k] for k in start):.4f}, "
+            + ", ".join(f"{k} {v:.3f}" for k, v in start.items())
+        )
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    base = validate(net, val, scales)
     log("untrained (= JBU): " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()))
     best, best_state, history = math.inf, None, []
     t0 = time.perf_counter()
@@ -359,6 +371,43 @@ def train(
     if best_state is not None:
         net.load_state_dict(best_state)
     return net, history
+
+
+def from_model(model) -> GuidedJbuNet:
+    """A :class:`GuidedJbuNet` holding the weights of an exported model (a
+    :class:`~pafu_cli.filters.pac.model.PacModel` of task ``guided_upsample``): the
+    inverse of :func:`export`, for warm starts."""
+    if model.task != "guided_upsample":
+        raise ValueError(f"{model.path or model.name}: a {model.task} model, not a guided_upsample one")
+    net = GuidedJbuNet(
+        model.scales,
+        feat=model.feat,
+        hidden=model.guide_w1.shape[0],
+        width=model.lr_weights[0].shape[0],
+        slopes=model.slopes,
+    )
+
+    def t(a):
+        return torch.from_numpy(np.array(a, np.float32))
+
+    with torch.no_grad():
+        net.range_scale.copy_(t(model.range_scale))
+        for conv, w, b in (
+            (net.g1, model.guide_w1, model.guide_b1),
+            (net.g2, model.guide_w2, model.guide_b2),
+            (net.l1, model.lr_weights[0], model.lr_biases[0]),
+            (net.l2, model.lr_weights[1], model.lr_biases[1]),
+            (net.l3, model.lr_weights[2], model.lr_biases[2]),
+            (net.head, model.head_w, model.head_b),
+        ):
+            conv.weight.copy_(t(w))
+            conv.bias.copy_(t(b))
+        for s in net.scales:
+            a = np.asarray(model.spatial[s], np.float64)
+            # softplus^-1 where the weight is in use (as the constructor's start)
+            inv = np.where(a > 1e-12, np.log(np.expm1(np.maximum(a, 1e-12))), -30.0)
+            net.spatial[str(s)].copy_(t(inv))
+    return net
 
 
 def export(net: GuidedJbuNet, name: str, provenance: dict, description: str = ""):
