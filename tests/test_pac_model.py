@@ -152,3 +152,27 @@ def test_from_model_is_the_inverse_of_export(slopes):
     )
     with pytest.raises(ValueError, match="not a guided_upsample"):
         from_model(dataclasses.replace(model, task="upscale"))
+
+
+def test_a_hole_out_of_reach_is_nan_in_both_and_trains_without_nan():
+    """Where no valid sample is within reach, the network and the engine both leave a
+    hole (NaN), and a training step on such a patch keeps every gradient finite."""
+    net = _random_net(5)
+    model = export(net, "holes", {})
+    rng = np.random.default_rng(6)
+    h, w, s = 12, 12, 4
+    lr = rng.uniform(20, 200, (h, w)).astype(np.float32)
+    valid = np.ones((h, w), np.float32)
+    valid[2:10, 2:10] = 0  # 8 x 8 low-res samples lost: the middle is out of reach
+    guide = rng.integers(0, 256, (h * s, w * s, 3)).astype(np.uint8)
+    want = _torch_run(net, lr, valid, guide, s)
+    got = engine.run(model, lr, guide, (h * s, w * s), valid)
+    assert np.isnan(want[20:28, 20:28]).all() and np.isfinite(want[:4]).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    x = torch.tensor(np.where(valid > 0, lr / 255, 0), dtype=torch.float32)[None, None]
+    g = torch.tensor(guide.transpose(2, 0, 1) / 255.0, dtype=torch.float32)[None]
+    y = net(x, torch.tensor(valid)[None, None], g, s)
+    err = (y - 0.5).abs()
+    err[torch.isfinite(err)].mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

@@ -60,7 +60,8 @@ def learned_jbu(f, g, d, c, s: int, ay, ax, slopes=None):
     (c: confidence times validity, 0 = missing); ay, ax (s, 5) spatial weights;
     ``slopes`` (N, 2, h, w), optional: each sample then stands for the plane
     d_q + slope_q . (u - q) (u: the output pixel's centre in low-res pixels).
-    Returns (N, 1, H, W). Samples outside the map do not count (zero padding of c)."""
+    Returns (N, 1, H, W), NaN where no sample is in reach (a hole, as the engine
+    leaves it). Samples outside the map do not count (zero padding of c)."""
     n, cf, h, w = g.shape
     gw = F.unfold(g, TAPS, padding=TAPS // 2).view(n, cf, TAPS * TAPS, h, w)
     dw = F.unfold(d, TAPS, padding=TAPS // 2).view(n, TAPS * TAPS, h, w)
@@ -91,7 +92,9 @@ def learned_jbu(f, g, d, c, s: int, ay, ax, slopes=None):
         )
     num = (k * value).sum(dim=3)
     den = k.sum(dim=3)
-    y = num / den.clamp_min(1e-12)
+    some = den > 0
+    # a safe denominator first, so that no gradient flows through 0 / 0
+    y = torch.where(some, num / torch.where(some, den, torch.ones_like(den)), torch.full_like(den, math.nan))
     return y.permute(0, 3, 1, 4, 2).reshape(n, 1, h * s, w * s)
 
 
@@ -291,7 +294,8 @@ def validate(net, pairs, scales) -> dict:
                     mm = torch.tensor(m)[None, None]
                     g = torch.tensor(guide[:h, :w].transpose(2, 0, 1) / 255.0, dtype=torch.float32)[None]
                     y = net(x, mm, g, s)[0, 0].numpy() * span + lo
-                    errs.append(float(np.sqrt(np.mean((np.clip(y, 0, 255) - hr) ** 2))))
+                    # pixels with no valid sample in reach are holes for every method: not scored
+                    errs.append(float(np.sqrt(np.nanmean((np.clip(y, 0, 255) - hr) ** 2))))
                 out[f"x{s} {kind}"] = float(np.mean(errs))
     net.train()
     return out
@@ -349,7 +353,11 @@ def train(
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / iters))
         x, m, g, hr, s = data.batch(batch)
         y = net(x, m, g, s)
-        loss = (y - hr).abs().mean()
+        err = (y - hr).abs()
+        scored = torch.isfinite(err)  # holes with no valid sample in reach stay holes
+        if not scored.any():
+            continue
+        loss = err[scored].mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
