@@ -176,3 +176,23 @@ def test_a_hole_out_of_reach_is_nan_in_both_and_trains_without_nan():
     err = (y - 0.5).abs()
     err[torch.isfinite(err)].mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_a_missing_sample_nearer_in_features_than_the_valid_ones_is_harmless():
+    """A missing sample (weight 0) whose features match the output pixel's far better
+    than every valid sample's: no overflow, no NaN in the output or the gradients."""
+    from pafu_cli.training.pac.guided import jbu_spatial, learned_jbu
+
+    s, h, w = 4, 3, 3
+    f = torch.zeros(1, 2, h * s, w * s)
+    g = torch.full((1, 2, h, w), 30.0, requires_grad=True)  # far from f: |f - g|^2 = 1800
+    with torch.no_grad():
+        g[0, :, 1, 1] = 0.0  # the centre sample matches f exactly, but it is missing
+    d = torch.rand(1, 1, h, w, requires_grad=True)
+    c = torch.ones(1, 1, h, w)
+    c[0, 0, 1, 1] = 0.0
+    a = torch.tensor(jbu_spatial(s), dtype=torch.float32, requires_grad=True)
+    y = learned_jbu(f, g, d, c, s, a, a)
+    assert torch.isfinite(y).all()
+    y.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (g, d, a))

@@ -908,6 +908,11 @@ def test_guided_train_init_from_passes_the_model_and_refuses_others(tmp_path, mo
     r = CliRunner().invoke(main, args + ["--init-from", str(start)])
     assert r.exit_code == 1 and "stopped by the test" in r.output
     assert seen["init"].task == "guided_upsample" and seen["init"].scales == (4, 8, 16)
+    assert seen["lr"] == 2e-3
+    r = CliRunner().invoke(main, args + ["--lr", "5e-4"])
+    assert r.exit_code == 1 and seen["lr"] == 5e-4
+    r = CliRunner().invoke(main, args + ["--lr", "0"])
+    assert r.exit_code == 2 and "--lr" in r.output
     r = CliRunner().invoke(main, args + ["--init-from", str(models_dir() / "upscale_x2.npz")])
     assert r.exit_code == 2 and "not a guided_upsample model" in r.output and "Traceback" not in r.output
     (tmp_path / "junk.npz").write_bytes(b"not a zip")

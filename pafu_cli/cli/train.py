@@ -268,6 +268,14 @@ def _factors(text: str) -> tuple:
     help="guided_upsample: channels of the guide branch's hidden layer, of its learned "
     "features and of the low-res branch, comma-separated.",
 )
+@click.option(
+    "--lr",
+    "guided_lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2e-3,
+    show_default=True,
+    help="guided_upsample: Adam's learning rate at the start (cosine decay to 0); lower for --init-from.",
+)
 @click.option("--threads", default=0, help="Torch threads (0: default).")
 @click.option(
     "--checkpoint", default="", help="Checkpoint file (default: OUT with .ckpt.pt); resumes if present."
@@ -367,6 +375,7 @@ def _train_guided(options: dict) -> None:
             degradations=tuple(d.strip() for d in options["degradations"].split(",") if d.strip()),
             widths=(hidden, feat, width),
             init=start,
+            lr=options["guided_lr"],
             log=lambda msg: click.echo(msg, err=True),
         )
     except (ValueError, PafuError, FileNotFoundError) as e:
@@ -389,7 +398,7 @@ def _train_guided(options: dict) -> None:
 
 
 # Options of --task guided_upsample alone (not TrainConfig fields).
-GUIDED_ONLY = ("minutes", "slopes", "pool", "degradations", "widths")
+GUIDED_ONLY = ("minutes", "slopes", "pool", "degradations", "widths", "guided_lr")
 
 
 # Options whose two values go to two TrainConfig fields; every other option is

@@ -77,7 +77,9 @@ def learned_jbu(f, g, d, c, s: int, ay, ax, slopes=None):
     live = weight > 0
     shift = torch.where(live, d2, torch.full_like(d2, math.inf)).amin(dim=3, keepdim=True)
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift)).detach()
-    k = torch.exp(-0.5 * (d2 - shift)) * weight
+    # >= 0 on the live taps by the shift; a dead tap (weight 0) nearer in features than
+    # every live one must not make exp overflow (inf * 0 = NaN, and NaN gradients)
+    k = torch.exp(-0.5 * (d2 - shift).clamp_min(0)) * weight
     value = dw[:, None, None]
     if slopes is not None:
         off = -torch.tensor(phase_offsets(s), dtype=f.dtype)  # (s, 5): u - q per phase and tap
