@@ -18,7 +18,7 @@ from collections import namedtuple
 import numba as nb
 import numpy as np
 
-from pafu_cli._numba import NJIT_PARALLEL
+from pafu_cli._numba import NJIT_CONTRACT_PARALLEL, NJIT_PARALLEL
 from pafu_cli.filters.pac import _kernels as K
 from pafu_cli.filters.pac.ops import compact_taps
 from pafu_cli.filters.pac.resample import resize
@@ -79,15 +79,51 @@ def guide_features(guide, r0, net, out):
                 out[yy, x, 3 + f] = acc[x]
 
 
-def _conv3x3(x, w, b):
-    """Zero-padded 3x3 convolution of (h, w, cin) by PyTorch weights (cout, cin, 3, 3)."""
-    h, wd = x.shape[:2]
-    pad = np.zeros((h + 2, wd + 2, x.shape[2]), np.float32)
-    pad[1:-1, 1:-1] = x
-    out = np.broadcast_to(b, (h, wd, b.shape[0])).copy()
-    for ky in range(3):
-        for kx in range(3):
-            out += pad[ky : ky + h, kx : kx + wd] @ w[:, :, ky, kx].T
+LR_BAND_ROWS = 64  # low-resolution rows per band of the low-resolution network
+
+
+@nb.njit(**NJIT_CONTRACT_PARALLEL)
+def conv_planar(x, w, b, relu, out):
+    """``out`` (cout, h, w) = b + the zero-padded convolution of ``x`` (cin, h, w) by
+    PyTorch weights ``w`` (cout, cin, k, k), k odd, then max(., 0) if ``relu``. Each
+    output row sums its terms in one fixed order (bias, then ky, kx, ci) whatever the
+    array's height, so a band of rows gives the bits of the whole map."""
+    cin, h, wd = x.shape
+    cout, k = w.shape[0], w.shape[2]
+    r = k // 2
+    for y in nb.prange(h):
+        src = np.zeros((cin, wd + 2 * r), np.float32)  # one input row, zero-padded by r columns
+        acc = np.empty((cout, wd), np.float32)
+        for co in range(cout):
+            acc[co, :] = b[co]
+        for ky in range(k):
+            sy = y + ky - r
+            if sy < 0 or sy >= h:
+                continue
+            for ci in range(cin):
+                for xx in range(wd):
+                    src[ci, xx + r] = x[ci, sy, xx]
+            for kx in range(k):
+                for ci in range(cin):
+                    for co in range(cout):
+                        wv = w[co, ci, ky, kx]
+                        for xx in range(wd):
+                            acc[co, xx] += wv * src[ci, xx + kx]
+        for co in range(cout):
+            for xx in range(wd):
+                v = acc[co, xx]
+                out[co, y, xx] = max(v, np.float32(0.0)) if relu else v
+
+
+def _head(model, x):
+    """The low-resolution network on planar (5, rows, w) inputs: its head (channels, rows, w)."""
+    for w, b in zip(model.lr_weights, model.lr_biases):
+        y = np.empty((w.shape[0],) + x.shape[1:], np.float32)
+        conv_planar(x, np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32), True, y)
+        x = y
+    hw = np.ascontiguousarray(model.head_w, np.float32)
+    out = np.empty((hw.shape[0],) + x.shape[1:], np.float32)
+    conv_planar(x, hw, np.ascontiguousarray(model.head_b, np.float32), False, out)
     return out
 
 
@@ -117,11 +153,18 @@ def _guide_net(model, dtype) -> GuideNet:
 
 def _low_res_branch(model, lrn, valid, gmean):
     """(features (h, w, 3 + feat), values (h, w, 1), weights (h, w), slopes (h, w, 2)
-    or None) of the samples."""
-    x = np.concatenate([lrn[..., None], valid[..., None], gmean], axis=2).astype(np.float32)
-    for w, b in zip(model.lr_weights, model.lr_biases):
-        x = np.maximum(_conv3x3(x, w, b), 0)
-    out = x @ model.head_w[:, :, 0, 0].T + model.head_b
+    or None) of the samples. The network runs in bands of ``LR_BAND_ROWS`` rows, each
+    with as many rows of margin as it has 3x3 layers (its reach), so that its wide
+    hidden layers never exist for the whole map."""
+    x0 = np.concatenate([lrn[None], valid[None], gmean.transpose(2, 0, 1)], axis=0).astype(np.float32)
+    h = x0.shape[1]
+    reach = len(model.lr_weights)
+    out = np.empty((h, x0.shape[2], model.head_w.shape[0]), np.float32)
+    for r0 in range(0, h, LR_BAND_ROWS):
+        r1 = min(r0 + LR_BAND_ROWS, h)
+        a0, a1 = max(r0 - reach, 0), min(r1 + reach, h)
+        part = _head(model, np.ascontiguousarray(x0[:, a0:a1]))
+        out[r0:r1] = part[:, r0 - a0 : r1 - a0].transpose(1, 2, 0)
     feat = model.feat
     g = out[..., : 3 + feat].copy()
     g[..., :3] += gmean * model.range_scale
