@@ -119,7 +119,7 @@ def _preflight(path: str) -> None:
                         "MiB limit (a damaged file or a decompression bomb); set PAFU_MAX_MODEL_BYTES "
                         "to raise it",
                     )
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as e:
         fail(path, f"damaged or truncated .npz file ({type(e).__name__}: {e})")
 
 
@@ -138,7 +138,7 @@ def load_model(path):
     try:
         with np.load(path, allow_pickle=False) as f:
             return family_of(f, path).parse(f, path)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as e:
         fail(path, f"damaged or truncated .npz file ({type(e).__name__}: {e})")
 
 
