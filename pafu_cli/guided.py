@@ -8,6 +8,8 @@ import numpy as np
 from pafu_cli.filters.pac import resample
 
 METHODS = ("jbu", "bicubic", "bilinear")
+# The default: the shipped learned guided upsampler (docs/guided.md says how it was chosen).
+DEFAULT_METHOD = "guided_upsample"
 
 
 def _size(size, guide_shape):
@@ -23,7 +25,7 @@ def _size(size, guide_shape):
 
 
 def guided_upsample(
-    lowres, guide, size=None, *, method="jbu", mask=None, sigma_spatial=None, sigma_range=None
+    lowres, guide, size=None, *, method=DEFAULT_METHOD, mask=None, sigma_spatial=None, sigma_range=None
 ):
     """Upsample a low-resolution map (depth, disparity, flow, any map) to the
     resolution of ``guide``, following the guide's edges.
@@ -38,17 +40,19 @@ def guided_upsample(
         size is the default output size for every method.
     size : (rows, columns), optional
         Output size (default the guide's; the guide is resized to it when they differ).
-    method : {"jbu", "bicubic", "bilinear"}, a model name, path or PacModel
-        Joint bilateral upsampling (a PAC with fixed weights), the unguided
-        resamplers (bicubic equals Pillow's to float rounding), or a learned
-        guided upsampler (``pafu train --task guided_upsample``).
+    method : a model name, path or PacModel, or {"jbu", "bicubic", "bilinear"}
+        A learned guided upsampler (default: the shipped ``guided_upsample``,
+        made by ``pafu train --task guided_upsample``; at x4, x8 and x16, other
+        sizes from its nearest scale above), joint bilateral upsampling (a PAC
+        with fixed weights), or the unguided resamplers (bicubic equals
+        Pillow's to float rounding).
     mask : array (h, w), optional
         1 valid, 0 missing (in addition to NaN). Holes are filled from valid
         neighbours only; where none is in reach the output is NaN.
     sigma_spatial, sigma_range : float, optional
-        JBU bandwidths: low-resolution pixels, and guide units of full scale
-        (defaults: those of :func:`pafu_cli.pac.jbu`, chosen on synthetic
-        validation data, see docs/guided.md).
+        JBU bandwidths (``method="jbu"`` only): low-resolution pixels, and
+        guide units of full scale (defaults: those of :func:`pafu_cli.pac.jbu`,
+        chosen on synthetic validation data, see docs/guided.md).
 
     Returns
     -------
@@ -60,10 +64,14 @@ def guided_upsample(
     >>> from pafu_cli import guided_upsample
     >>> depth = np.array([[1.0, 1.0, np.nan, 5.0]])
     >>> photo = np.zeros((2, 8), np.uint8); photo[:, 5:] = 255
-    >>> guided_upsample(depth, photo).round(2)[0].tolist()
+    >>> guided_upsample(depth, photo, method="jbu").round(2)[0].tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0]
     """
     model = None
+    if method != "jbu" and (sigma_spatial is not None or sigma_range is not None):
+        raise ValueError(
+            f"sigma_spatial and sigma_range set JBU's bandwidths: give method='jbu', not {method!r}"
+        )
     if not isinstance(method, str) or method not in METHODS:
         from pafu_cli.models.registry import resolve_model
 

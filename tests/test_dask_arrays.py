@@ -163,7 +163,8 @@ def test_quantise_rounds_like_written_files():
             lambda: pdask.guided_upsample(np.zeros((8, 8)), np.zeros((16, 16, 3)), method="guided_upsample"),
             "not 2",
         ),
-        (lambda: pdask.guided_upsample(np.zeros((8, 8)), np.zeros((16, 16)), mask=np.ones((4, 4))), "mask"),
+        (lambda: pdask.guided_upsample(np.zeros((8, 8)), np.zeros((32, 32)), mask=np.ones((4, 4))), "mask"),
+        (lambda: pdask.guided_upsample(np.zeros((8, 8)), np.zeros((16, 16))), "method='jbu'"),
     ],
 )
 def test_bad_arguments_are_refused(call, message):

@@ -146,7 +146,8 @@ TABLES = {
     ),
     "pac": (
         "## Guided upsamplers\n\nLearned joint bilateral upsamplers (the `pac` family, "
-        "[docs/pac.md](../docs/pac.md)): `pafu guided-upsample -m NAME`.",
+        "[docs/pac.md](../docs/pac.md)): `guided_upsample` is the default of `pafu guided-upsample`; "
+        "others with `-m NAME`.",
         "| model | task | network | test RMSE | " + PROVENANCE_HEAD,
         _pac_row,
     ),

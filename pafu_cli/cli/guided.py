@@ -34,11 +34,11 @@ def _size(value):
 @click.option(
     "--method",
     "-m",
-    default="jbu",
-    show_default=True,
-    metavar="jbu|bicubic|bilinear|MODEL",
-    help="jbu: joint bilateral upsampling (follows the guide's edges); bicubic, bilinear: unguided; "
-    "or a learned model (a shipped name or a .npz made by 'pafu train --task guided_upsample').",
+    default=None,
+    metavar="MODEL|jbu|bicubic|bilinear",
+    help="A learned model (default: the shipped guided_upsample; or a .npz made by 'pafu train "
+    "--task guided_upsample'); jbu: joint bilateral upsampling (follows the guide's edges, no model); "
+    "bicubic, bilinear: unguided.",
 )
 @click.option(
     "--invalid",
@@ -59,9 +59,14 @@ def _size(value):
     help="Also write the guide and the colour-mapped result side by side (PNG/TIFF/JPEG). "
     "In batch runs, a folder: one <name>_preview.png per map.",
 )
-@click.option("--sigma-spatial", type=click.FloatRange(min=0.05), default=None, help="JBU: low-res pixels.")
 @click.option(
-    "--sigma-range", type=click.FloatRange(min=1e-3), default=None, help="JBU: guide units (1 = full scale)."
+    "--sigma-spatial", type=click.FloatRange(min=0.05), default=None, help="With -m jbu: low-res pixels."
+)
+@click.option(
+    "--sigma-range",
+    type=click.FloatRange(min=1e-3),
+    default=None,
+    help="With -m jbu: guide units (1 = full scale).",
 )
 @overwrite_opt
 @jobs_opt
@@ -79,6 +84,7 @@ def guided_cmd(ctx, lowres, guide, output, **o):
     \b
     Examples:
       $ pafu guided-upsample depth_lr.png photo.jpg depth.png
+      $ pafu guided-upsample -m jbu --sigma-range 0.1 depth_lr.png photo.jpg depth.png
       $ pafu guided-upsample -s 8 --invalid 0 --preview view.png tof.png rgb.png depth.png
       $ pafu guided-upsample flow_lr.flo frame.png flow.flo
       $ pafu guided-upsample -j 2 'scans/*_depth.png' scans/ upsampled/
@@ -90,12 +96,15 @@ def guided_cmd(ctx, lowres, guide, output, **o):
 
     if o["size"] is not None and o["scale"] != "auto":
         raise Failure("give --scale or --size, not both", exit_code=2)
+    method = o["method"] or GuidedOptions.method
+    if method != "jbu" and (o["sigma_spatial"] is not None or o["sigma_range"] is not None):
+        raise Failure("--sigma-spatial and --sigma-range set JBU's bandwidths: add -m jbu", exit_code=2)
     preview = o["preview"]
     opts = GuidedOptions(
         guide=guide,
         scale=None if o["scale"] == "auto" else int(o["scale"]),
         size=_size(o["size"]),
-        method=o["method"],
+        method=method,
         invalid=o["invalid"] if o["invalid"] == "0" else None,
         vectors=o["vectors"],
         preview=preview,

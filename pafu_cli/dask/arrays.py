@@ -266,7 +266,7 @@ def _range(x, valid):
     return da.nanmin(v, axis=(0, 1)), da.nanmax(v, axis=(0, 1))
 
 
-def guided_upsample(lowres, guide, *, method="jbu", mask=None, chunks=None, threads: int = 1):
+def guided_upsample(lowres, guide, *, method=None, mask=None, chunks=None, threads: int = 1):
     """:func:`pafu_cli.guided_upsample` on dask arrays, for a guide exactly ``s``
     times the map's size (an integer ``s`` >= 2; for a learned model, one of its
     scales).
@@ -280,8 +280,9 @@ def guided_upsample(lowres, guide, *, method="jbu", mask=None, chunks=None, thre
 
     Returns a dask array (s h, s w[, C]) float32.
     """
-    from pafu_cli.guided import METHODS
+    from pafu_cli.guided import DEFAULT_METHOD, METHODS
 
+    method = DEFAULT_METHOD if method is None else method
     dask, da = _dask()
     x = _as_dask(lowres, "map")
     g = _as_dask(guide, "guide")
@@ -301,7 +302,10 @@ def guided_upsample(lowres, guide, *, method="jbu", mask=None, chunks=None, thre
 
         model = resolve_model(method, "guided_upsample")
         if s not in model.scales:
-            raise ValueError(f"{model.name} upsamples by {', '.join(map(str, model.scales))}, not {s}")
+            raise ValueError(
+                f"{model.name} upsamples by {', '.join(map(str, model.scales))}, not {s}, in chunks; "
+                "give method='jbu' (any integer scale)"
+            )
         reach = 6  # three 3x3 convolutions and the 5x5 window of samples, plus one
     valid = da.ones((h, w), np.float32, chunks=x.chunks[:2]) if mask is None else _as_dask(mask, "mask")
     if valid.shape != (h, w):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pafu_cli.errors import InputError, OutputError
+from pafu_cli.guided import DEFAULT_METHOD
 from pafu_cli.io.images import IMAGE_EXTENSIONS, check_output_target, image_shape, read_image, write_image
 from pafu_cli.io.maps import FLOW_UNKNOWN, check_map_target, map_info, read_map, write_map
 from pafu_cli.limits import check_memory
@@ -26,7 +27,7 @@ class GuidedOptions:
     guide: str  # an image file, or a folder of guides paired by file stem
     scale: int | None = None  # None: "auto" (the guide's size) unless size is given
     size: tuple | None = None  # (rows, columns)
-    method: str = "jbu"
+    method: str = DEFAULT_METHOD
     invalid: str | None = None  # "0": zeros are holes too ("nan": NaN only, the default for floats)
     vectors: bool | None = None  # rescale 2-channel values as motion vectors; None: for .flo
     preview: str | None = None
