@@ -139,6 +139,17 @@ def test_noise_grows_with_depth_on_a_flat_photo():
         np.testing.assert_allclose(res[part].std(), p.sigma(d[part], 0.3, 6.0).mean(), rtol=0.1)
 
 
+def _jumps(clean, jump=8):
+    """Pixels on either side of a 4-neighbour depth jump above ``jump`` levels."""
+    jumps = np.zeros(clean.shape, bool)
+    dx, dy = np.abs(np.diff(clean, axis=1)) > jump, np.abs(np.diff(clean, axis=0)) > jump
+    jumps[:, 1:] |= dx
+    jumps[:, :-1] |= dx
+    jumps[1:] |= dy
+    jumps[:-1] |= dy
+    return jumps
+
+
 def test_holes_lie_on_the_far_side_of_depth_edges():
     depth = np.full((64, 96), 60.0, np.float32)
     depth[:, 40:] = 160.0
@@ -161,14 +172,8 @@ def test_holes_lie_on_the_far_side_of_depth_edges():
     # a synthetic pair's reading without dropouts: holes only near depth edges
     p = dd.DepthNoise(dropout_share=(0.0, 0.0))
     _, noisy, clean, valid = dd.synth_rgbd(_photo(), np.random.default_rng(2), noise=p)
-    jumps = np.zeros(clean.shape, bool)
-    dx, dy = np.abs(np.diff(clean, axis=1)) > 8, np.abs(np.diff(clean, axis=0)) > 8
-    jumps[:, 1:] |= dx
-    jumps[:, :-1] |= dx
-    jumps[1:] |= dy
-    jumps[:-1] |= dy
     assert (~valid).any()
-    assert dd._max_filter(jumps, 3)[~valid].all()
+    assert dd._max_filter(_jumps(clean), 3)[~valid].all()
 
 
 def test_dropouts_fall_anywhere_in_blobs_of_the_drawn_share():
@@ -180,7 +185,6 @@ def test_dropouts_fall_anywhere_in_blobs_of_the_drawn_share():
     assert 0.03 <= holes.mean() < 0.045  # blobs until the share is reached (the last one overshoots)
     rows, cols = np.nonzero(holes)
     assert np.ptp(rows) > 150 and np.ptp(cols) > 200  # spread over the map, not along edges
-    assert not (holes & ~dd._max_filter(holes, 1)).any()
     # blobs, not specks: most hole pixels have all 8 neighbours in holes too
     inner = -dd._max_filter(-holes.astype(np.int8), 1) > 0
     assert inner.sum() > 0.4 * holes.sum()
@@ -188,13 +192,7 @@ def test_dropouts_fall_anywhere_in_blobs_of_the_drawn_share():
     off_edges = 0
     for seed in range(4):
         _, _, clean, valid = dd.synth_rgbd(_photo(), np.random.default_rng(seed), noise=True)
-        jumps = np.zeros(clean.shape, bool)
-        dx, dy = np.abs(np.diff(clean, axis=1)) > 8, np.abs(np.diff(clean, axis=0)) > 8
-        jumps[:, 1:] |= dx
-        jumps[:, :-1] |= dx
-        jumps[1:] |= dy
-        jumps[:-1] |= dy
-        off_edges += int((~valid & ~dd._max_filter(jumps, 3)).sum())
+        off_edges += int((~valid & ~dd._max_filter(_jumps(clean), 3)).sum())
     assert off_edges > 20
 
 

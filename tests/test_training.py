@@ -864,7 +864,10 @@ def test_every_train_option_is_a_config_field(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "upscale needs 2, 3 or 4" in r.output and len(configs) == 2
 
 
-def test_guided_train_command_passes_widths_and_refuses_bad_ones(tmp_path, monkeypatch):
+@pytest.fixture
+def guided_train_cli(tmp_path, monkeypatch):
+    """(invoke(extra args) -> result, the keywords the last run gave ``train``):
+    ``pafu train --task guided_upsample`` with the training replaced by a stop."""
     from click.testing import CliRunner
 
     from pafu_cli.cli.main import main
@@ -873,49 +876,43 @@ def test_guided_train_command_passes_widths_and_refuses_bad_ones(tmp_path, monke
     seen = {}
 
     def fake_train(folders, out, **kw):
+        seen.clear()
         seen.update(kw)
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(guided, "train", fake_train)
     args = ["train", "--task", "guided_upsample", "--data", str(tmp_path), "--out", str(tmp_path / "g.npz")]
-    r = CliRunner().invoke(main, args + ["--widths", "12,6,48", "--pool", "7"])
+    return (lambda extra=(): CliRunner().invoke(main, args + list(extra))), seen
+
+
+def test_guided_train_command_passes_widths_and_refuses_bad_ones(tmp_path, guided_train_cli):
+    invoke, seen = guided_train_cli
+    r = invoke(["--widths", "12,6,48", "--pool", "7"])
     assert r.exit_code == 1 and "stopped by the test" in r.output
     assert seen["widths"] == (12, 6, 48) and seen["pool"] == 7
-    r = CliRunner().invoke(main, args)
+    invoke()
     assert seen["widths"] == (8, 4, 24)
     for bad in ("12,6", "0,4,24", "a,b,c"):
-        r = CliRunner().invoke(main, args + ["--widths", bad])
+        r = invoke(["--widths", bad])
         assert r.exit_code == 2 and "--widths" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "g.npz").exists()
 
 
-def test_guided_train_init_from_passes_the_model_and_refuses_others(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from pafu_cli.cli.main import main
+def test_guided_train_init_from_passes_the_model_and_refuses_others(tmp_path, guided_train_cli):
     from pafu_cli.models import models_dir
-    from pafu_cli.training.pac import guided
 
-    seen = {}
-
-    def fake_train(folders, out, **kw):
-        seen.update(kw)
-        raise ValueError("stopped by the test")
-
-    monkeypatch.setattr(guided, "train", fake_train)
-    args = ["train", "--task", "guided_upsample", "--data", str(tmp_path), "--out", str(tmp_path / "g.npz")]
-    start = models_dir() / "guided_upsample.npz"
-    r = CliRunner().invoke(main, args + ["--init-from", str(start)])
+    invoke, seen = guided_train_cli
+    r = invoke(["--init-from", str(models_dir() / "guided_upsample.npz")])
     assert r.exit_code == 1 and "stopped by the test" in r.output
     assert seen["init"].task == "guided_upsample" and seen["init"].scales == (4, 8, 16)
     assert seen["lr"] == 2e-3
-    r = CliRunner().invoke(main, args + ["--lr", "5e-4"])
-    assert r.exit_code == 1 and seen["lr"] == 5e-4
-    r = CliRunner().invoke(main, args + ["--lr", "0"])
+    r = invoke(["--lr", "5e-4"])
+    assert r.exit_code == 1 and seen["lr"] == 5e-4 and seen["init"] is None
+    r = invoke(["--lr", "0"])
     assert r.exit_code == 2 and "--lr" in r.output
-    r = CliRunner().invoke(main, args + ["--init-from", str(models_dir() / "upscale_x2.npz")])
+    r = invoke(["--init-from", str(models_dir() / "upscale_x2.npz")])
     assert r.exit_code == 2 and "not a guided_upsample model" in r.output and "Traceback" not in r.output
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    r = CliRunner().invoke(main, args + ["--init-from", str(tmp_path / "junk.npz")])
+    r = invoke(["--init-from", str(tmp_path / "junk.npz")])
     assert r.exit_code == 1 and "junk.npz" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "g.npz").exists()
