@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Every quality table of docs/results.md (and README's results table), one `pafu evaluate` command each.
+# Every quality table of docs/results.md and docs/guided.md (and README's results table), one `pafu evaluate` command each.
 set -euo pipefail
 usage() {
     echo "usage: benchmarks/quality.sh [-h] [DATA]"
     echo
     echo "Print the quality tables of docs/results.md with the standard protocols."
-    echo "DATA: the folder holding Set5, Set14, Kodak24 and McMaster"
+    echo "DATA: the folder holding Set5, Set14, Kodak24, McMaster and depth/"
     echo "(default: \$PAFU_SHARED/data, else ../shared/data next to the repository)."
     echo "About 10 minutes on 2 cores; needs the installed 'pafu' command."
 }
@@ -43,4 +43,9 @@ pafu evaluate demosaick --data "$DATA" --denoise on --colours auto --sigma 0 --s
 for m in demosaick demosaick_vivid demosaick_denoise_s2 demosaick_denoise_s5 demosaick_denoise_s10 \
     demosaick_vivid_denoise_s5 demosaick_vivid_denoise_s10; do
     pafu evaluate demosaick --data "$DATA" --model "$m" --sigma 0 --sigma 5 --sigma 10
+done
+echo "## Guided upsampling, RMSE (EPE for Sintel)"
+for p in bicubic decimation park sintel; do
+    pafu evaluate guided-upsample --data "$DATA/depth" --protocol "$p" \
+        -m guided_upsample -m jbu -m bicubic -m bilinear
 done
