@@ -216,6 +216,7 @@ np.savez(sys.argv[2], out=out, idx=idx)
 """
 
 
+@pytest.mark.slow  # compiles the whole engine in a fresh cache (about 20 s): run by .ci/run's slow step
 @needs_ir
 def test_engine_falls_back_when_the_ir_does_not_compile(tmp_path):
     """An IR that fails to compile: a warning, then the portable kernels (the same
