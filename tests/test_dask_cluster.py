@@ -22,6 +22,10 @@ from pafu_cli.io.images import write_image
 
 distributed = pytest.importorskip("distributed")
 
+# Real clusters start worker processes (about 40 s in all with cold imports): run by
+# .ci/run's slow step and by `pytest -m slow`, not by the default suite.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cluster():

@@ -151,6 +151,7 @@ def engine_outputs() -> dict:
     return res
 
 
+@pytest.mark.slow  # compiles the portable engine too (about 15 s cold): run by .ci/run's slow step
 @needs_ir
 def test_engine_same_bits_with_portable_kernels_in_process(monkeypatch):
     assert not _simd.FORCED_OFF, "run without PAFU_SIMD=0"
