@@ -36,7 +36,8 @@ def _hard_exit(signum: int) -> None:
             os.unlink(path)
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    os._exit(128 + signum)
+    # Ctrl-C of a command ends it with 1, as the KeyboardInterrupt path does
+    os._exit(1 if signum == signal.SIGINT and not _worker["on"] else 128 + signum)
 
 
 def _interrupt(signum, frame):
@@ -56,13 +57,15 @@ def _interrupt(signum, frame):
 
 
 def install(worker: bool = False) -> None:
-    """SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main thread, as
-    SIGINT does, so that ``finally`` blocks remove temporary files. In a batch
-    ``worker``, SIGINT too, and an idle worker exits at once (see :func:`job`)."""
+    """SIGINT, SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main
+    thread, so that ``finally`` blocks remove temporary files, with a deadline for
+    the case where the exception is swallowed (SIGINT's own default handler has
+    none: a Ctrl-C during an import's callback was lost and the command finished).
+    In a batch ``worker``, an idle worker exits at once (see :func:`job`)."""
     if threading.current_thread() is not threading.main_thread():
         return
     _worker["on"] = worker
-    names = ("SIGTERM", "SIGHUP") + (("SIGINT",) if worker else ())
+    names = ("SIGTERM", "SIGHUP", "SIGINT")
     for name in names:
         sig = getattr(signal, name, None)
         if sig is not None:
@@ -86,8 +89,12 @@ def job():
 
 
 def received() -> int | None:
-    """The signal (SIGTERM, SIGHUP) that interrupted this process, if any."""
-    return _received[0] if _received else None
+    """The signal (SIGTERM, SIGHUP; SIGINT in a batch worker) that interrupted this
+    process, if any; a command's Ctrl-C is not one (it ends with status 1)."""
+    for sig in _received:
+        if sig != signal.SIGINT or _worker["on"]:
+            return sig
+    return None
 
 
 def die_with_parent() -> None:

@@ -400,3 +400,27 @@ def test_a_bad_model_in_a_batch_is_one_line_before_any_file(tmp_path, picture):
     r = run("upscale", "-s", "2", "-m", tmp_path / "broken.npz", picture, second, tmp_path / "out")
     refused(r, 1, "broken.npz", "truncated")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_ctrl_c_swallowed_by_a_callback_still_ends_the_command():
+    """A KeyboardInterrupt raised inside a callback (a weakref's, an import lock's)
+    is swallowed by Python; the command must still end, with status 1, within the
+    grace time, and not finish its work (which would write the output after all)."""
+    code = (
+        "import os, signal, time, weakref\n"
+        "from pafu_cli import _runtime\n"
+        "_runtime.install()\n"
+        "class A: pass\n"
+        "a = A()\n"
+        "def cb(_):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "r = weakref.ref(a, cb)\n"
+        "del a\n"
+        "time.sleep(8)\n"
+        "print('finished')\n"
+    )
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "finished" not in r.stdout, (r.returncode, r.stdout, r.stderr)
+    assert time.time() - t0 < 7
