@@ -87,6 +87,7 @@ def test_demosaick_chunk_borders_on_every_phase(pattern, chunks):
     _equal(noisy, pafu_cli.demosaick(cfa, pattern, "demosaick_denoise_s10"))
 
 
+@pytest.mark.slow  # 12 chunked graphs (about 30 s cold with the next test): run by .ci/run's slow step
 @pytest.mark.parametrize("s", [2, 4, 8])
 @pytest.mark.parametrize("method", ["jbu", "bicubic", "bilinear", "guided_upsample"])
 def test_guided_upsample_equals_the_whole_with_holes(s, method):
@@ -102,6 +103,7 @@ def test_guided_upsample_equals_the_whole_with_holes(s, method):
     _equal(got, want)
 
 
+@pytest.mark.slow
 def test_guided_upsample_flow_mask_and_float_guide():
     rng = np.random.default_rng(11)
     h, w, s = 40, 50, 4
