@@ -115,16 +115,15 @@ def conv_planar(x, w, b, relu, out):
                 out[co, y, xx] = max(v, np.float32(0.0)) if relu else v
 
 
-def _head(model, x):
-    """The low-resolution network on planar (5, rows, w) inputs: its head (channels, rows, w)."""
-    for w, b in zip(model.lr_weights, model.lr_biases):
+def _head(layers, x):
+    """The low-resolution network ``layers`` ((weights, bias, relu) of each
+    convolution, float32 contiguous) on planar (5, rows, w) inputs: its head
+    (channels, rows, w)."""
+    for w, b, relu in layers:
         y = np.empty((w.shape[0],) + x.shape[1:], np.float32)
-        conv_planar(x, np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32), True, y)
+        conv_planar(x, w, b, relu, y)
         x = y
-    hw = np.ascontiguousarray(model.head_w, np.float32)
-    out = np.empty((hw.shape[0],) + x.shape[1:], np.float32)
-    conv_planar(x, hw, np.ascontiguousarray(model.head_b, np.float32), False, out)
-    return out
+    return x
 
 
 def _phase_taps(n_lr: int, s: int, table: np.ndarray):
@@ -160,10 +159,16 @@ def _low_res_branch(model, lrn, valid, gmean):
     h = x0.shape[1]
     reach = len(model.lr_weights)
     out = np.empty((h, x0.shape[2], model.head_w.shape[0]), np.float32)
+
+    def f32(a):
+        return np.ascontiguousarray(a, np.float32)
+
+    layers = [(f32(w), f32(b), True) for w, b in zip(model.lr_weights, model.lr_biases)]
+    layers.append((f32(model.head_w), f32(model.head_b), False))
     for r0 in range(0, h, LR_BAND_ROWS):
         r1 = min(r0 + LR_BAND_ROWS, h)
         a0, a1 = max(r0 - reach, 0), min(r1 + reach, h)
-        part = _head(model, np.ascontiguousarray(x0[:, a0:a1]))
+        part = _head(layers, np.ascontiguousarray(x0[:, a0:a1]))
         out[r0:r1] = part[:, r0 - a0 : r1 - a0].transpose(1, 2, 0)
     feat = model.feat
     g = out[..., : 3 + feat].copy()
