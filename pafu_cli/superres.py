@@ -10,7 +10,7 @@ from pafu_cli.models.registry import resolve_model
 SCALES = (2, 3, 4)
 
 
-def upscale(image, scale: int, model=None, return_selection: bool = False):
+def upscale(image, scale: int, model=None, return_selection: bool = False, quality: str | None = None):
     """Upscale an image by 2, 3 or 4 with a PAFU model.
 
     Selection and filtering run on the low-resolution image and produce 3 s^2
@@ -23,10 +23,13 @@ def upscale(image, scale: int, model=None, return_selection: bool = False):
         one-channel image is processed as grey RGB and returned as (sH, sW).
     scale : {2, 3, 4}
     model : None, str, path or PafuModel
-        None picks the shipped default for ``scale``.
+        None picks the shipped default for ``scale`` (or for ``quality``).
     return_selection : bool
         Also return the (H, W) int32 kernel index of every input pixel (the
         argmax kernel; of a model that blends two, the first of the two).
+    quality : None, "fast", "standard" or "high"
+        With ``model`` None: the shipped model of this quality (``upscale_x2_fast``,
+        ``upscale_x2``, ``upscale_x2_high``); None is "standard".
 
     Returns
     -------
@@ -44,6 +47,12 @@ def upscale(image, scale: int, model=None, return_selection: bool = False):
         raise TypeError(f"scale must be the integer 2, 3 or 4, got {scale!r} ({type(scale).__name__})")
     if scale not in SCALES:
         raise ValueError(f"scale {scale} is not supported; expected one of 2, 3, 4")
+    if quality is not None:
+        if model is not None:
+            raise ValueError("give either model or quality, not both")
+        from pafu_cli.models.registry import quality_model
+
+        model = quality_model("upscale", scale, quality)
     m = resolve_model(model, "upscale", scale)
     out, idx = upscale_window(image, m)
     return (out, idx) if return_selection else out

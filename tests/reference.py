@@ -16,11 +16,20 @@ def conv2d(x, w, b, relu):
     return np.maximum(out, 0) if relu else out
 
 
-def select(model, x):
+def trunk(model, x):
+    """The selector on ``x``: (logits, the last hidden layer's output or None)."""
     f = (x - model.selector_input_mean) * model.selector_input_scale
     n = len(model.selector_weights)
+    hidden = None
     for i, (w, b) in enumerate(zip(model.selector_weights, model.selector_biases)):
         f = conv2d(f, w, b, relu=i < n - 1)
+        if i < n - 1:
+            hidden = f
+    return f, hidden
+
+
+def select(model, x):
+    f, _ = trunk(model, x)
     return np.argmax(f, axis=2).astype(np.int32), f
 
 
@@ -104,13 +113,26 @@ def bilinear_upscale(img, s):
 
 def run(model, x):
     """The whole model on ``x`` (H, W, C_in): (output after depth-to-space, idx,
-    logits), float64; ``mix`` 2 blends the top two by their softmax weight."""
+    logits), float64; ``mix`` 2 blends the top two by their softmax weight. A
+    ``pafunet`` model's kernels also read the last hidden layer (its
+    ``feature_bank``): the same as a bank over the input and hidden channels,
+    the feature kernels zero-padded to the bank's size."""
+    bank = model.bank
+    fb = getattr(model, "feature_bank", None)
+    if fb is not None:
+        _, hidden = trunk(model, x)
+        p = (bank.shape[3] - fb.shape[3]) // 2
+        fb = np.pad(fb, ((0, 0), (0, 0), (0, 0), (p, p), (p, p)))
+        bank = np.concatenate([bank, fb], axis=2)
+        xin = np.concatenate([x, hidden], axis=2)
+    else:
+        xin = x
     if model.mix == 2:
         idx, idx2, wt, logits = select_top2(model, x)
-        y = apply_mixed(x, idx, idx2, wt, model.bank)
+        y = apply_mixed(xin, idx, idx2, wt, bank)
     else:
         idx, logits = select(model, x)
-        y = apply_bank(x, idx, model.bank)
+        y = apply_bank(xin, idx, bank)
     return depth_to_space(y, model.shuffle), idx, logits
 
 

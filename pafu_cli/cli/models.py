@@ -67,6 +67,9 @@ def models_cmd():
         sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
         qtxt = ", ".join(f"{k} {v:.2f} dB" for k, v in q.items()) if q else "not measured"
         blend = ", two blended per pixel" if m.mix == 2 else ""
+        if m.family == "pafunet":
+            kf = m.feature_bank.shape[3]
+            blend += f", also reading {m.feature_channels} hidden features ({kf}x{kf})"
         click.echo(
             f"{name}: {m.task} x{m.scale}, {m.n_kernels} kernels {sizes}{blend}, "
             f"{len(m.selector_weights)}-layer selector; {qtxt}"

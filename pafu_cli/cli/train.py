@@ -234,12 +234,22 @@ def _factors(text: str) -> tuple:
     "largest logits, weighted by their softmax (the refit is then joint and --polish "
     "trains selector and bank on the blend's loss).",
 )
+@click.option(
+    "--features",
+    default=0,
+    show_default=True,
+    type=click.Choice(["0", "1", "3", "5"]),
+    callback=lambda ctx, param, k: int(k),
+    help="Grow the --init-from model into a non-linear one (pafunet family): each kernel also "
+    "reads the selector's last hidden layer through a feature kernel of this size (0: off). "
+    "--width may widen the selector (the new channels start unused).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--minutes",
     default=0.0,
     show_default=True,
-    help="guided_upsample: stop after this many minutes (0: after --iters steps).",
+    help="Stop the gradient steps after this many minutes (0: after --iters steps).",
 )
 @click.option(
     "--slopes/--no-slopes",
@@ -398,7 +408,7 @@ def _train_guided(options: dict) -> None:
 
 
 # Options of --task guided_upsample alone (not TrainConfig fields).
-GUIDED_ONLY = ("minutes", "slopes", "pool", "degradations", "widths", "guided_lr")
+GUIDED_ONLY = ("slopes", "pool", "degradations", "widths", "guided_lr")
 
 
 # Options whose two values go to two TrainConfig fields; every other option is

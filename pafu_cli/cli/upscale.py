@@ -24,6 +24,14 @@ from pafu_cli.cli.options import (
     "Upscale model: a shipped name, 'nearest', 'bilinear' or a .npz file (default: the shipped upscale_xS)."
 )
 @click.option(
+    "--quality",
+    "-q",
+    type=click.Choice(["fast", "standard", "high"]),
+    default=None,
+    help="Shipped model by quality (instead of --model): fast (one kernel per pixel), standard "
+    "(the default: two kernels blended), high (a small non-linear PAFU network; slower).",
+)
+@click.option(
     "--ensemble", is_flag=True, help="x8 self-ensemble: run on the 8 flips/rotations and average (8x slower)."
 )
 @click.option(
@@ -47,6 +55,7 @@ def upscale_cmd(ctx, scale, inputs, output, **o):
     \b
     Examples:
       $ pafu upscale -s 2 photo.png photo_x2.png
+      $ pafu upscale -s 2 --quality high photo.png photo_x2.png
       $ pafu upscale -s 4 --ensemble --selection-map sel.png in.tif out.tif
       $ pafu upscale -s 3 -j 2 'frames/*.png' frames_x3/
       $ pafu upscale -s 4 --chunks 1024 scan.tif scan_x4.tif
@@ -55,6 +64,16 @@ def upscale_cmd(ctx, scale, inputs, output, **o):
     from pafu_cli.jobs.upscale import UpscaleOptions, check_options, upscale_file
 
     selection_map = o["selection_map"]
+    if o["quality"]:
+        if o["model"] is not None:
+            raise click.UsageError("give either --model or --quality, not both")
+        from pafu_cli.errors import PafuError
+        from pafu_cli.models.registry import quality_model
+
+        try:
+            o["model"] = quality_model("upscale", int(scale), o["quality"])
+        except PafuError as e:
+            raise Failure(str(e), exit_code=2) from None
     if o["chunks"] and (o["ensemble"] or selection_map):
         raise click.UsageError("--chunks works without --ensemble and --selection-map")
     if o["chunks"]:

@@ -53,6 +53,9 @@ class Family:
 
 FAMILIES = {
     "pafu": Family(pafu_model.parse, pafu_model.to_arrays, pafu_model.TASKS, pafu_model.PafuModel),
+    "pafunet": Family(
+        pafu_model.parse_net, pafu_model.to_arrays_net, pafu_model.TASKS, pafu_model.PafuNetModel
+    ),
     "pac": Family(pac_model.parse, pac_model.to_arrays, pac_model.TASKS, pac_model.PacModel),
 }
 

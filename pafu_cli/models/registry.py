@@ -19,6 +19,27 @@ DEFAULT_MODELS = {
 }
 
 
+# Quality levels of the upscale models: the shipped model of a level is the
+# default's name with this suffix (``upscale_x2_high``). ``fast``: one kernel
+# per pixel; ``standard``: two kernels blended (the default); ``high``: a
+# ``pafunet`` model, the kernels also reading the selector's hidden features.
+QUALITY_SUFFIX = {"fast": "_fast", "standard": "", "high": "_high"}
+
+
+def quality_model(task: str, scale: int, quality: str) -> str:
+    """The shipped model's name for ``task`` at ``scale`` and ``quality`` (a key of
+    :data:`QUALITY_SUFFIX`); a one-line ModelError if it is not installed."""
+    if quality not in QUALITY_SUFFIX:
+        raise ValueError(f"quality must be one of {', '.join(QUALITY_SUFFIX)}, got {quality!r}")
+    name = DEFAULT_MODELS[(task, scale)] + QUALITY_SUFFIX[quality]
+    if not (models_dir() / f"{name}.npz").exists():
+        raise ModelError(
+            f"{name}: no {quality}-quality {task} model x{scale} is installed; shipped: "
+            f"{', '.join(list_models()) or 'none'}"
+        )
+    return name
+
+
 # Hand-made banks selectable by name (see pafu_cli.filters.pafu.analytic): task ->
 # name -> the bank for a scale.
 ANALYTIC_MODELS = {

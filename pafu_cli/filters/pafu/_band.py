@@ -18,7 +18,9 @@ last layer's logits give each pixel its kernel (the first maximum wins), or
 with ``mix`` 2 its two best kernels and the softmax weight of the first
 (:func:`pafu_cli.filters.pafu._simd.choice_update`); the bank is applied to the
 reflect-padded *input* (not normalised), only each kernel's own support
-visited; depth-to-space by ``s`` in PyTorch ``pixel_shuffle`` order. Each band
+visited (a ``pafunet`` model's kernels also read the last hidden
+layer, ``fr`` reflected rows and columns around each pixel, as extra taps);
+depth-to-space by ``s`` in PyTorch ``pixel_shuffle`` order. Each band
 writes only its own output rows and every output value is computed by the same
 operations whatever the band, so results are the same bits for any thread
 count and band size.
@@ -89,6 +91,8 @@ Plan = namedtuple(
         "cmax",  # channels of the selector buffers: max(c_in, widest layer)
         "stages",  # stages run per band, STAGES for all (fewer: profiling)
         "simd",  # 1: the IR kernels of _simd; 0: the portable ones (the same bits)
+        "fc",  # pafunet: channels of the last hidden layer the kernels also read (0: none)
+        "fr",  # pafunet: radius of those feature taps (<= big_r and <= pad)
     ],
 )
 Plan.__doc__ = "Geometry of one engine run (all int64); see the field comments in the source."
@@ -400,6 +404,46 @@ def _choose_rows(src, wts, l, span, plan, outs, acc, simd):
 
 
 @nb.njit(**NJIT_CONTRACT)
+def _copy_features(hid, raw, span, plan):
+    """A ``pafunet`` model's feature taps: the last hidden layer's band ``hid``
+    (its outside rows and column pads already reflected) into channels ``ci ..
+    ci + fc`` of the bank's input band ``raw``, rows and columns ``fr`` around
+    the image rows ``span``."""
+    y0, y1 = span
+    w, fr, ci, rp, hp = plan.w, plan.fr, plan.ci, plan.big_r, plan.pad
+    for c in range(plan.fc):
+        for v in range(y0 - fr, y1 + fr):
+            src = hid.buf[c, v - hid.v0]
+            dst = raw.buf[ci + c, v - raw.v0]
+            for j in range(-fr, w + fr):
+                dst[rp + j] = src[hp + j]
+
+
+@nb.njit(**NJIT_CONTRACT)
+def tap_offsets(plan, s_c, s_r):
+    """(T,) int64: flat offset of each bank tap from a pixel's top-left tap in
+    the bank's input band (strides ``s_c`` per channel, ``s_r`` per row): the
+    input's K x K taps of each channel in (c, dy, dx) order, then the ``2 fr +
+    1`` square taps of each feature channel, centred the same."""
+    k = 2 * plan.big_r + 1
+    kf = 2 * plan.fr + 1
+    m = plan.big_r - plan.fr
+    off = np.empty(plan.ci * k * k + plan.fc * kf * kf, dtype=np.int64)
+    t = 0
+    for c in range(plan.ci):
+        for dy in range(k):
+            for dx in range(k):
+                off[t] = c * s_c + dy * s_r + dx
+                t += 1
+    for c in range(plan.ci, plan.ci + plan.fc):
+        for dy in range(kf):
+            for dx in range(kf):
+                off[t] = c * s_c + (dy + m) * s_r + dx + m
+                t += 1
+    return off
+
+
+@nb.njit(**NJIT_CONTRACT)
 def _apply_rows(raw, wts, span, plan, outs, simd):
     """Apply the selected kernels at image rows ``span = (y0, y1)`` and write
     depth-to-space into ``outs.out``. ``raw`` is the band of the (not
@@ -426,8 +470,6 @@ def _apply_rows(raw, wts, span, plan, outs, simd):
     bank, table, out = wts.bank, wts.table, outs.out
     idx, idx2, wt = outs.idx, outs.idx2, outs.wt
     w, mix, s, top, left, rpad = plan.w, plan.mix, plan.s, plan.top, plan.left, plan.big_r
-    ci = raw.buf.shape[0]
-    k = 2 * rpad + 1
     co = table.shape[0]
     n_comp = 0
     while n_comp < co and table[n_comp, 3] < 0:
@@ -438,13 +480,7 @@ def _apply_rows(raw, wts, span, plan, outs, simd):
     rawf = raw.buf.ravel()
     s_c = raw.buf.shape[1] * raw.buf.shape[2]
     s_r = raw.buf.shape[2]
-    off = np.empty(t_len, dtype=np.int64)  # flat offset of each tap from a pixel's top-left tap
-    t = 0
-    for c in range(ci):
-        for dy in range(k):
-            for dx in range(k):
-                off[t] = c * s_c + dy * s_r + dx
-                t += 1
+    off = tap_offsets(plan, s_c, s_r)  # flat offset of each tap from a pixel's top-left tap
     rows = y1 - y0
     per_pass = rows * TILE * co_pad
     res = np.empty(mix * per_pass, dtype=np.float32)
@@ -511,14 +547,17 @@ def _apply_rows(raw, wts, span, plan, outs, simd):
 
 
 @nb.njit(**NJIT_CONTRACT)
-def row_margins(meta):
+def row_margins(meta, fr=0):
     """(L + 1,) int64: ``m[l + 1]`` rows (and columns) of selector layer l's
     output needed beyond a band, ``m[0]`` those of the input: the radii of the
-    layers after it summed (``m[L] = 0``, the logits)."""
+    layers after it summed (``m[L] = 0``, the logits); the last hidden layer's
+    at least ``fr`` (a ``pafunet`` model's feature taps)."""
     n_layers = meta.shape[0]
     marg = np.zeros(n_layers + 1, dtype=np.int64)
     for l in range(n_layers - 2, -2, -1):
         marg[l + 1] = marg[l + 2] + (meta[l + 1, 2] - 1) // 2
+        if l == n_layers - 2:
+            marg[l + 1] = max(marg[l + 1], fr)
     return marg
 
 
@@ -530,7 +569,7 @@ def _new_scratch(plan, marg):
     return Scratch(
         np.empty(plan.cmax * (most + 2 * marg[0]) * wa, dtype=np.float32),
         np.empty(plan.cmax * (most + 2 * marg[0]) * wa, dtype=np.float32),
-        np.empty(plan.ci * (most + 2 * plan.big_r) * wr, dtype=np.float32),
+        np.empty((plan.ci + plan.fc) * (most + 2 * plan.big_r) * wr, dtype=np.float32),
         np.empty(TILE, dtype=np.float32),
     )
 
@@ -563,8 +602,11 @@ def one_band(src, wts, plan, outs, marg, span, scratch, simd):
     if plan.stages < 4:
         return
     nr = y1 - y0 + 2 * big_r
-    raw = Band(scratch.raw[: plan.ci * nr * wr].reshape((plan.ci, nr, wr)), y0 - big_r)
+    cr = plan.ci + plan.fc
+    raw = Band(scratch.raw[: cr * nr * wr].reshape((cr, nr, wr)), y0 - big_r)
     fill_band(src, plan, wts, raw, nr, big_r, False)
+    if plan.fc:
+        _copy_features(cur, raw, span, plan)
     if plan.stages < 5:
         return
     _apply_rows(raw, wts, span, plan, outs, simd)
@@ -575,7 +617,7 @@ def _run_chunk(src, wts, plan, outs, bands, simd):
     """Bands ``bands = (first, end)`` one after the other, in scratch memory
     allocated once (per-band arrays of a few MB would be mapped afresh, and
     page-faulted, band after band by glibc)."""
-    marg = row_margins(wts.meta)
+    marg = row_margins(wts.meta, plan.fr)
     scratch = _new_scratch(plan, marg)
     for bi in range(bands[0], bands[1]):
         y0 = bi * plan.band

@@ -44,7 +44,10 @@ def passthrough_outputs(model: PafuModel) -> np.ndarray:
     n, co, ci, k, _ = model.bank.shape
     src = np.full(co, -1, dtype=np.int64)
     c = (k - 1) // 2
+    fb = getattr(model, "feature_bank", None)
     for o in range(co):
+        if fb is not None and np.any(fb[:, o] != 0):
+            continue
         nz = np.argwhere(model.bank[:, o] != 0)  # (kernel, channel, dy, dx)
         if (
             len(nz) == n
@@ -61,7 +64,8 @@ def _apply_layout(model: PafuModel):
 
     Returns ``bank`` (n, T, C_pad) float32, tap-major: for kernel z and tap t
     (T = C_in K^2 taps in (c, dy, dx) order, zero outside the kernel's own
-    support, as stored), the C computed outputs, zero-padded to a multiple of
+    support, as stored; a ``pafunet`` model's C_h kf^2 feature taps after them,
+    :func:`_band.tap_offsets`), the C computed outputs, zero-padded to a multiple of
     16 (one SIMD register); and ``table`` (C_out, 4) int64: (dy, dx, colour,
     src) of each output in pixel_shuffle order, computed outputs first (in bank
     order, src = -1), then the copied ones (src = input channel).
@@ -72,8 +76,12 @@ def _apply_layout(model: PafuModel):
     order = np.concatenate([np.flatnonzero(src < 0), np.flatnonzero(src >= 0)])
     n_comp = int(np.sum(src < 0))
     lanes = _simd.LANES
-    bank = np.zeros((n, ci * k * k, -(-max(n_comp, 1) // lanes) * lanes), dtype=np.float32)
-    bank[:, :, :n_comp] = np.transpose(model.bank.reshape(n, co, -1)[:, order[:n_comp]], (0, 2, 1))
+    taps = model.bank.reshape(n, co, -1)
+    fb = getattr(model, "feature_bank", None)
+    if fb is not None:
+        taps = np.concatenate([taps, fb.reshape(n, co, -1)], axis=2)
+    bank = np.zeros((n, taps.shape[2], -(-max(n_comp, 1) // lanes) * lanes), dtype=np.float32)
+    bank[:, :, :n_comp] = np.transpose(taps[:, order[:n_comp]], (0, 2, 1))
     table = np.stack([(order // f) % f, order % f, order // (f * f), src[order]], axis=1)
     return bank, np.ascontiguousarray(table, dtype=np.int64)
 
@@ -114,6 +122,8 @@ def _plan(model: PafuModel, meta, size, mosaic_pad, window, band: int, stages: i
     h, w, ci = size
     ctop, cleft = mosaic_pad if mosaic_pad is not None else (0, 0)
     top, left = window
+    fb = getattr(model, "feature_bank", None)
+    fc, fr = (0, 0) if fb is None else (fb.shape[2], (fb.shape[3] - 1) // 2)
     return _band.Plan(
         h=int(h),
         w=int(w),
@@ -127,10 +137,12 @@ def _plan(model: PafuModel, meta, size, mosaic_pad, window, band: int, stages: i
         band=int(band),
         mix=int(model.mix),
         big_r=int((model.bank.shape[3] - 1) // 2),
-        pad=int(max(1, max((k - 1) // 2 for k in meta[:, 2]))),
+        pad=int(max(1, fr, max((k - 1) // 2 for k in meta[:, 2]))),
         cmax=int(max(ci, meta[:, 0].max())),
         stages=int(stages),
         simd=int(_simd.simd_enabled()),
+        fc=int(fc),
+        fr=int(fr),
     )
 
 

@@ -417,5 +417,83 @@ def save_model(model, path) -> None:
 
 def receptive_margin(model: PafuModel) -> int:
     """Pixels (at the model's input resolution) that influence one output quad/pixel."""
-    sel = sum((w.shape[2] - 1) // 2 for w in model.selector_weights)
-    return max(sel, (model.bank.shape[3] - 1) // 2)
+    radii = [(w.shape[2] - 1) // 2 for w in model.selector_weights]
+    reach = max(sum(radii), (model.bank.shape[3] - 1) // 2)
+    fb = getattr(model, "feature_bank", None)
+    if fb is not None:  # the bank also reads the last hidden layer, fr around each pixel
+        reach = max(reach, sum(radii[:-1]) + (fb.shape[3] - 1) // 2)
+    return reach
+
+
+# The ``pafunet`` family: a PAFU model whose kernels also read the selector's
+# last hidden layer (a small non-linear network ending in a PAFU unit).
+
+NET_FAMILY = "pafunet"
+
+
+@dataclasses.dataclass(frozen=True)
+class PafuNetModel(PafuModel):
+    """A PAFU model whose selected kernel is applied to the input *and* to the
+    selector's last hidden features: ``feature_bank`` (n, C_out, C_h, kf, kf),
+    kf odd and at most the bank's K, C_h the last hidden layer's width. The
+    output of pixel p is ``sum(bank[z] * x_patch) + sum(feature_bank[z] *
+    h_patch)``, z the chosen kernel (blended as the ``mix`` says), h the ReLU
+    output of selector layer L-2, reflect-padded. The selector is then also the
+    network's feature trunk: the filter is linear in x given h, and h is not."""
+
+    family: ClassVar[str] = NET_FAMILY
+
+    feature_bank: np.ndarray = None
+
+    @property
+    def feature_channels(self) -> int:
+        return self.feature_bank.shape[2]
+
+    @property
+    def feature_radius(self) -> int:
+        return (self.feature_bank.shape[3] - 1) // 2
+
+
+def with_features(model: PafuModel, feature_bank) -> PafuNetModel:
+    """``model`` (a PAFU model) with a feature bank: a :class:`PafuNetModel`.
+    Raises ValueError unless ``feature_bank`` is (n, C_out, C_h, kf, kf) with kf
+    odd and at most the bank's K (the engine reads it within the bank's margin)."""
+    fb = np.asarray(feature_bank)
+    n, co, _, k, _ = model.bank.shape
+    ch = model.selector_weights[-2].shape[0] if len(model.selector_weights) > 1 else -1
+    if fb.shape[:3] != (n, co, ch) or fb.ndim != 5 or fb.shape[3] != fb.shape[4] or fb.shape[3] % 2 == 0:
+        raise ValueError(
+            f"feature bank of shape {fb.shape} does not fit: expected ({n}, {co}, {ch}, kf, kf), kf odd"
+        )
+    if fb.shape[3] > k:
+        raise ValueError(f"feature kernels of {fb.shape[3]}x{fb.shape[3]} exceed the bank's {k}x{k}")
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(PafuModel)}
+    return PafuNetModel(**fields, feature_bank=np.ascontiguousarray(feature_bank, dtype=np.float32))
+
+
+def parse_net(f, path) -> PafuNetModel:
+    """Validate the ``pafunet`` keys of an open archive: the ``pafu`` keys plus
+    ``feature_bank`` (see :class:`PafuNetModel`)."""
+    base = parse(f, path)
+    if "feature_bank" not in f.files:
+        fail(path, "missing key feature_bank; is this a pafunet model?")
+    fb = read_floats(f, "feature_bank", path, 5)
+    n, co = base.bank.shape[:2]
+    if len(base.selector_weights) < 2:
+        fail(path, "a pafunet model needs a selector with a hidden layer (selector_layers >= 2)")
+    ch = base.selector_weights[-2].shape[0]
+    kf = fb.shape[3]
+    if fb.shape[:3] != (n, co, ch) or fb.shape[3] != fb.shape[4] or kf % 2 == 0 or kf > base.bank.shape[3]:
+        fail(
+            path,
+            f"feature_bank has shape {fb.shape}, expected ({n}, {co}, {ch}, kf, kf) with kf odd and "
+            f"at most the bank's {base.bank.shape[3]}",
+        )
+    return with_features(base, fb)
+
+
+def to_arrays_net(model: PafuNetModel) -> dict:
+    """The ``pafunet`` keys of ``model``."""
+    arrays = to_arrays(model)
+    arrays["feature_bank"] = np.asarray(model.feature_bank, np.float32)
+    return arrays

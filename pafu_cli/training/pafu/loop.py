@@ -101,6 +101,8 @@ class TrainConfig:
     polish_rounds: int = 2  # rounds of (polish the selector, refit the bank)
     polish_revive: bool = False  # each polish round first splits busy kernels into dead ones
     mix: int = 1  # kernels blended per pixel at inference (2: the top two, see PafuNet)
+    features: int = 0  # a pafunet model: size of the feature bank on the selector's last hidden layer
+    minutes: float = 0.0  # stop the gradient steps after this long (0: after iters)
 
     def default_patch(self):
         if self.patch:
@@ -253,27 +255,36 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     t_start = t0 = time.time()
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
-    net = PafuNet(
-        cfg.task,
-        cfg.scale,
-        cfg.n_kernels,
-        _kernel_sizes(cfg),
-        cfg.width,
-        cfg.depth,
-        passthrough=cfg.passthrough,
-        selector_input=cfg.selector_input,
-        mix=cfg.mix,
-    )
+    start = load_model(cfg.init_from) if cfg.init_from else None  # warm start (also for the provenance)
+    if cfg.features:
+        if start is None:
+            raise ValueError("a feature bank (--features) grows a trained model: give --init-from MODEL.npz")
+        mix = cfg.mix if cfg.mix > 1 else 0  # 0: the model's
+        net = PafuNet.from_model(start, features=cfg.features, width=cfg.width, mix=mix)
+    else:
+        net = PafuNet(
+            cfg.task,
+            cfg.scale,
+            cfg.n_kernels,
+            _kernel_sizes(cfg),
+            cfg.width,
+            cfg.depth,
+            passthrough=cfg.passthrough,
+            selector_input=cfg.selector_input,
+            mix=cfg.mix,
+        )
+    bank_params = [net.bank, net.fbank] if net.feature_k else [net.bank]
     optimisers = {
         "opt_sel": torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector),
-        "opt_bank": torch.optim.Adam([net.bank], lr=cfg.lr_bank),
+        "opt_bank": torch.optim.Adam(bank_params, lr=cfg.lr_bank),
     }
-    start = load_model(cfg.init_from) if cfg.init_from else None  # warm start (also for the provenance)
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else Path(cfg.out).with_suffix(".ckpt.pt")
     step = 0
     if ckpt.exists():
         step = load_checkpoint(ckpt, net, optimisers, rng)
         log.info("resumed from %s at step %d", ckpt, step)
+    elif net.feature_k:
+        log.info("init from %s: val %.3f dB", cfg.init_from, evaluate(net, val_files, cfg))
     elif start is not None:
         n0 = net.load_model(start)
         log.info("init from %s: val %.3f dB", cfg.init_from, evaluate(net, val_files, cfg))
@@ -288,9 +299,9 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     _gradient_steps(net, optimisers, step, ckpt, sampler, rng, cfg)
     summary = {"val_sgd": evaluate(net, val_files, cfg)}
     log.info("after gradient training: val %.3f dB", summary["val_sgd"])
-    if cfg.refit:
+    if cfg.refit and not net.feature_k:  # the least-squares refit knows the input taps only
         _refit(net, sampler, val_files, cfg, summary)
-    if cfg.polish_steps:
+    if cfg.polish_steps and not net.feature_k:
         _polish(net, sampler, val_files, cfg, summary)
     if cfg.task == "demosaick" and (cfg.noise_sigma or cfg.noise_a):
         summary["val_clean"] = evaluate(net, val_files, cfg, sigma=0.0)
@@ -307,6 +318,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     }
     if start is not None:  # the chain that reproduces this model
         training["init_from"] = warm_start_record(start, cfg.init_from)
+    if net.feature_k:
+        training["features"] = {"size": net.feature_k, "width": int(net.fbank.shape[2])}
     if net.full_res:  # ablation only: the measured figures are the result
         log.info("full-resolution selector: not exportable; validation %s", json.dumps(summary))
         summary["out"] = ""
@@ -336,17 +349,23 @@ def _gradient_steps(net: PafuNet, optimisers: dict, step: int, ckpt: Path, sampl
     opt_sel, opt_bank = optimisers["opt_sel"], optimisers["opt_bank"]
     m = net.margin()
     base_lr = ((opt_sel, cfg.lr_selector), (opt_bank, cfg.lr_bank))
-    t0 = time.time()
+    t0 = t_begin = time.time()
     run_loss = 0.0
     use = torch.zeros(net.n_kernels, dtype=torch.float64)
     while step < cfg.iters:
+        if cfg.minutes and time.time() - t_begin > 60 * cfg.minutes:
+            log.info("stopped after %.1f minutes at step %d", cfg.minutes, step)
+            save_checkpoint(ckpt, net, optimisers, step, rng, dataclasses.asdict(cfg))
+            break
         tau = geometric(cfg.tau0, cfg.tau1, step, cfg.iters)
         cos = cosine(step, cfg.iters)
         for opt, lr in base_lr:
             for g in opt.param_groups:
                 g["lr"] = lr * cos
         xb, yb = sampler(rng)
-        out, sel = net(xb, tau=tau, mode="gumbel")
+        # A pafunet model with a top-two blend trains as it infers (the blend is
+        # differentiable in the logits); the others by straight-through Gumbel.
+        out, sel = net(xb, tau=tau, mode="infer" if net.feature_k and net.mix > 1 else "gumbel")
         task_loss = F.l1_loss(crop(out, m), crop(yb, m))
         loss = task_loss + cfg.decorrelation * net.decorrelation() if cfg.decorrelation else task_loss
         if cfg.balance:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pafu_cli.filters.pafu.model import TASKS, PafuModel
+from pafu_cli.filters.pafu.model import TASKS, PafuModel, with_features
 
 
 def top_k_softmax(logits, k: int):
@@ -50,6 +50,10 @@ class PafuNet(nn.Module):
         outputs (a third less filtering work).
     mix : kernels blended per pixel at inference (1: the argmax kernel; 2: the
         two largest logits' kernels weighted by the softmax of those two)
+    features : 0 (a linear PAFU), or the odd size kf of a second bank
+        (n, C_out, width, kf, kf) that each kernel applies to the selector's last
+        hidden layer: the ``pafunet`` family, a small non-linear network whose
+        last layer is a PAFU unit (its selector is the network's trunk)
     """
 
     # (output channel, input channel) of the samples a Bayer quad already holds:
@@ -68,6 +72,7 @@ class PafuNet(nn.Module):
         passthrough=False,
         selector_input="packed",
         mix=1,
+        features=0,
     ):
         super().__init__()
         self.task, self.scale = task, scale
@@ -116,6 +121,16 @@ class PafuNet(nn.Module):
             c = width
         layers.append(nn.Conv2d(4 * c if self.full_res else c, n_kernels, 1))
         self.selector = nn.ModuleList(layers)
+        self.feature_k = int(features)
+        if self.feature_k:
+            if depth < 2 or self.full_res or self.feature_k % 2 == 0 or self.feature_k > self.big_k:
+                raise ValueError(
+                    f"a feature bank needs a selector with a hidden layer (depth >= 2), an odd size at "
+                    f"most the kernels' {self.big_k}, and the packed selector; got size {features}"
+                )
+            self.fbank = nn.Parameter(
+                torch.zeros(n_kernels, self.out_channels, width, self.feature_k, self.feature_k)
+            )
         self.register_buffer("in_mean", torch.full((self.in_channels,), 0.5))
         self.register_buffer("in_scale", torch.full((self.in_channels,), 2.0))
 
@@ -131,8 +146,11 @@ class PafuNet(nn.Module):
 
     def margin(self) -> int:
         """Output pixels near a patch border that depend on padding (excluded from losses)."""
-        sel = sum((c.kernel_size[0] - 1) // 2 for c in self.selector)
-        return max(sel, (self.big_k - 1) // 2) * self.shuffle
+        radii = [(c.kernel_size[0] - 1) // 2 for c in self.selector]
+        reach = max(sum(radii), (self.big_k - 1) // 2)
+        if self.feature_k:
+            reach = max(reach, sum(radii[:-1]) + (self.feature_k - 1) // 2)
+        return reach * self.shuffle
 
     def masked_bank(self):
         return self.bank * self.mask * self.free + self.fixed
@@ -142,6 +160,11 @@ class PafuNet(nn.Module):
         return F.pixel_unshuffle(x, 2) if self.task == "demosaick" else x
 
     def logits(self, x):
+        return self.trunk(x)[0]
+
+    def trunk(self, x):
+        """The selector on ``x``: (logits, the last hidden layer's ReLU output or None)."""
+        hidden = None
         h = (x - self.in_mean.view(1, -1, 1, 1)) * self.in_scale.view(1, -1, 1, 1)
         if self.full_res:  # back to the full-resolution mosaic for the 3x3 layers
             h = F.pixel_shuffle(h, 2)
@@ -153,14 +176,22 @@ class PafuNet(nn.Module):
                 h = F.pad(h, (r, r, r, r), mode="reflect")
             h = conv(h)
             if i < len(self.selector) - 1:
-                h = F.relu(h)
-        return h
+                h = hidden = F.relu(h)
+        return h, hidden
 
-    def responses(self, x):
-        """All kernels at all pixels: (B, n, C_out, H, W)."""
+    def masked_fbank(self):
+        return self.fbank * self.free
+
+    def responses(self, x, hidden=None):
+        """All kernels at all pixels: (B, n, C_out, H, W); with a feature bank,
+        ``hidden`` is the selector's last hidden layer (:meth:`trunk`)."""
         r = (self.big_k - 1) // 2
         w = self.masked_bank().reshape(-1, self.in_channels, self.big_k, self.big_k)
         y = F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), w)
+        if self.feature_k:
+            rf, kf = (self.feature_k - 1) // 2, self.feature_k
+            wf = self.masked_fbank().reshape(-1, self.fbank.shape[2], kf, kf)
+            y = y + F.conv2d(F.pad(hidden, (rf, rf, rf, rf), mode="reflect") if rf else hidden, wf)
         b, _, h, wd = y.shape
         return y.view(b, self.n_kernels, self.out_channels, h, wd)
 
@@ -180,7 +211,7 @@ class PafuNet(nn.Module):
         the Numba engine: the argmax, or the top-two blend with ``mix`` 2).
         """
         x = self.prepare(batch)
-        logits = self.logits(x)
+        logits, hidden = self.trunk(x)
         if mode == "gumbel":
             u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
             g = -torch.log(-torch.log(u))
@@ -193,7 +224,7 @@ class PafuNet(nn.Module):
             sel = F.one_hot(logits.argmax(1), self.n_kernels).permute(0, 3, 1, 2).to(logits.dtype)
         else:
             raise ValueError(f"unknown mode {mode!r}")
-        y = (self.responses(x) * sel.unsqueeze(2)).sum(1)
+        y = (self.responses(x, hidden) * sel.unsqueeze(2)).sum(1)
         return F.pixel_shuffle(y, self.shuffle), sel
 
     def decorrelation(self):
@@ -227,11 +258,20 @@ class PafuNet(nn.Module):
         mine_sizes = self.kernel_sizes.tolist()
         if len(sizes) == len(mine_sizes) and all(a >= b for a, b in zip(mine_sizes, sizes)):
             sizes = mine_sizes  # equal, or larger supports (zero-padded)
+        mine_shapes = [tuple(c.weight.shape) for c in self.selector]
+        if self.feature_k and len(mine_shapes) == len(shapes):
+            # a wider trunk: the model's channels first, the new ones start unused
+            shapes = [
+                (max(a[0], b[0]) if i < len(shapes) - 1 else b[0], max(a[1], b[1])) + b[2:]
+                for i, (a, b) in enumerate(zip(mine_shapes, shapes))
+            ]
+        fb = getattr(model, "feature_bank", None)
         checks = (
             ("task", self.task, model.task),
             ("scale", self.model_scale, model.scale),
             ("kernel sizes", mine_sizes, sizes),
-            ("selector layer shapes", [tuple(c.weight.shape) for c in self.selector], shapes),
+            ("selector layer shapes", mine_shapes, shapes),
+            ("feature kernel size", self.feature_k, self.feature_k if fb is None else fb.shape[-1]),
         )
         for what, a, b in checks:
             if a != b:
@@ -246,8 +286,14 @@ class PafuNet(nn.Module):
                 w, b = torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(np.ascontiguousarray(b))
                 if conv is self.selector[-1]:
                     w, b = w[rows], b[rows]
-                conv.weight.copy_(w)
-                conv.bias.copy_(b)
+                co, ci = w.shape[:2]
+                conv.weight[:co, ci:] = 0  # a grown layer: old outputs ignore the new channels
+                conv.weight[:co, :ci] = w
+                conv.bias[:co] = b
+            if self.feature_k:
+                self.fbank.zero_()
+                if fb is not None:
+                    self.fbank[:, :, : fb.shape[2]] = torch.from_numpy(np.ascontiguousarray(fb))[rows]
             self.in_mean.copy_(torch.from_numpy(model.selector_input_mean))
             self.in_scale.copy_(torch.from_numpy(model.selector_input_scale))
             bank = torch.from_numpy(model.bank)[rows]
@@ -256,25 +302,40 @@ class PafuNet(nn.Module):
         return n0
 
     @classmethod
-    def from_model(cls, model: PafuModel, n_kernels: int = 0, kernel_size: int = 0, mix: int = 0) -> PafuNet:
+    def from_model(
+        cls,
+        model: PafuModel,
+        n_kernels: int = 0,
+        kernel_size: int = 0,
+        mix: int = 0,
+        features: int = 0,
+        width: int = 0,
+    ) -> PafuNet:
         """A network of an exported model's architecture (task, scale, kernel sizes,
         selector width and depth, ``mix`` unless given), loaded with it (:meth:`load_model`).
         ``n_kernels``: a multiple of the model's (a grown bank, its copies not yet
-        split); ``kernel_size``: a smallest support (the kernels zero-padded to it)."""
+        split); ``kernel_size``: a smallest support (the kernels zero-padded to it);
+        ``features``: a feature bank of this size (a ``pafunet`` model's own by
+        default), zero at the start if the model has none; ``width``: a wider
+        selector (with ``features``; the new channels start unused)."""
         n = n_kernels or model.n_kernels
         if n % model.n_kernels:
             raise ValueError(
                 f"{model.path or model.name}: {n} kernels is not a multiple of its {model.n_kernels}"
             )
         sizes = [max(kernel_size, int(k)) for k in model.kernel_sizes.tolist()] * (n // model.n_kernels)
+        fb = getattr(model, "feature_bank", None)
+        features = features or (0 if fb is None else fb.shape[-1])
+        width0 = model.selector_weights[0].shape[0]
         net = cls(
             model.task,
             model.scale,
             n,
             sizes,
-            model.selector_weights[0].shape[0],
+            max(width, width0) if features else width0,
             len(model.selector_weights),
             mix=mix or model.mix,
+            features=features,
         )
         net.load_model(model)
         return net
@@ -285,7 +346,7 @@ class PafuNet(nn.Module):
             raise ValueError("a full-resolution selector (ablation) has no engine export")
         ws = tuple(c.weight.detach().cpu().numpy().astype(np.float32) for c in self.selector)
         bs = tuple(c.bias.detach().cpu().numpy().astype(np.float32) for c in self.selector)
-        return PafuModel(
+        model = PafuModel(
             task=self.task,
             scale=self.model_scale,
             input_layout=TASKS[self.task].layout,
@@ -301,3 +362,6 @@ class PafuNet(nn.Module):
             noise_sigma=float(noise_sigma),
             mix=self.mix,
         )
+        if self.feature_k:
+            return with_features(model, self.masked_fbank().detach().cpu().numpy().astype(np.float32))
+        return model
