@@ -378,15 +378,16 @@ def main():
             lz,
             _quality("default", ("upscale", s)),
         )
-        fast = f"upscale_x{s}_fast"  # the argmax model, where shipped beside a blending default
-        if fast in list_models():
-            row(
-                f"pafu upscale x{s} (`--model {fast}`)",
-                run_case("upscale", tmp / "img.npy", s, fast, env_extra=short),
-                out_mp,
-                lz,
-                _quality(fast, ("upscale", s)),
-            )
+        # the argmax model and the pafunet model, where shipped beside the blending default
+        for other in (f"upscale_x{s}_fast", f"upscale_x{s}_high"):
+            if other in list_models():
+                row(
+                    f"pafu upscale x{s} (`--model {other}`)",
+                    run_case("upscale", tmp / "img.npy", s, other, env_extra=short),
+                    out_mp,
+                    lz,
+                    _quality(other, ("upscale", s)),
+                )
 
     # 1 MP upscale end to end (read, upscale, write PNG), Numba cache warm; and the first
     # run with an empty cache (JIT compilation).

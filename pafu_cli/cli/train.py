@@ -244,6 +244,13 @@ def _factors(text: str) -> tuple:
     "reads the selector's last hidden layer through a feature kernel of this size (0: off). "
     "--width may widen the selector (the new channels start unused).",
 )
+@click.option(
+    "--val-interval",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Log the validation figure every N gradient steps (0: at the end only).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--minutes",

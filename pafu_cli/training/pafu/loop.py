@@ -103,6 +103,7 @@ class TrainConfig:
     mix: int = 1  # kernels blended per pixel at inference (2: the top two, see PafuNet)
     features: int = 0  # a pafunet model: size of the feature bank on the selector's last hidden layer
     minutes: float = 0.0  # stop the gradient steps after this long (0: after iters)
+    val_interval: int = 0  # log the validation figure every this many steps (0: only at the end)
 
     def default_patch(self):
         if self.patch:
@@ -256,9 +257,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
     start = load_model(cfg.init_from) if cfg.init_from else None  # warm start (also for the provenance)
-    if cfg.features:
-        if start is None:
-            raise ValueError("a feature bank (--features) grows a trained model: give --init-from MODEL.npz")
+    if cfg.features and start is not None:  # grow a trained model (linear or pafunet)
         mix = cfg.mix if cfg.mix > 1 else 0  # 0: the model's
         net = PafuNet.from_model(start, features=cfg.features, width=cfg.width, mix=mix)
     else:
@@ -272,6 +271,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             passthrough=cfg.passthrough,
             selector_input=cfg.selector_input,
             mix=cfg.mix,
+            features=cfg.features,
         )
     bank_params = [net.bank, net.fbank] if net.feature_k else [net.bank]
     optimisers = {
@@ -283,7 +283,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     if ckpt.exists():
         step = load_checkpoint(ckpt, net, optimisers, rng)
         log.info("resumed from %s at step %d", ckpt, step)
-    elif net.feature_k:
+    elif net.feature_k and start is not None:
         log.info("init from %s: val %.3f dB", cfg.init_from, evaluate(net, val_files, cfg))
     elif start is not None:
         n0 = net.load_model(start)
@@ -296,7 +296,7 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     else:
         _init_bank(net, sampler, rng, cfg)
         log.info("init (k-means partition + LS bank, argmax): val %.3f dB", evaluate(net, val_files, cfg))
-    _gradient_steps(net, optimisers, step, ckpt, sampler, rng, cfg)
+    _gradient_steps(net, optimisers, step, ckpt, sampler, rng, cfg, val_files)
     summary = {"val_sgd": evaluate(net, val_files, cfg)}
     log.info("after gradient training: val %.3f dB", summary["val_sgd"])
     if cfg.refit and not net.feature_k:  # the least-squares refit knows the input taps only
@@ -342,7 +342,9 @@ def _kernel_sizes(cfg: TrainConfig) -> list:
     return list(cfg.kernel_sizes) or [5] * cfg.n_kernels
 
 
-def _gradient_steps(net: PafuNet, optimisers: dict, step: int, ckpt: Path, sampler, rng, cfg) -> None:
+def _gradient_steps(
+    net: PafuNet, optimisers: dict, step: int, ckpt: Path, sampler, rng, cfg, val_files=()
+) -> None:
     """From ``step`` to ``cfg.iters``: straight-through Gumbel steps on the l1 loss
     (plus the decorrelation and balance terms), selector and bank in turn,
     dead kernels revived in the first half, checkpoints written (in place)."""
@@ -401,6 +403,8 @@ def _gradient_steps(net: PafuNet, optimisers: dict, step: int, ckpt: Path, sampl
                 (time.time() - t0) / cfg.log_every,
             )
             run_loss, t0 = 0.0, time.time()
+        if cfg.val_interval and step % cfg.val_interval == 0 and val_files:
+            log.info("step %d: val %.3f dB", step, evaluate(net, val_files, cfg))
         if step % cfg.checkpoint_every == 0 or step == cfg.iters:
             save_checkpoint(ckpt, net, optimisers, step, rng, dataclasses.asdict(cfg))
 

@@ -1,0 +1,91 @@
+"""Speed of the ``--quality high`` (pafunet) models against the linear defaults, in one
+run on this machine (the machine's speed drifts: compare within a run).
+
+Upscale: a 1500 x 1000 RGB array (Kodak tiles), x2 / x3 / x4, output MP/s, and the
+end-to-end ``pafu upscale`` of a 1 MP PNG. Demosaick: a 24 MP RGGB mosaic array
+(the core, as ``benchmarks/speed.py``). Median of ``--repeats`` after a warm-up.
+
+    python benchmarks/high_speed.py [--data ../shared/data] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def median_time(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-demosaick", action="store_true")
+    a = ap.parse_args()
+    import imageio.v3 as iio
+
+    import pafu_cli
+    from pafu_cli.models.registry import list_models
+
+    img = iio.imread(sorted((Path(a.data) / "Kodak24").glob("*.png"))[0])
+    img = np.ascontiguousarray(np.tile(img, (2, 2, 1))[:1000, :1500])
+    x = img.astype(np.float32) / 255
+    print("| case | seconds | output MP/s | vs linear |")
+    print("|---|---|---|---|")
+    for s in (2, 3, 4):
+        base = None
+        for name in (f"upscale_x{s}", f"upscale_x{s}_high"):
+            if name not in list_models():
+                continue
+            t = median_time(lambda name=name, s=s: pafu_cli.upscale(x, s, model=name), a.repeats)
+            base = base or t
+            print(f"| upscale x{s} `{name}`, 1500x1000 | {t:.3f} | {1.5 * s * s / t:.1f} | {t / base:.2f}x |")
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "one.png"
+        iio.imwrite(png, img[:1000, :1000])
+        for s in (2, 3, 4):
+            base = None
+            for q in ("standard", "high"):
+                if q == "high" and f"upscale_x{s}_high" not in list_models():
+                    continue
+                cmd = ["pafu", "-q", "upscale", "-s", str(s), "--quality", q, "--overwrite", str(png)]
+                cmd.append(str(Path(tmp) / f"out_{s}_{q}.png"))
+                t = median_time(lambda cmd=cmd: subprocess.run(cmd, check=True), max(1, a.repeats // 2))
+                base = base or t
+                print(
+                    f"| end to end `pafu upscale -s {s} --quality {q}`, 1 MP PNG | {t:.3f} | "
+                    f"{s * s / t:.1f} | {t / base:.2f}x |"
+                )
+    if a.no_demosaick:
+        return
+    sys.path.insert(0, str(HERE))
+    from speed import make_mosaic
+
+    cfa = make_mosaic(Path(a.data), 4000, 6000).astype(np.float32) / np.float32(65535)
+    base = None
+    for name in ("demosaick", "demosaick_high"):
+        if name not in list_models():
+            continue
+        t = median_time(lambda name=name: pafu_cli.demosaick(cfa, "RGGB", model=name), max(1, a.repeats // 2))
+        base = base or t
+        print(f"| demosaick `{name}`, 24 MP mosaic (core) | {t:.3f} | {24 / t:.1f} | {t / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
