@@ -607,3 +607,28 @@ def test_console_entry_flushes_and_keeps_exit_codes(tmp_path):
     )
     assert p.returncode == 1 and p.stderr.startswith("Error: ") and "missing.png" in p.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_upscale_quality_picks_the_shipped_model(tmp_path, rng, monkeypatch):
+    """--quality fast|standard|high runs upscale_xS_fast / upscale_xS / upscale_xS_high;
+    it excludes --model, and a level that is not installed is one line, exit 2."""
+    img = rng.integers(0, 255, size=(9, 8, 3)).astype(np.uint8)
+    write_image(tmp_path / "a.png", img)
+    shipped = set(registry.list_models())
+    for quality, suffix in registry.QUALITY_SUFFIX.items():
+        name = "upscale_x2" + suffix
+        if name not in shipped:
+            continue
+        out_q, out_m = tmp_path / f"{quality}.png", tmp_path / f"{quality}_m.png"
+        assert run("upscale", "-s", "2", "--quality", quality, tmp_path / "a.png", out_q).exit_code == 0
+        assert run("upscale", "-s", "2", "-m", name, tmp_path / "a.png", out_m).exit_code == 0
+        np.testing.assert_array_equal(read_image(out_q), read_image(out_m))
+    a, x = tmp_path / "a.png", tmp_path / "x.png"
+    r = run("upscale", "-s", "2", "--quality", "high", "-m", "bilinear", a, x)
+    assert r.exit_code == 2 and "either --model or --quality" in r.output
+    empty = tmp_path / "no_models"
+    empty.mkdir()
+    monkeypatch.setattr(registry, "models_dir", lambda: empty)
+    r = run("upscale", "-s", "3", "--quality", "high", tmp_path / "a.png", tmp_path / "y.png")
+    assert r.exit_code == 2 and "upscale_x3_high: no high-quality upscale model x3 is installed" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "y.png").exists()

@@ -60,6 +60,12 @@ def _factors(text: str) -> tuple:
 @click.option("--lr-bank", default=1e-3, show_default=True)
 @click.option("--lr-selector", default=2e-3, show_default=True)
 @click.option(
+    "--lr-features",
+    default=0.0,
+    show_default=True,
+    help="With --features: Adam's rate for the feature bank (0: --lr-bank's).",
+)
+@click.option(
     "--tau",
     nargs=2,
     type=float,

@@ -102,6 +102,7 @@ class TrainConfig:
     polish_revive: bool = False  # each polish round first splits busy kernels into dead ones
     mix: int = 1  # kernels blended per pixel at inference (2: the top two, see PafuNet)
     features: int = 0  # a pafunet model: size of the feature bank on the selector's last hidden layer
+    lr_features: float = 0.0  # pafunet: Adam's rate for the feature bank (0: lr_bank)
     minutes: float = 0.0  # stop the gradient steps after this long (0: after iters)
     val_interval: int = 0  # log the validation figure every this many steps (0: only at the end)
 
@@ -273,10 +274,12 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
             mix=cfg.mix,
             features=cfg.features,
         )
-    bank_params = [net.bank, net.fbank] if net.feature_k else [net.bank]
+    groups = [{"params": [net.bank], "lr": cfg.lr_bank}]
+    if net.feature_k:
+        groups.append({"params": [net.fbank], "lr": cfg.lr_features or cfg.lr_bank})
     optimisers = {
         "opt_sel": torch.optim.Adam(net.selector_parameters(), lr=cfg.lr_selector),
-        "opt_bank": torch.optim.Adam(bank_params, lr=cfg.lr_bank),
+        "opt_bank": torch.optim.Adam(groups),
     }
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else Path(cfg.out).with_suffix(".ckpt.pt")
     step = 0
@@ -350,7 +353,9 @@ def _gradient_steps(
     dead kernels revived in the first half, checkpoints written (in place)."""
     opt_sel, opt_bank = optimisers["opt_sel"], optimisers["opt_bank"]
     m = net.margin()
-    base_lr = ((opt_sel, cfg.lr_selector), (opt_bank, cfg.lr_bank))
+    base_lr = [(g, cfg.lr_selector) for g in opt_sel.param_groups]
+    bank_rates = (cfg.lr_bank, cfg.lr_features or cfg.lr_bank)  # the bank, the feature bank
+    base_lr += list(zip(opt_bank.param_groups, bank_rates))
     t0 = t_begin = time.time()
     run_loss = 0.0
     use = torch.zeros(net.n_kernels, dtype=torch.float64)
@@ -361,9 +366,8 @@ def _gradient_steps(
             break
         tau = geometric(cfg.tau0, cfg.tau1, step, cfg.iters)
         cos = cosine(step, cfg.iters)
-        for opt, lr in base_lr:
-            for g in opt.param_groups:
-                g["lr"] = lr * cos
+        for g, lr in base_lr:
+            g["lr"] = lr * cos
         xb, yb = sampler(rng)
         # A pafunet model with a top-two blend trains as it infers (the blend is
         # differentiable in the logits); the others by straight-through Gumbel.
