@@ -258,7 +258,8 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     sampler = Sampler(cfg, train_files)
     log.info("data: %d train / %d val images (%.1fs)", len(train_files), len(val_files), time.time() - t0)
     start = load_model(cfg.init_from) if cfg.init_from else None  # warm start (also for the provenance)
-    if cfg.features and start is not None:  # grow a trained model (linear or pafunet)
+    if start is not None and (cfg.features or getattr(start, "feature_bank", None) is not None):
+        # grow a linear model, or go on training a pafunet one
         mix = cfg.mix if cfg.mix > 1 else 0  # 0: the model's
         net = PafuNet.from_model(start, features=cfg.features, width=cfg.width, mix=mix)
     else:
