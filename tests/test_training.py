@@ -916,3 +916,47 @@ def test_guided_train_init_from_passes_the_model_and_refuses_others(tmp_path, gu
     r = invoke(["--init-from", str(tmp_path / "junk.npz")])
     assert r.exit_code == 1 and "junk.npz" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "g.npz").exists()
+
+
+def test_features_grow_a_linear_model_and_training_goes_on(tmp_path):
+    """--features 3 --width 6 from a linear model: zero steps export a pafunet model
+    whose output is the linear model's; a few steps move the feature bank, and
+    --init-from that model goes on without --features."""
+    from pafu_cli.filters.pafu.model import PafuNetModel
+    from pafu_cli.training.pafu.loop import TrainConfig, train
+
+    data = _toy_images(tmp_path)
+    kw = dict(
+        task="upscale",
+        scale=2,
+        data=(str(data),),
+        iters=6,
+        batch=2,
+        patch=12,
+        n_kernels=4,
+        width=4,
+        shrink=(1.0,),
+        refit_batches=8,
+        selector_pretrain=3,
+        kmeans_samples=500,
+        val_every=4,
+        threads=1,
+        mix=2,
+    )
+    train(TrainConfig(out=str(tmp_path / "lin.npz"), **kw))
+    lin = load_model(tmp_path / "lin.npz")
+    grow = dict(kw, init_from=str(tmp_path / "lin.npz"), features=3, width=6, lr_features=1e-2)
+    train(TrainConfig(out=str(tmp_path / "g0.npz"), **{**grow, "iters": 0}))
+    g0 = load_model(tmp_path / "g0.npz")
+    assert isinstance(g0, PafuNetModel) and g0.feature_bank.shape == (4, 12, 6, 3, 3)
+    assert not g0.feature_bank.any() and g0.selector_weights[1].shape == (6, 6, 3, 3)
+    x = np.random.default_rng(0).random((20, 22, 3), dtype=np.float32)
+    np.testing.assert_allclose(engine.run(g0, x)[0], engine.run(lin, x)[0], atol=1e-5)
+    train(TrainConfig(out=str(tmp_path / "g.npz"), **{**grow, "iters": 30}))
+    g = load_model(tmp_path / "g.npz")
+    assert np.abs(g.feature_bank).max() > 1e-3
+    assert g.quality["training"]["features"] == {"size": 3, "width": 6}
+    more = {**kw, "init_from": str(tmp_path / "g.npz"), "iters": 0}
+    train(TrainConfig(out=str(tmp_path / "h.npz"), **more))
+    h = load_model(tmp_path / "h.npz")
+    np.testing.assert_array_equal(h.feature_bank, g.feature_bank)
