@@ -229,3 +229,18 @@ def test_top2_blend_small_image_and_threads(rng):
     finally:
         numba.set_num_threads(old)
     assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("w", [260, 271, 512 + 3])
+def test_a_column_chunk_gets_the_bits_of_the_whole_image(rng, w):
+    """A row whose width is a few columns more than a multiple of the tile (256)
+    ends in a narrow tile; its columns are computed by the same 16-lane kernels
+    as in a narrower chunk of the image (which the Dask path cuts): equal bits,
+    not only equal to rounding."""
+    m = dataclasses.replace(random_model(rng, scale=2), mix=2)
+    x = rng.random((20, w, 3), dtype=np.float32)
+    whole, _ = engine.run(m, x)
+    c0 = (w - 40) // 16 * 16  # a chunk starting on a multiple of 16, as the Dask path cuts them
+    part, _ = engine.run(m, np.ascontiguousarray(x[:, c0:]))
+    reach = 4  # the random model's receptive margin
+    np.testing.assert_array_equal(part[:, 2 * reach :], whole[:, 2 * (c0 + reach) :])

@@ -205,6 +205,19 @@ def _reflect_pads(dst, co, nrows, plan):
                 buf[c, i, pad + w - 1 + q] = buf[c, i, pad + reflect(w - 1 + q, w)]
 
 
+@nb.njit(inline="always", **NJIT_CONTRACT)
+def _tile_span(t0, w):
+    """(first column, width) of the column tile that starts at ``t0``. A last tile
+    narrower than LANES, of a row at least LANES wide, starts LANES before the
+    row's end instead (recomputing a few columns): every column then goes
+    through the 16-lane kernels, whose sums round unlike the scalar tile's, and
+    a window or chunk of an image gets the image's bits whatever its width."""
+    tj = min(TILE, w - t0)
+    if tj < LANES <= w:
+        return w - LANES, LANES
+    return t0, tj
+
+
 @nb.njit(**NJIT_CONTRACT)
 def _conv_tile(src, at, wf, lay, o, acc):
     """``acc[:tj] += sum_{c,dy,dx} w[o, c, dy, dx] * src[c, row0 + dy, col0 + j + dx]``
@@ -335,8 +348,8 @@ def _conv_layer(src, dst, wts, l, span, plan, acc, simd):
     for v in range(span[0], span[1]):
         row0 = v - r - src.v0
         drow = v - dst.v0
-        for j0 in range(0, w, TILE):
-            tj = min(TILE, w - j0)
+        for t0 in range(0, w, TILE):
+            j0, tj = _tile_span(t0, w)
             at = (row0, pad - r + j0, tj)
             if vec and tj >= LANES:
                 dat = (drow * dst.buf.shape[2] + pad + j0, d_ostride)
@@ -382,8 +395,8 @@ def _choose_rows(src, wts, l, span, plan, outs, acc, simd):
                 else:
                     conv1_argmax_16(simd, srcf, at, wts.wf, wts.bf, (ci, co, woff, boff), choice, v * w + jj)
             continue
-        for j0 in range(0, w, TILE):
-            tj = min(TILE, w - j0)
+        for t0 in range(0, w, TILE):
+            j0, tj = _tile_span(t0, w)
             at = (row0, pad - r + j0, tj)
             if vec and tj >= LANES:
                 for o0 in range(0, co, CONV_OUT):
