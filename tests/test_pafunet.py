@@ -152,6 +152,19 @@ def test_bad_feature_banks_are_one_line_errors(rng, tmp_path, change, message):
     assert "\n" not in str(e.value) and str(bad) in str(e.value)
 
 
+def test_dask_chunks_give_the_whole_image_bits(rng):
+    """The Dask array path cuts chunks with the model's receptive margin, which
+    counts the feature taps: the same bits as the whole image."""
+    da = pytest.importorskip("dask.array")
+    import pafu_cli
+    import pafu_cli.dask as pdask
+
+    m = _net_model(rng, scale=2, kf=5, mix=2)  # reach 4: 2 selector layers, then 2 feature taps
+    x = rng.random((150, 140, 3), dtype=np.float32)
+    lazy = pdask.upscale(da.from_array(x, chunks=(48, 48, 3)), 2, model=m)
+    np.testing.assert_array_equal(lazy.compute(), pafu_cli.upscale(x, 2, model=m))
+
+
 torch = pytest.importorskip("torch")
 
 
