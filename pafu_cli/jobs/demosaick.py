@@ -51,6 +51,7 @@ class DemosaickOptions:
     bits: int | None = None
     selection_map: str | None = None
     overwrite: bool = False
+    quality: str = "standard"
 
 
 def check_options(opts: DemosaickOptions) -> None:
@@ -58,6 +59,10 @@ def check_options(opts: DemosaickOptions) -> None:
     given by name or path (the automatic choice picks among shipped models)."""
     if opts.model is not None:
         resolve_model(opts.model, "demosaick")
+    elif opts.quality != "standard":
+        from pafu_cli.models.registry import quality_model
+
+        quality_model("demosaick", 1, opts.quality)
 
 
 def demosaick_file(src, dst, opts: DemosaickOptions) -> None:

@@ -136,11 +136,27 @@ def choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, lin
         m = registry.resolve_model(opts.model, "demosaick")
         log.info("%s: model %s", where, m.name)
         return m
-    return pick_model(scaled_sample, pattern, opts.denoise, opts.colours, iso=iso, linear=linear, where=where)
+    return pick_model(
+        scaled_sample,
+        pattern,
+        opts.denoise,
+        opts.colours,
+        iso=iso,
+        linear=linear,
+        where=where,
+        quality=getattr(opts, "quality", "standard"),
+    )
 
 
 def pick_model(
-    scaled_sample, pattern: str, denoise: str, colours: str, iso=None, linear: bool = False, where=""
+    scaled_sample,
+    pattern: str,
+    denoise: str,
+    colours: str,
+    iso=None,
+    linear: bool = False,
+    where="",
+    quality: str = "standard",
 ) -> PafuModel:
     """The demosaick model for a [0, 1] mosaic by ``--denoise`` and, where that
     leaves the noise-free model, by ``--colours`` (the policy; ``where`` names the
@@ -153,7 +169,9 @@ def pick_model(
     The model so chosen, or its vivid twin (:func:`vivid_twin`, where
     installed) for colourful pictures with ``colours`` "auto" (or always with
     "vivid"). ``linear``: the mosaic is linear RAW data
-    (:func:`mosaic_colourfulness`).
+    (:func:`mosaic_colourfulness`). ``quality`` "high": where the pick is the
+    noise-free default, its ``pafunet`` model (``demosaick_high``) instead; the
+    denoising members and vivid twins have no high-quality form and stay.
     """
     base = None  # the model the noise level calls for (None: the noise-free default)
     if denoise != "off":
@@ -181,6 +199,8 @@ def pick_model(
             base = m.name
     colourful = mosaic_colourfulness(scaled_sample, pattern, linear=linear)
     m = pick_colour_model(colourful, colours, base)
+    if quality == "high" and m.name == registry.DEFAULT_MODELS[("demosaick", 1)]:
+        m = registry.resolve_model(registry.quality_model("demosaick", 1, "high"), "demosaick")
     log.info(
         "%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
         where,
