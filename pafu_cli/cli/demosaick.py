@@ -10,8 +10,8 @@ from pafu_cli.cfa import PATTERNS
 from pafu_cli.cli.options import (
     DENOISE_CHOICES,
     GAMMAS,
-    Failure,
     WB_CHOICES,
+    Failure,
     bits_opt,
     jobs_opt,
     model_opt,
