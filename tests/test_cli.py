@@ -632,3 +632,17 @@ def test_upscale_quality_picks_the_shipped_model(tmp_path, rng, monkeypatch):
     r = run("upscale", "-s", "3", "--quality", "high", tmp_path / "a.png", tmp_path / "y.png")
     assert r.exit_code == 2 and "upscale_x3_high: no high-quality upscale model x3 is installed" in r.output
     assert "Traceback" not in r.output and not (tmp_path / "y.png").exists()
+
+
+def test_demosaick_quality_high_takes_the_pafunet_model_for_clean_pictures(tmp_path, sample_dng):
+    """--quality high swaps the noise-free default for demosaick_high (and only it);
+    it excludes --model; -v names the model."""
+    out_h, out_m = tmp_path / "h.png", tmp_path / "m.png"
+    clean = ("--denoise", "off", "--colours", "natural")
+    r = run("-v", "demosaick", "--quality", "high", *clean, sample_dng, out_h)
+    assert r.exit_code == 0, r.output
+    assert "model demosaick_high" in r.stderr
+    assert run("demosaick", "-m", "demosaick_high", sample_dng, out_m).exit_code == 0
+    np.testing.assert_array_equal(read_image(out_h), read_image(out_m))
+    r = run("demosaick", "--quality", "high", "-m", "bilinear", sample_dng, tmp_path / "x.png")
+    assert r.exit_code == 2 and "either --model or --quality" in r.output

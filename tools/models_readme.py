@@ -126,6 +126,16 @@ def _pafu_row(name: str, m) -> str:
     )
 
 
+def _pafunet_row(name: str, m) -> str:
+    kf = m.feature_bank.shape[3]
+    sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
+    return (
+        f"| `{name}` | {_task_cell(m)} | {m.n_kernels} | {sizes} | {_selector_cell(m)} "
+        f"| {m.feature_channels} x {kf}x{kf} | {_quality_cell(m.quality.get('test', {}))} "
+        f"| {_provenance_cells(m)} |"
+    )
+
+
 def _pac_row(name: str, m) -> str:
     scales = "/".join(f"x{s}" for s in m.scales)
     return (
@@ -143,6 +153,15 @@ TABLES = {
         "",
         "| model | task | kernels | kernel sizes | selector layers | test quality (dB) | " + PROVENANCE_HEAD,
         _pafu_row,
+    ),
+    "pafunet": (
+        "## Non-linear PAFU networks (`--quality high`)\n\nThe `pafunet` family "
+        "([docs/pafunet.md](../docs/pafunet.md)): each kernel also reads the selector's last hidden "
+        "layer (feature taps: channels x support). Grown from the linear model of the same task by "
+        "`pafu train --init-from ... --features 3 --width 24`.",
+        "| model | task | kernels | kernel sizes | selector layers | feature taps | test quality (dB) | "
+        + PROVENANCE_HEAD,
+        _pafunet_row,
     ),
     "pac": (
         "## Guided upsamplers\n\nLearned joint bilateral upsamplers (the `pac` family, "

@@ -43,9 +43,9 @@ def _upscale_table(root: Path, sets, model, record: bool, scales, ensemble: bool
         rows["bicubic (MATLAB)"] = [
             np.mean(list(ev.bicubic_sr_scores(root / s, k).values())) for s in sets for k in scales
         ]
-    if record and model is None:
+    if record:  # into the shipped default of each scale, or the shipped model given
         for (s, k), v in zip([(s, k) for s in sets for k in scales], rows[label]):
-            _record(DEFAULT_MODELS[("upscale", k)], f"{s}{' ens' if ensemble else ''}", v)
+            _record(model or DEFAULT_MODELS[("upscale", k)], f"{s}{' ens' if ensemble else ''}", v)
     return cols, rows
 
 
@@ -226,8 +226,9 @@ _TABLES = {
 @click.option(
     "--record",
     is_flag=True,
-    help="Write the means into the shipped default model's provenance (guided-upsample: into "
-    "each --method's, every one a shipped model; protocols bicubic and park).",
+    help="Write the means into the provenance of the shipped model evaluated (--model, a shipped "
+    "name; default: the shipped default; guided-upsample: each --method's, every one a shipped "
+    "model; protocols bicubic and park).",
 )
 def evaluate_cmd(task, data_dir, sets, scales, model, record, **given):
     """Print a markdown table of mean PSNR (guided-upsample: RMSE or EPE) per test set.
@@ -243,6 +244,11 @@ def evaluate_cmd(task, data_dir, sets, scales, model, record, **given):
     """
     if task == "upscale" and any(k > 4 for k in scales):
         raise click.BadParameter("upscale factors are 2, 3 or 4", param_hint="--scale")
+    if task != "guided-upsample" and given.get("methods"):
+        # -m is guided-upsample's --method; for these tasks it can only mean --model
+        if model is not None or len(given["methods"]) > 1:
+            raise click.UsageError(f"{task}: give one model, with --model (or -m)")
+        model = given["methods"][0]
     table, own = _TABLES[task]
     given["scales"] = scales
     try:

@@ -332,14 +332,25 @@ def train(cfg: TrainConfig, command: str = "") -> dict:
     data_desc += f"; every {cfg.val_every}th image held out for validation"
     model = net.to_model(
         name=cfg.name or Path(cfg.out).stem,
-        description=f"PAFU {cfg.task} x{cfg.scale}: {net.n_kernels} kernels "
-        f"{sorted(set(_kernel_sizes(cfg)))}, selector depth {cfg.depth} width {cfg.width}",
+        description=describe(net),
         provenance=provenance(command, cfg.seed, data_desc, summary, training),
         noise_sigma=cfg.val_sigma,
     )
     save_model(model, cfg.out)
     summary["out"] = str(cfg.out)
     return summary
+
+
+def describe(net: PafuNet) -> str:
+    """A model's one-line description from its network (what ``pafu models`` shows)."""
+    sizes = sorted(set(net.kernel_sizes.tolist()))
+    text = (
+        f"PAFU {net.task} x{net.model_scale}: {net.n_kernels} kernels {sizes}, selector depth "
+        f"{len(net.selector)} width {net.selector[0].out_channels}"
+    )
+    if net.feature_k:
+        text += f", {net.feature_k}x{net.feature_k} taps of its last hidden layer (pafunet)"
+    return text
 
 
 def _kernel_sizes(cfg: TrainConfig) -> list:
