@@ -174,6 +174,7 @@ np.savez(sys.argv[2], **test_engine_simd.engine_outputs())
 """
 
 
+@pytest.mark.slow  # a fresh process compiles the portable engine (20-35 s cold): .ci/run's slow step
 @needs_ir
 def test_engine_same_bits_with_pafu_simd_0(tmp_path):
     """``PAFU_SIMD=0`` in a fresh process: the portable kernels, the same bits."""

@@ -69,7 +69,7 @@ def _rewrite(path, tmp_path, **changes):
         ({"format_version": np.int64(0)}, "unknown format_version 0"),
         ({"format_version": None}, "missing key(s) format_version"),
         ({"format_version": np.float64(2)}, "key 'format_version' must be an integer"),
-        ({"family": np.array("pac2")}, "unknown model family 'pac2'; this pafu knows pac or pafu"),
+        ({"family": np.array("pac2")}, "unknown model family 'pac2'; this pafu knows pac, pafu or pafunet"),
         ({"family": None}, "missing key family (format_version 2)"),
         ({"family": np.array(["pafu"])}, "key 'family' must be a string"),
         ({"format_version": np.int64(1), "family": np.array("pac2")}, None),  # v1: always pafu
@@ -339,7 +339,7 @@ def test_a_new_family_loads_through_the_registry(tmp_path, monkeypatch, model_fi
         resolve_model(str(p), "upscale", 2)
     assert load_model(model_file).family == "pafu"  # the pafu family is untouched
     bad = _rewrite(p, tmp_path, family=np.array("pac2"))
-    with pytest.raises(ModelError, match="this pafu knows pac, pafu or toy"):
+    with pytest.raises(ModelError, match="this pafu knows pac, pafu, pafunet or toy"):
         load_model(bad)
 
 
