@@ -167,13 +167,17 @@ def test_the_cases_cover_patterns_noise_and_scales():
 
 def test_the_golden_inputs_exercise_most_kernels(goldens):
     """Each case uses at least half of its model's kernels, so that a change of
-    one kernel, or of which kernel the selector picks, shows in some output."""
+    one kernel, or of which kernel the selector picks, shows in some output. A
+    pafunet model leans on its feature taps and uses fewer kernels anywhere
+    (upscale_x2_high: 11 of 32 on ten T91 pictures): a quarter of them."""
     for c in CASES:
         if "sha256_selection" not in c:  # no kernel selection (pac family)
             continue
-        n = pafu_cli.load_model(models_dir() / f"{c['model']}.npz").n_kernels
+        m = pafu_cli.load_model(models_dir() / f"{c['model']}.npz")
+        n = m.n_kernels
         used = len(np.unique(goldens[c["key"] + ".sel"]))
-        assert used >= n // 2, f"{c['key']}: {used} of {n} kernels used"
+        least = n // 4 if m.family == "pafunet" else n // 2
+        assert used >= least, f"{c['key']}: {used} of {n} kernels used"
 
 
 def test_the_generator_reproduces_the_inputs(inputs):
