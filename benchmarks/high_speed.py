@@ -6,6 +6,7 @@ end-to-end ``pafu upscale`` of a 1 MP PNG. Demosaick: a 24 MP RGGB mosaic array
 (the core, as ``benchmarks/speed.py``). Median of ``--repeats`` after a warm-up.
 
     python benchmarks/high_speed.py [--data ../shared/data] [--repeats 5]
+    python benchmarks/high_speed.py --variants   # trunk width x feature taps against speed (needs torch)
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ def main():
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-demosaick", action="store_true")
+    ap.add_argument(
+        "--variants",
+        action="store_true",
+        help="only: upscale_x2 grown to trunk widths 16/24/32 with 1x1 or 3x3 feature taps "
+        "(random feature weights), engine time against the linear model",
+    )
     a = ap.parse_args()
+    if a.variants:
+        return variants(a.repeats)
     import imageio.v3 as iio
 
     import pafu_cli
@@ -85,6 +94,30 @@ def main():
         t = median_time(lambda name=name: pafu_cli.demosaick(cfa, "RGGB", model=name), max(1, a.repeats // 2))
         base = base or t
         print(f"| demosaick `{name}`, 24 MP mosaic (core) | {t:.3f} | {24 / t:.1f} | {t / base:.2f}x |")
+
+
+def variants(repeats):
+    """Engine time of upscale_x2 grown by ``--features`` / ``--width`` (the cost side
+    of docs/pafunet.md's ablation), against the linear model, in one run."""
+    import torch
+
+    from pafu_cli.filters.pafu import engine
+    from pafu_cli.models.registry import resolve_model
+    from pafu_cli.training.pafu.module import PafuNet
+
+    lin = resolve_model("upscale_x2", "upscale", 2)
+    x = np.random.default_rng(0).random((1000, 1500, 3), dtype=np.float32)
+    base = median_time(lambda: engine.run(lin, x), repeats)
+    print(f"| linear upscale_x2 | {base:.3f} s | {6 / base:.1f} MP/s | 1.00x |")
+    for width in (16, 24, 32):
+        for kf in (1, 3):
+            net = PafuNet.from_model(lin, features=kf, width=width)
+            with torch.no_grad():
+                net.fbank.normal_(0, 0.01)
+            m = net.to_model()
+            t = median_time(lambda m=m: engine.run(m, x), repeats)
+            label = f"width {width}, {kf}x{kf} feature taps"
+            print(f"| {label} | {t:.3f} s | {6 / t:.1f} MP/s | {t / base:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ pafu evaluate upscale --data "$DATA" --ensemble
 pafu evaluate upscale --data "$DATA" --model upscale_x2_fast -s 2
 pafu evaluate upscale --data "$DATA" --model upscale_x3_fast -s 3
 pafu evaluate upscale --data "$DATA" --model upscale_x4_fast -s 4
+echo "## Super-resolution, --quality high (pafunet), Y-PSNR (dB)"
+for s in 2 3 4; do
+    pafu evaluate upscale --data "$DATA" --model "upscale_x${s}_high" -s "$s"
+done
 echo "## Demosaicking, noise-free, CPSNR (dB)"
 pafu evaluate demosaick --data "$DATA"
 pafu evaluate demosaick --data "$DATA" --model bilinear
@@ -40,7 +44,7 @@ pafu evaluate demosaick --data "$DATA" --denoise auto --sigma 0 --sigma 5 --sigm
 pafu evaluate demosaick --data "$DATA" --denoise auto --colours auto --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --denoise on --sigma 0 --sigma 5 --sigma 10
 pafu evaluate demosaick --data "$DATA" --denoise on --colours auto --sigma 0 --sigma 5 --sigma 10
-for m in demosaick demosaick_vivid demosaick_denoise_s2 demosaick_denoise_s5 demosaick_denoise_s10 \
+for m in demosaick demosaick_high demosaick_vivid demosaick_denoise_s2 demosaick_denoise_s5 demosaick_denoise_s10 \
     demosaick_vivid_denoise_s5 demosaick_vivid_denoise_s10; do
     pafu evaluate demosaick --data "$DATA" --model "$m" --sigma 0 --sigma 5 --sigma 10
 done
