@@ -63,12 +63,14 @@ def _outcomes(out):
     return res
 
 
+@pytest.mark.slow  # a pytest subprocess each (2-5 s): run by .ci/run's slow step
 def test_missing_shared_skips_by_default(tmp_path):
     rc, out = _run(tmp_path, "/nonexistent/shared", None)
     assert rc == 0, out
     assert "4 skipped" in out, out
 
 
+@pytest.mark.slow  # a pytest subprocess each (2-5 s): run by .ci/run's slow step
 @pytest.mark.parametrize("flag", ["1", "yes"])
 def test_missing_shared_fails_when_required(tmp_path, flag):
     rc, out = _run(tmp_path, "/nonexistent/shared", flag)
@@ -80,11 +82,13 @@ def test_missing_shared_fails_when_required(tmp_path, flag):
     assert "PASSED" not in got.values() and "SKIPPED" not in got.values(), out
 
 
+@pytest.mark.slow  # a pytest subprocess each (2-5 s): run by .ci/run's slow step
 def test_required_flag_0_still_skips(tmp_path):
     rc, out = _run(tmp_path, "/nonexistent/shared", "0")
     assert rc == 0 and "4 skipped" in out, out
 
 
+@pytest.mark.slow  # a pytest subprocess each (2-5 s): run by .ci/run's slow step
 def test_a_missing_sub_folder_fails_when_required(tmp_path):
     """With the shared folder present, only the missing set fails."""
     shared = tmp_path / "shared"
