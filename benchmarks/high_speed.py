@@ -15,22 +15,14 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-
-
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+sys.path.insert(0, str(HERE))
+from speed import _median_time as median_time  # noqa: E402  (a warm-up call, then the median)
+from speed import make_mosaic  # noqa: E402
 
 
 def main():
@@ -83,9 +75,6 @@ def main():
                 )
     if a.no_demosaick:
         return
-    sys.path.insert(0, str(HERE))
-    from speed import make_mosaic
-
     cfa = make_mosaic(Path(a.data), 4000, 6000).astype(np.float32) / np.float32(65535)
     base = None
     for name in ("demosaick", "demosaick_high"):

@@ -144,7 +144,7 @@ def choose_model(where, pattern, iso, opts: DemosaickOptions, scaled_sample, lin
         iso=iso,
         linear=linear,
         where=where,
-        quality=getattr(opts, "quality", "standard"),
+        quality=opts.quality,
     )
 
 
