@@ -3,7 +3,8 @@ run on this machine (the machine's speed drifts: compare within a run).
 
 Upscale: a 1500 x 1000 RGB array (Kodak tiles), x2 / x3 / x4, output MP/s, and the
 end-to-end ``pafu upscale`` of a 1 MP PNG. Demosaick: a 24 MP RGGB mosaic array
-(the core, as ``benchmarks/speed.py``). Median of ``--repeats`` after a warm-up.
+(the core, as ``benchmarks/speed.py``), each shipped ``_high`` model against its
+linear form. Median of ``--repeats`` after a warm-up.
 
     python benchmarks/high_speed.py [--data ../shared/data] [--repeats 5]
     python benchmarks/high_speed.py --variants   # trunk width x feature taps against speed (needs torch)
@@ -76,13 +77,16 @@ def main():
     if a.no_demosaick:
         return
     cfa = make_mosaic(Path(a.data), 4000, 6000).astype(np.float32) / np.float32(65535)
-    base = None
-    for name in ("demosaick", "demosaick_high"):
-        if name not in list_models():
+    for linear in ("demosaick", "demosaick_denoise_s5", "demosaick_denoise_s10"):
+        if f"{linear}_high" not in list_models():
             continue
-        t = median_time(lambda name=name: pafu_cli.demosaick(cfa, "RGGB", model=name), max(1, a.repeats // 2))
-        base = base or t
-        print(f"| demosaick `{name}`, 24 MP mosaic (core) | {t:.3f} | {24 / t:.1f} | {t / base:.2f}x |")
+        base = None
+        for name in (linear, f"{linear}_high"):
+            t = median_time(
+                lambda name=name: pafu_cli.demosaick(cfa, "RGGB", model=name), max(1, a.repeats // 2)
+            )
+            base = base or t
+            print(f"| demosaick `{name}`, 24 MP mosaic (core) | {t:.3f} | {24 / t:.1f} | {t / base:.2f}x |")
 
 
 def variants(repeats):

@@ -27,6 +27,7 @@ from pafu_cli.models.choice import (
     VIVID_COLOURFULNESS,
     _family_in,
     denoise_family,
+    high_form,
     pick_colour_model,
     pick_denoise_model,
     vivid_twin,
@@ -314,6 +315,32 @@ def test_colours_pick_the_vivid_twin_of_a_denoising_member(tmp_path, rng, monkey
             got = read_image(out).astype(np.float64)
             ref = read_image(tmp_path / f"{name}_natural.png")
             assert got.mean() == pytest.approx(ref.mean() * (0.5 if "vivid" in want else 1), rel=0.01)
+    _family_in.cache_clear()
+
+
+def test_high_forms_of_the_family_are_picked_only_for_quality_high(tmp_path, monkeypatch):
+    """A member's pafunet form (name + _high) joins no denoising family; high_form
+    swaps a pick for it where installed, keeps a model without one, and the
+    noise-free default's missing high form is a one-line ModelError."""
+    lin = analytic.bilinear_demosaick_model()
+    for name, sg in (
+        ("demosaick", 0),
+        ("demosaick_denoise_s5", 5),
+        ("demosaick_denoise_s5_high", 5),
+        ("demosaick_denoise_s10", 10),
+        ("demosaick_vivid", 0),
+    ):
+        m = lin.__class__(**{**lin.__dict__, "name": name, "noise_sigma": sg / 255})
+        save_model(m, tmp_path / f"{name}.npz")
+    monkeypatch.setattr(registry, "models_dir", lambda: tmp_path)
+    _family_in.cache_clear()
+    assert [n for _, n in denoise_family()] == ["demosaick_denoise_s5", "demosaick_denoise_s10"]
+    pick = registry.resolve_model
+    assert high_form(pick("demosaick_denoise_s5", "demosaick")).name == "demosaick_denoise_s5_high"
+    assert high_form(pick("demosaick_denoise_s10", "demosaick")).name == "demosaick_denoise_s10"
+    assert high_form(pick("demosaick_vivid", "demosaick")).name == "demosaick_vivid"
+    with pytest.raises(ModelError, match="demosaick_high: no high-quality demosaick model"):
+        high_form(pick("demosaick", "demosaick"))
     _family_in.cache_clear()
 
 
@@ -646,3 +673,35 @@ def test_demosaick_quality_high_takes_the_pafunet_model_for_clean_pictures(tmp_p
     np.testing.assert_array_equal(read_image(out_h), read_image(out_m))
     r = run("demosaick", "--quality", "high", "-m", "bilinear", sample_dng, tmp_path / "x.png")
     assert r.exit_code == 2 and "either --model or --quality" in r.output
+
+
+def test_evaluate_quality_takes_the_shipped_models_of_that_level(tmp_path, rng):
+    """pafu evaluate --quality high measures what --quality high runs: the same
+    table row as -m upscale_x2_high / -m demosaick_high; it excludes --model, and
+    demosaick has no fast level."""
+    for task, name in (("upscale", "upscale_x2_high"), ("demosaick", "demosaick_high")):
+        if name not in registry.list_models():
+            pytest.skip(f"{name} is not shipped")
+    (tmp_path / "S").mkdir()
+    yy, xx = np.mgrid[0:36, 0:36] / 36.0
+    for i in range(2):  # smooth waves and an edge: the models differ by more than 0.01 dB
+        f = rng.uniform(2, 6, 3)
+        img = 0.5 + 0.3 * np.sin(2 * np.pi * (f[:, None, None] * xx + (i + 1) * yy))
+        img = np.where(xx + yy > 1, img, 1 - img).transpose(1, 2, 0)
+        write_image(tmp_path / "S" / f"im{i}.png", np.rint(img * 255).astype(np.uint8))
+    base = ("evaluate", "--data", tmp_path, "--set", "S")
+
+    def row(*args):
+        r = run(*base, *args)
+        assert r.exit_code == 0, r.output
+        return r.stdout.strip().splitlines()[-1].split("|")[2:-1]
+
+    assert row("upscale", "-s", "2", "--quality", "high") == row(
+        "upscale", "-s", "2", "-m", "upscale_x2_high"
+    )
+    assert row("upscale", "-s", "2", "--quality", "high") != row("upscale", "-s", "2")
+    assert row("demosaick", "--quality", "high") == row("demosaick", "-m", "demosaick_high")
+    r = run(*base, "upscale", "--quality", "high", "-m", "upscale_x2")
+    assert r.exit_code == 2 and "without --model" in r.output
+    r = run(*base, "demosaick", "--quality", "fast")
+    assert r.exit_code == 2 and "no fast models" in r.output

@@ -26,18 +26,25 @@ def _record(model_name: str, key: str, value: float, digits: int = 2) -> None:
     save_model(m.__class__(**{**m.__dict__, "provenance": prov}), path)
 
 
-def _upscale_table(root: Path, sets, model, record: bool, scales, ensemble: bool, baseline: bool):
+def _upscale_table(
+    root: Path, sets, model, record: bool, scales, ensemble: bool, baseline: bool, quality: str
+):
     """Columns and rows (label -> means) of the super-resolution table."""
     from pafu_cli.evaluation import protocols as ev
-    from pafu_cli.models.registry import DEFAULT_MODELS
+    from pafu_cli.models.registry import quality_model
 
     sets = sets or ("Set5", "Set14")
     scales = scales or (2, 3, 4)
     cols = [f"{s} x{k}" for s in sets for k in scales]
     rows = {}
-    label = (model or "pafu (default)") + (" + x8 ensemble" if ensemble else "")
+    per_scale = {k: model or quality_model("upscale", k, quality) for k in scales}
+    label = (model or ("pafu (default)" if quality == "standard" else f"--quality {quality}")) + (
+        " + x8 ensemble" if ensemble else ""
+    )
     rows[label] = [
-        np.mean(list(ev.sr_scores(root / s, k, model, ensemble).values())) for s in sets for k in scales
+        np.mean(list(ev.sr_scores(root / s, k, per_scale[k], ensemble).values()))
+        for s in sets
+        for k in scales
     ]
     if baseline:
         rows["bicubic (MATLAB)"] = [
@@ -45,15 +52,18 @@ def _upscale_table(root: Path, sets, model, record: bool, scales, ensemble: bool
         ]
     if record:  # into the shipped default of each scale, or the shipped model given
         for (s, k), v in zip([(s, k) for s in sets for k in scales], rows[label]):
-            _record(model or DEFAULT_MODELS[("upscale", k)], f"{s}{' ens' if ensemble else ''}", v)
+            _record(per_scale[k], f"{s}{' ens' if ensemble else ''}", v)
     return cols, rows
 
 
-def _demosaick_table(root: Path, sets, model, record: bool, sigmas, denoise, colours):
+def _demosaick_table(root: Path, sets, model, record: bool, sigmas, denoise, colours, quality):
     """Columns and rows (label -> means) of the demosaicking table; the models
     picked per image are reported on stderr."""
     from pafu_cli.evaluation import protocols as ev
-    from pafu_cli.models.registry import DEFAULT_MODELS
+    from pafu_cli.models.registry import DEFAULT_MODELS, quality_model
+
+    if quality != "standard":
+        quality_model("demosaick", 1, quality)  # a missing level: one line before any work
 
     sets = sets or ("Kodak24", "McMaster")
     sigmas = sigmas or (0.0,)
@@ -67,20 +77,24 @@ def _demosaick_table(root: Path, sets, model, record: bool, sigmas, denoise, col
     picks = {}
     for g in sigmas:
         for s in sets:
-            scores = ev.demosaick_scores(root / s, model, g, denoise=denoise, picks=picks, colours=colours)
+            scores = ev.demosaick_scores(
+                root / s, model, g, denoise=denoise, picks=picks, colours=colours, quality=quality
+            )
             sc = np.array(list(scores.values()))
             vals += [sc[:, 0].mean(), sc[:, 1].mean()]
-            if record and not (denoise or colours):
+            if record and not (denoise or colours or quality != "standard"):
                 name = model or DEFAULT_MODELS[("demosaick", 1)]
                 _record(name, f"{s} b10" + (f" sigma{g:g}" if g else ""), sc[:, 0].mean())
     label = (
         " ".join(
-            ([f"--denoise {denoise}"] if denoise else []) + ([f"--colours {colours}"] if colours else [])
+            ([f"--denoise {denoise}"] if denoise else [])
+            + ([f"--colours {colours}"] if colours else [])
+            + ([f"--quality {quality}"] if quality != "standard" else [])
         )
         or model
         or "pafu (default)"
     )
-    if denoise or colours:
+    if denoise or colours or quality != "standard":
         click.echo(
             "models picked: "
             + "; ".join(
@@ -157,8 +171,8 @@ def _guided_table(root: Path, sets, model, record: bool, scales, protocol, metho
 
 # The tasks with a test protocol: task -> (its table, the options it takes).
 _TABLES = {
-    "upscale": (_upscale_table, ("scales", "ensemble", "baseline")),
-    "demosaick": (_demosaick_table, ("sigmas", "denoise", "colours")),
+    "upscale": (_upscale_table, ("scales", "ensemble", "baseline", "quality")),
+    "demosaick": (_demosaick_table, ("sigmas", "denoise", "colours", "quality")),
     "guided-upsample": (_guided_table, ("scales", "protocol", "methods", "json_path")),
 }
 
@@ -203,6 +217,14 @@ _TABLES = {
     "'pafu demosaick --colours auto' does (instead of --model; default: the "
     "default model alone).",
 )
+@click.option(
+    "--quality",
+    type=click.Choice(["fast", "standard", "high"]),
+    default="standard",
+    show_default=True,
+    help="The shipped models of this quality, as 'pafu upscale|demosaick --quality' picks "
+    "them (demosaick: standard or high; instead of --model).",
+)
 @click.option("--baseline", is_flag=True, help="Upscale: also MATLAB bicubic.")
 @click.option(
     "--protocol",
@@ -239,6 +261,7 @@ def evaluate_cmd(task, data_dir, sets, scales, model, record, **given):
       $ pafu evaluate demosaick --data ../shared/data --sigma 0 --sigma 5 --sigma 10
       $ pafu evaluate demosaick --data ../shared/data --denoise on --sigma 0 --sigma 5
       $ pafu evaluate demosaick --data ../shared/data --denoise auto --colours auto
+      $ pafu evaluate upscale --data ../shared/data --quality high
       $ pafu evaluate guided-upsample --data ../shared/data/depth --protocol bicubic
       $ pafu evaluate guided-upsample --data ../shared/data/depth -m guided_upsample --record
     """
@@ -249,6 +272,10 @@ def evaluate_cmd(task, data_dir, sets, scales, model, record, **given):
         if model is not None or len(given["methods"]) > 1:
             raise click.UsageError(f"{task}: give one model, with --model (or -m)")
         model = given["methods"][0]
+    if given["quality"] != "standard" and (model is not None or task == "guided-upsample"):
+        raise click.UsageError("--quality picks shipped upscale or demosaick models: give it without --model")
+    if task == "demosaick" and given["quality"] == "fast":
+        raise click.BadParameter("demosaick has no fast models (standard or high)", param_hint="--quality")
     table, own = _TABLES[task]
     given["scales"] = scales
     try:

@@ -74,7 +74,9 @@ def noisy_mosaic(im8: np.ndarray, sigma: float, index: int) -> np.ndarray:
     return cfa
 
 
-def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None, colours=None) -> dict:
+def demosaick_scores(
+    folder, model, sigma: float = 0.0, denoise=None, picks=None, colours=None, quality="standard"
+) -> dict:
     """Per-image (CPSNR b10, CPSNR b0) on one test set; ``sigma`` in 0..255 units.
 
     ``denoise`` "on" or "auto", ``colours`` "auto", "natural" or "vivid":
@@ -82,19 +84,21 @@ def demosaick_scores(folder, model, sigma: float = 0.0, denoise=None, picks=None
     --denoise on|auto --colours ...`` would pick from the noise estimate and
     the colourfulness of its (noisy) mosaic (:func:`pafu_cli.models.choice.pick_model`;
     ``denoise`` None: the noise-free model; ``colours`` None: as "natural", no
-    vivid twins); ``picks`` (a dict) counts the choices.
+    vivid twins); ``quality`` "high": the pick's high form, as ``--quality high``
+    (with neither ``denoise`` nor ``colours``: the noise-free model's);
+    ``picks`` (a dict) counts the choices.
     """
     from pafu_cli.demosaick import demosaick
     from pafu_cli.models.registry import resolve_model
 
-    pick = bool(denoise or colours)
+    pick = bool(denoise or colours or quality != "standard")
     m = None if pick else resolve_model(model, "demosaick")
     scores = {}
     for i, (name, im) in enumerate(_images(folder)):
         cfa = noisy_mosaic(im, sigma, i)
         mi = m
         if pick:
-            mi = pick_model(cfa, "RGGB", denoise or "off", colours or "natural", where=name)
+            mi = pick_model(cfa, "RGGB", denoise or "off", colours or "natural", where=name, quality=quality)
             if picks is not None:
                 key = f"{Path(folder).name} sigma {sigma:g}"
                 picks.setdefault(key, {})

@@ -65,6 +65,8 @@ def denoise_family() -> list:
 def _family_in(folder: str) -> tuple:
     fam = []
     for p in sorted(Path(folder).glob(f"{DENOISE_PREFIX}*.npz")):
+        if p.stem.endswith(registry.QUALITY_SUFFIX["high"]):  # a member's high form, not a member
+            continue
         m = load_model(p)
         if m.task == "demosaick" and m.noise_sigma > 0:
             fam.append((m.noise_sigma, p.stem))
@@ -125,6 +127,18 @@ def pick_colour_model(colourfulness: float, colours: str = "auto", base: str = N
     return registry.resolve_model(twin if vivid else base, "demosaick")
 
 
+def high_form(m: PafuModel) -> PafuModel:
+    """The shipped ``pafunet`` form of shipped demosaick model ``m`` (its name +
+    ``_high``) where installed, else ``m``; the noise-free default's must be
+    installed (a one-line ModelError names what is)."""
+    if m.name == registry.DEFAULT_MODELS[("demosaick", 1)]:
+        return registry.resolve_model(registry.quality_model("demosaick", 1, "high"), "demosaick")
+    name = m.name + registry.QUALITY_SUFFIX["high"]
+    if (registry.models_dir() / f"{name}.npz").exists():
+        return registry.resolve_model(name, "demosaick")
+    return m
+
+
 # Denoise "auto": ISO at or above which a file always gets a denoising model.
 DENOISE_ISO = 3200
 
@@ -169,9 +183,9 @@ def pick_model(
     The model so chosen, or its vivid twin (:func:`vivid_twin`, where
     installed) for colourful pictures with ``colours`` "auto" (or always with
     "vivid"). ``linear``: the mosaic is linear RAW data
-    (:func:`mosaic_colourfulness`). ``quality`` "high": where the pick is the
-    noise-free default, its ``pafunet`` model (``demosaick_high``) instead; the
-    denoising members and vivid twins have no high-quality form and stay.
+    (:func:`mosaic_colourfulness`). ``quality`` "high": the pick's ``pafunet``
+    form (:func:`high_form`: ``demosaick_high``, ``demosaick_denoise_s5_high``)
+    where one is installed; the vivid twins have none and stay.
     """
     base = None  # the model the noise level calls for (None: the noise-free default)
     if denoise != "off":
@@ -199,8 +213,8 @@ def pick_model(
             base = m.name
     colourful = mosaic_colourfulness(scaled_sample, pattern, linear=linear)
     m = pick_colour_model(colourful, colours, base)
-    if quality == "high" and m.name == registry.DEFAULT_MODELS[("demosaick", 1)]:
-        m = registry.resolve_model(registry.quality_model("demosaick", 1, "high"), "demosaick")
+    if quality == "high":
+        m = high_form(m)
     log.info(
         "%s: colours %s (colourfulness %.3f, vivid above %.2f): model %s",
         where,
