@@ -34,8 +34,8 @@ def main():
     ap.add_argument(
         "--variants",
         action="store_true",
-        help="only: upscale_x2 grown to trunk widths 16/24/32 with 1x1 or 3x3 feature taps "
-        "(random feature weights), engine time against the linear model",
+        help="only: upscale_x2 grown to trunk widths 16/24/32 with 1x1 or 3x3 feature taps, "
+        "and a trunk one layer deeper (random weights), engine time against the linear model",
     )
     a = ap.parse_args()
     if a.variants:
@@ -111,6 +111,16 @@ def variants(repeats):
             t = median_time(lambda m=m: engine.run(m, x), repeats)
             label = f"width {width}, {kf}x{kf} feature taps"
             print(f"| {label} | {t:.3f} s | {6 / t:.1f} MP/s | {t / base:.2f}x |")
+    # Depth: a third hidden layer (selector depth 4), random weights (the cost does not
+    # depend on which kernels are picked).
+    for width in (16, 24):
+        net = PafuNet(
+            "upscale", 2, lin.n_kernels, [7] * lin.n_kernels, width, depth=4, mix=lin.mix, features=3
+        )
+        m = net.to_model()
+        t = median_time(lambda m=m: engine.run(m, x), repeats)
+        label = f"depth 4 (3 hidden layers), width {width}, 3x3 feature taps"
+        print(f"| {label} | {t:.3f} s | {6 / t:.1f} MP/s | {t / base:.2f}x |")
 
 
 if __name__ == "__main__":

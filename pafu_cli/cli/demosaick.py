@@ -44,8 +44,9 @@ from pafu_cli.models.choice import COLOUR_CHOICES
     type=click.Choice(["standard", "high"]),
     default="standard",
     show_default=True,
-    help="'high': where the noise-free model is picked, its non-linear PAFU network "
-    "(demosaick_high: about 4x the demosaicking time) instead.",
+    help="'high': the picked model's non-linear PAFU network where one is shipped "
+    "(demosaick_high, demosaick_denoise_s5_high, demosaick_denoise_s10_high: about 5x the "
+    "demosaicking time); the vivid twins have none.",
 )
 @click.option(
     "--colours",
