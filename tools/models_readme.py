@@ -118,22 +118,18 @@ def _provenance_cells(m) -> str:
     return f"`{p.get('command', '')}` | {n_chain} | {p.get('seed', '')} | {_data_cell(p.get('data', ''))}"
 
 
-def _pafu_row(name: str, m) -> str:
+def _pafu_row(name: str, m, extra: str = "") -> str:
+    """A linear PAFU model's row; ``extra``: more cells after the selector's."""
     sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
     return (
-        f"| `{name}` | {_task_cell(m)} | {m.n_kernels} | {sizes} | {_selector_cell(m)} "
+        f"| `{name}` | {_task_cell(m)} | {m.n_kernels} | {sizes} | {_selector_cell(m)} {extra}"
         f"| {_quality_cell(m.quality.get('test', {}))} | {_provenance_cells(m)} |"
     )
 
 
 def _pafunet_row(name: str, m) -> str:
     kf = m.feature_bank.shape[3]
-    sizes = "/".join(f"{k}x{k}" for k in sorted(set(m.kernel_sizes.tolist())))
-    return (
-        f"| `{name}` | {_task_cell(m)} | {m.n_kernels} | {sizes} | {_selector_cell(m)} "
-        f"| {m.feature_channels} x {kf}x{kf} | {_quality_cell(m.quality.get('test', {}))} "
-        f"| {_provenance_cells(m)} |"
-    )
+    return _pafu_row(name, m, extra=f"| {m.feature_channels} x {kf}x{kf} ")
 
 
 def _pac_row(name: str, m) -> str:
@@ -157,7 +153,8 @@ TABLES = {
     "pafunet": (
         "## Non-linear PAFU networks (`--quality high`)\n\nThe `pafunet` family "
         "([docs/pafunet.md](../docs/pafunet.md)): each kernel also reads the selector's last hidden "
-        "layer (feature taps: channels x support). Grown from the linear model of the same task by "
+        "layer (feature taps: channels x support). Grown from a shipped linear model (the task's "
+        "default, or the denoising member of the same noise level) by "
         "`pafu train --init-from ... --features 3 --width 24`.",
         "| model | task | kernels | kernel sizes | selector layers | feature taps | test quality (dB) | "
         + PROVENANCE_HEAD,

@@ -45,7 +45,7 @@ from pafu_cli.models.choice import COLOUR_CHOICES
     default="standard",
     show_default=True,
     help="'high': the picked model's non-linear PAFU network where one is shipped "
-    "(demosaick_high, demosaick_denoise_s5_high, demosaick_denoise_s10_high: about 5x the "
+    "(demosaick_high, demosaick_denoise_s5_high, demosaick_denoise_s10_high: 2.8-5.4x the "
     "demosaicking time); the vivid twins have none.",
 )
 @click.option(
